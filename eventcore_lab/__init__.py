@@ -1,0 +1,81 @@
+"""eventcore-lab: multi-stream event sourcing with dynamic consistency boundaries.
+
+>>> from eventcore_lab import Command, Event, Executor, MemoryStore, emit, require, stream
+"""
+
+from .core.command import Command, CommandContext, emit, require, stream
+from .core.errors import (
+    BusinessRuleViolation,
+    CommandError,
+    ConcurrencyConflict,
+    ConnectionFailed,
+    ConnectionPoolExhausted,
+    EventCoreError,
+    MaxIterationsExceeded,
+    MigrationError,
+    ProjectionError,
+    SerializationError,
+    StoreError,
+    StreamAccessDenied,
+    StreamNotFound,
+    Timeout,
+    TransactionError,
+    Unauthorized,
+    UnknownEventType,
+    ValidationError,
+    ValidationFailed,
+    VersionConflict,
+)
+from .core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
+from .core.executor import ExecutionResult, Executor, Phase, Step
+from .core.ids import StreamId, new_event_id
+from .core.registry import Event, EventRegistry, default_registry
+from .core.retry import RetryConfig
+from .stores import EventStore, MemoryStore, Subscription
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BusinessRuleViolation",
+    "Command",
+    "CommandContext",
+    "CommandError",
+    "ConcurrencyConflict",
+    "ConnectionFailed",
+    "ConnectionPoolExhausted",
+    "Event",
+    "EventCoreError",
+    "EventRegistry",
+    "EventStore",
+    "EventToWrite",
+    "ExecutionResult",
+    "Executor",
+    "ExpectedVersion",
+    "MaxIterationsExceeded",
+    "MemoryStore",
+    "Metadata",
+    "MigrationError",
+    "Phase",
+    "ProjectionError",
+    "RetryConfig",
+    "SerializationError",
+    "Step",
+    "StoreError",
+    "StoredEvent",
+    "StreamAccessDenied",
+    "StreamId",
+    "StreamNotFound",
+    "Subscription",
+    "Timeout",
+    "TransactionError",
+    "Unauthorized",
+    "UnknownEventType",
+    "ValidationError",
+    "ValidationFailed",
+    "VersionConflict",
+    "default_registry",
+    "emit",
+    "new_event_id",
+    "require",
+    "stream",
+]

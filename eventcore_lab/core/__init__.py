@@ -1,0 +1,1 @@
+"""The functional core: ids, events, errors, commands, retry and the executor."""

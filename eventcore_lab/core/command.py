@@ -1,0 +1,126 @@
+"""How a command is declared: stream fields, a pure fold, and a decision.
+
+A command is a small class. Fields marked with :func:`stream` name the streams it reads (its consistency
+boundary); ``apply`` folds their events into state; ``handle`` decides, from that state alone, which
+events to write. None of it does I/O: the executor reads, calls these methods and writes.
+
+>>> class Deposit(Command):
+...     account: str = stream()
+...     amount: int
+...
+...     def apply(self, state, event):
+...         return state + event.payload.amount
+...
+...     def initial_state(self):
+...         return 0
+...
+...     def handle(self, state, ctx):
+...         require(self.amount > 0, "amount must be positive")
+...         return [emit(self.account, MoneyDeposited(amount=self.amount))]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from .errors import ValidationFailed
+from .events import EventToWrite, Metadata, StoredEvent
+from .ids import StreamId
+
+S = TypeVar("S")
+
+_STREAM_MARK = "eventcore_lab.stream"
+
+
+def stream(*, default: Any = dataclasses.MISSING) -> Any:
+    """Mark a command field as a stream the command reads.
+
+    The field may hold one stream id, a list/tuple of them (a stream array), or ``None`` (no stream).
+    """
+    return dataclasses.field(default=default, metadata={_STREAM_MARK: True})
+
+
+def emit(stream_id: str, event: object) -> EventToWrite:
+    """A write of ``event`` to ``stream_id``, for ``handle`` to return."""
+    return EventToWrite(stream_id, event)
+
+
+def require(condition: object, message: str) -> None:
+    """Fail the command with :class:`ValidationFailed` (never retried) unless ``condition`` holds."""
+    if not condition:
+        raise ValidationFailed(message)
+
+
+class CommandContext:
+    """What ``handle`` may know besides state, and its only way to widen the consistency boundary."""
+
+    __slots__ = ("_added", "_versions", "metadata", "now")
+
+    def __init__(self, versions: dict[StreamId, int], now: datetime, metadata: Metadata) -> None:
+        self._versions = versions
+        self._added: list[StreamId] = []
+        #: The time of this decision (from the executor's clock, so simulations are repeatable).
+        self.now = now
+        self.metadata = metadata
+
+    @property
+    def streams(self) -> tuple[StreamId, ...]:
+        """The streams read so far, declared then discovered."""
+        return tuple(self._versions)
+
+    def version(self, stream_id: str) -> int:
+        """The version at which ``stream_id`` was read (0: no events)."""
+        return self._versions[StreamId(stream_id)]
+
+    def add_streams(self, *stream_ids: str | Iterable[str]) -> None:
+        """Read these streams too, then fold and decide again (dynamic consistency boundary).
+
+        Streams already read are ignored. Writes returned from a pass that added streams are discarded.
+        """
+        for item in stream_ids:
+            for sid in [item] if isinstance(item, str) else item:
+                valid = StreamId(sid)
+                if valid not in self._versions and valid not in self._added:
+                    self._added.append(valid)
+
+
+class Command(Generic[S]):
+    """Base class of commands. Subclasses become frozen dataclasses automatically.
+
+    Override ``initial_state``, ``apply`` and ``handle``. ``apply`` receives a :class:`StoredEvent`
+    (``event.payload`` is the domain event) from every stream read, in global position order.
+    """
+
+    __stream_fields__: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(frozen=True)(cls)
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        cls.__stream_fields__ = tuple(f.name for f in fields if f.metadata.get(_STREAM_MARK))
+
+    def read_streams(self) -> tuple[StreamId, ...]:
+        """The declared streams, validated, in declaration order, without duplicates."""
+        seen: dict[StreamId, None] = {}
+        for name in self.__stream_fields__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            for sid in [value] if isinstance(value, str) else value:
+                seen[StreamId(sid)] = None
+        return tuple(seen)
+
+    def initial_state(self) -> S:
+        """The state before any event is folded in."""
+        return None  # type: ignore[return-value]
+
+    def apply(self, state: S, event: StoredEvent) -> S:
+        """Fold one event into state. Pure: no I/O, no clock, no randomness."""
+        return state
+
+    def handle(self, state: S, ctx: CommandContext) -> Sequence[EventToWrite]:
+        """Decide which events to write (an empty list is a successful no-op)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement handle(state, ctx)")

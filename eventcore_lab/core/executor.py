@@ -1,0 +1,227 @@
+"""The executor: read -> fold -> decide -> commit, retried on conflict.
+
+The phases are explicit. :meth:`Executor.steps` is a generator that performs one phase per ``next()``,
+so a simulator can interleave many commands deterministically; :meth:`Executor.execute` simply drives it
+to the end, sleeping through backoffs and enforcing the timeout.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import random
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .command import Command, CommandContext
+from .errors import (
+    ConcurrencyConflict,
+    EventCoreError,
+    MaxIterationsExceeded,
+    StreamAccessDenied,
+    Timeout,
+    VersionConflict,
+)
+from .events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
+from .ids import StreamId
+from .retry import RetryConfig
+
+
+class Phase(enum.Enum):
+    READ = "read"
+    DECIDE = "decide"
+    BACKOFF = "backoff"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What the last ``next()`` of :meth:`Executor.steps` did.
+
+    After ``READ`` and ``DECIDE`` the next ``next()`` continues; after ``BACKOFF`` the driver should
+    wait ``delay`` seconds (real or simulated) first. The commit is the final ``next()``: it ends the
+    generator with the :class:`ExecutionResult` (or raises).
+    """
+
+    phase: Phase
+    attempt: int
+    streams: tuple[str, ...]
+    delay: float = 0.0
+    error: EventCoreError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """What a successful command did. ``duration`` is in seconds, retries and backoff included."""
+
+    events_written: list[StoredEvent]
+    streams_affected: tuple[str, ...]
+    attempts: int
+    duration: float
+
+
+Steps = Generator[Step, None, ExecutionResult]
+
+
+class Executor:
+    """Runs commands against a store with optimistic concurrency over every stream read.
+
+    ``clock`` gives the decision time seen by ``handle`` as ``ctx.now``; ``rng`` drives retry jitter.
+    Pass both (and ``sleep``) to make runs repeatable.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        retry: RetryConfig | None = None,
+        timeout: float | None = 30.0,
+        max_discovery_iterations: int = 10,
+        clock: Callable[[], datetime] | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if max_discovery_iterations < 1:
+            raise ValueError(f"max_discovery_iterations must be >= 1, got {max_discovery_iterations}")
+        self.store = store
+        self.retry = retry if retry is not None else RetryConfig()
+        self.timeout = timeout
+        self.max_discovery_iterations = max_discovery_iterations
+        self.clock = clock or _utc_now
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+
+    def execute(
+        self,
+        command: Command[Any],
+        *,
+        metadata: Metadata | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        user_id: str | None = None,
+        timeout: float | None = None,
+    ) -> ExecutionResult:
+        """Run ``command`` to completion and return what it wrote.
+
+        Raises the command's error (ValidationFailed, BusinessRuleViolation, ...), the last retriable
+        error once retries are exhausted (its ``attempts`` set), or Timeout. Nothing partial is written.
+        """
+        budget = self.timeout if timeout is None else timeout
+        deadline = None if budget is None else time.monotonic() + budget
+        steps = self.steps(
+            command,
+            metadata=metadata,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            user_id=user_id,
+        )
+        try:
+            while True:
+                step = next(steps)
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= step.delay:
+                        raise Timeout(
+                            f"{type(command).__name__} did not finish within {budget} s "
+                            f"(attempt {step.attempt}, last phase {step.phase.value}); nothing was written"
+                        )
+                if step.phase is Phase.BACKOFF:
+                    self.sleep(step.delay)
+        except StopIteration as done:
+            result: ExecutionResult = done.value
+            return result
+        finally:
+            steps.close()
+
+    def steps(
+        self,
+        command: Command[Any],
+        *,
+        metadata: Metadata | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        user_id: str | None = None,
+    ) -> Steps:
+        """The phases of running ``command``, one per ``next()``; returns the ExecutionResult."""
+        if not isinstance(command, Command):
+            raise TypeError(f"expected a Command instance, got {type(command).__name__}")
+        if metadata is None:
+            metadata = Metadata(
+                correlation_id=correlation_id or Metadata().correlation_id,
+                causation_id=causation_id,
+                user_id=user_id,
+            )
+        started = time.perf_counter()
+        attempt = 1
+        while True:
+            try:
+                written = yield from self._attempt(command, metadata, attempt)
+                streams = tuple(dict.fromkeys(e.stream_id for e in written))
+                return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
+            except EventCoreError as error:
+                if not self.retry.should_retry(error, attempt - 1):
+                    error.attempts = attempt
+                    raise
+                delay = self.retry.delay(attempt, self.rng)
+                yield Step(Phase.BACKOFF, attempt, _streams_of(error), delay, error)
+                attempt += 1
+
+    def _attempt(
+        self, command: Command[Any], metadata: Metadata, attempt: int
+    ) -> Generator[Step, None, list[StoredEvent]]:
+        versions: dict[StreamId, int] = {}
+        by_stream: list[list[StoredEvent]] = []
+        to_read = list(command.read_streams())
+        for _ in range(self.max_discovery_iterations):
+            if to_read:
+                found = self.store.read_streams(to_read)
+                versions.update(found.versions)
+                if found.events:
+                    by_stream.append(found.events)
+            yield Step(Phase.READ, attempt, tuple(versions))
+
+            state = command.initial_state()
+            events = by_stream[0] if len(by_stream) == 1 else heapq.merge(*by_stream, key=_position)
+            for event in events:
+                state = command.apply(state, event)
+            ctx = CommandContext(versions, self.clock(), metadata)
+            writes = list(command.handle(state, ctx))
+            to_read = ctx._added
+            if not to_read:
+                break
+            yield Step(Phase.DECIDE, attempt, tuple(versions))
+        else:
+            raise MaxIterationsExceeded(self.max_discovery_iterations)
+
+        for write in writes:
+            if not isinstance(write, EventToWrite):
+                raise TypeError(
+                    f"{type(command).__name__}.handle must return emit(...) writes, got {write!r}"
+                )
+            if write.stream_id not in versions and StreamId(write.stream_id) not in versions:
+                raise StreamAccessDenied(write.stream_id, versions)
+        yield Step(Phase.DECIDE, attempt, tuple(versions))
+        if not writes:
+            return []
+        writes = [
+            w if w.metadata is not None else EventToWrite(w.stream_id, w.event, metadata) for w in writes
+        ]
+        expected = {sid: ExpectedVersion.exact(v) for sid, v in versions.items()}
+        try:
+            return list(self.store.append(writes, expected))
+        except VersionConflict as conflict:
+            raise ConcurrencyConflict(conflict.streams) from conflict
+
+
+def _position(event: StoredEvent) -> int:
+    return event.position
+
+
+def _streams_of(error: EventCoreError) -> tuple[str, ...]:
+    return tuple(getattr(error, "streams", ()))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""Example domains used by the tutorials, notebooks, tests and benchmarks."""
