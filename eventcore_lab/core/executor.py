@@ -11,7 +11,7 @@ import enum
 import heapq
 import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -183,7 +183,10 @@ class Executor:
             yield Step(Phase.READ, attempt, tuple(versions))
 
             state = command.initial_state()
-            events = by_stream[0] if len(by_stream) == 1 else heapq.merge(*by_stream, key=_position)
+            if len(by_stream) < 2:
+                events: Iterable[StoredEvent] = by_stream[0] if by_stream else ()
+            else:
+                events = heapq.merge(*by_stream, key=_position)
             for event in events:
                 state = command.apply(state, event)
             ctx = CommandContext(versions, self.clock(), metadata)

@@ -1,0 +1,95 @@
+"""Repository-wide pytest set-up: notebooks are tests too.
+
+A plain ``pytest`` walks the ``testpaths`` of pyproject.toml (tests, tutorials,
+notebooks) and, besides the usual test modules, runs with nbval:
+
+* ``notebooks/*.ipynb``: workbench notebooks, committed without outputs;
+* ``tutorials/*.md``: MyST markdown notebooks (jupytext format). They are
+  collected only when their YAML front matter has a ``jupytext`` section, so a
+  plain ``README.md`` is never mistaken for a notebook.
+
+Notebooks run in nbval's "lax" mode: every code cell must run without error,
+and ``assert`` cells are the checks. The kernel is the interpreter running
+pytest (``--nbval-current-env``). Pass ``--nbval`` for strict output
+comparison or ``--no-notebooks`` to run the Python tests only.
+
+Reading ``.md`` files relies on an nbval internal (``nbval.plugin.nbformat``),
+hence the ``nbval==0.11.*`` pin in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
+
+import jupytext
+import pytest
+import yaml
+from nbval import plugin as nbval_plugin
+
+SANITIZE_FILE = Path(__file__).with_name("nbval_sanitize.cfg")
+
+# Kernel start noise: debugpy (used by ipykernel) warns about frozen modules on
+# Python 3.11 each time a kernel starts. The kernel inherits this environment.
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-notebooks",
+        action="store_true",
+        help="do not run notebooks/*.ipynb and tutorials/*.md (Python tests only)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    opt = config.option
+    if opt.no_notebooks:
+        opt.nbval = opt.nbval_lax = False
+        return
+    if not (opt.nbval or opt.nbval_lax):
+        opt.nbval_lax = True  # notebooks run by default, checked by their asserts
+    if not opt.nbval_kernel_name:
+        opt.nbval_current_env = True  # the venv's interpreter, not a kernelspec
+    if opt.nbval_sanitize_with is None and SANITIZE_FILE.exists():
+        opt.nbval_sanitize_with = str(SANITIZE_FILE)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # pyproject's norecursedirs replaces pytest's default ".*", so skip Jupyter's
+    # autosave copies explicitly.
+    return True if ".ipynb_checkpoints" in collection_path.parts else None
+
+
+def is_text_notebook(path: Path) -> bool:
+    """True when a .md file starts with YAML front matter holding a jupytext section."""
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return False
+    end = text.find("\n---", 4)
+    if end < 0:
+        return False
+    try:
+        meta = yaml.safe_load(text[4:end])
+    except yaml.YAMLError:
+        return False
+    return isinstance(meta, dict) and isinstance(meta.get("jupytext"), dict)
+
+
+class TextNotebookFile(nbval_plugin.IPyNbFile):
+    """nbval's notebook collector, reading the notebook with jupytext instead of nbformat."""
+
+    def collect(self):
+        shim = SimpleNamespace(read=lambda path, as_version=4: jupytext.read(path, as_version=as_version))
+        # Patch only nbval's module-level reference, and only while cells are collected.
+        with mock.patch.object(nbval_plugin, "nbformat", shim):
+            yield from super().collect()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    opt = parent.config.option
+    if (opt.nbval or opt.nbval_lax) and file_path.suffix == ".md" and is_text_notebook(file_path):
+        return TextNotebookFile.from_parent(parent, path=file_path)
+    return None  # .ipynb files are collected by nbval itself
