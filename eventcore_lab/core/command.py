@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, dataclass_transform
 
 from .errors import ValidationFailed
 from .events import EventToWrite, Metadata, StoredEvent
@@ -87,6 +87,7 @@ class CommandContext:
                     self._added.append(valid)
 
 
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, stream))
 class Command(Generic[S]):
     """Base class of commands. Subclasses become frozen dataclasses automatically.
 

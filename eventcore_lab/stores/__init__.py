@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import InvalidFormat
 from ..core.registry import EventRegistry
 from .base import EventStore, StreamsRead, Subscription
+from .chaos import ChaosStats, ChaosStore
 from .memory import MemoryStore
 
 if TYPE_CHECKING:

@@ -1,0 +1,160 @@
+"""A store wrapper that injects faults, so retry policies and invariants can be tested under stress.
+
+Faults come from a seeded RNG, so a failing run can be replayed. Every injected fault happens *before*
+the inner store is touched: an injected failure or conflict never leaves anything written.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.errors import ConnectionFailed, InvalidFormat, TransactionError, VersionConflict
+from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
+from .base import EventStore, StreamsRead, Subscription
+
+
+@dataclass
+class ChaosStats:
+    """What the chaos store has injected so far (for reports and assertions)."""
+
+    calls: int = 0
+    failures: int = 0
+    conflicts: int = 0
+    latency: float = 0.0
+
+
+class ChaosStore:
+    """Wraps ``inner`` and makes ``append``/``read_streams`` (the executor's calls) misbehave.
+
+    Each call first waits a latency drawn uniformly from ``latency`` (seconds, via ``sleep``, which a
+    simulation replaces with virtual time), then fails with probability ``failure_probability``
+    (ConnectionFailed or a retriable TransactionError); an append that got this far conflicts with
+    probability ``conflict_probability`` (VersionConflict on the streams it checks). The defaults are the
+    manual's: 10 % failures, 20 % conflicts, 50-200 ms latency. Other calls pass straight through.
+    """
+
+    def __init__(
+        self,
+        inner: EventStore,
+        *,
+        failure_probability: float = 0.1,
+        conflict_probability: float = 0.2,
+        latency: tuple[float, float] | None = (0.05, 0.2),
+        seed: int | None = None,
+        fail_reads: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        for name, p in (
+            ("failure_probability", failure_probability),
+            ("conflict_probability", conflict_probability),
+        ):
+            if not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+                raise InvalidFormat(f"{name} must be a probability between 0 and 1, got {p!r}")
+        if latency is not None and (len(latency) != 2 or not 0 <= latency[0] <= latency[1]):
+            raise InvalidFormat(f"latency must be (low, high) seconds with 0 <= low <= high, got {latency!r}")
+        self.inner = inner
+        self.failure_probability = float(failure_probability)
+        self.conflict_probability = float(conflict_probability)
+        self.latency = latency
+        self.fail_reads = fail_reads
+        self.sleep = sleep
+        self.stats = ChaosStats()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ChaosStore failure={self.failure_probability} conflict={self.conflict_probability} "
+            f"latency={self.latency} around {self.inner!r}>"
+        )
+
+    # -- the faulty calls ---------------------------------------------------------------------------
+
+    def append(
+        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+    ) -> list[StoredEvent]:
+        fail, conflict = self._draw(can_conflict=bool(expected))
+        if fail is not None:
+            raise fail
+        if conflict:
+            checked = expected or {}
+            raise VersionConflict(
+                {
+                    sid: (f"{exp} (injected conflict)", self.inner.stream_version(sid))
+                    for sid, exp in checked.items()
+                }
+            )
+        return self.inner.append(events, expected)
+
+    def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
+        fail, _ = self._draw(can_conflict=False, can_fail=self.fail_reads)
+        if fail is not None:
+            raise fail
+        return self.inner.read_streams(stream_ids)
+
+    def _draw(self, *, can_conflict: bool, can_fail: bool = True) -> tuple[Exception | None, bool]:
+        """Draw this call's latency and fault; always the same number of draws, so runs replay exactly."""
+        with self._lock:
+            rng = self._rng
+            delay = rng.uniform(*self.latency) if self.latency else 0.0
+            fail_roll, kind_roll, conflict_roll = rng.random(), rng.random(), rng.random()
+            self.stats.calls += 1
+            self.stats.latency += delay
+            error: Exception | None = None
+            if can_fail and fail_roll < self.failure_probability:
+                self.stats.failures += 1
+                if kind_roll < 0.5:
+                    error = ConnectionFailed("injected by ChaosStore: the connection dropped")
+                else:
+                    error = TransactionError(
+                        "injected by ChaosStore: the transaction aborted", retriable=True
+                    )
+            conflict = error is None and can_conflict and conflict_roll < self.conflict_probability
+            if conflict:
+                self.stats.conflicts += 1
+        if delay:
+            self.sleep(delay)
+        return error, conflict
+
+    # -- everything else passes through -------------------------------------------------------------
+
+    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+        return self.inner.read_stream(stream_id, after_version=after_version)
+
+    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+        return self.inner.read_all(after=after, limit=limit)
+
+    def stream_version(self, stream_id: str) -> int:
+        return self.inner.stream_version(stream_id)
+
+    def head(self) -> int:
+        return self.inner.head()
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        return self.inner.wait_for_events(after, timeout)
+
+    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
+        return self.inner.subscribe(after=after, batch_size=batch_size)
+
+    def import_events(self, events: Iterable[StoredEvent]) -> int:
+        return self.inner.import_events(events)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # store-specific extras (e.g. MemoryStore.stream_ids) stay reachable through the wrapper
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __enter__(self) -> ChaosStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
