@@ -10,7 +10,6 @@ on each build, and a failing cell fails the build.
 """
 
 import os
-import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -64,19 +63,3 @@ if (VENDOR / "require.js").is_file() and (VENDOR / "html-manager" / "embed-amd.j
     }
 else:
     print("book/conf.py: no _static/vendor/; widgets would load from a CDN (use scripts/build_book.sh)")
-
-# The tutorials toctree in index.md is a glob. Sphinx 9 warns when a glob
-# matches nothing, and that warning cannot be silenced with suppress_warnings
-# (it carries no type). Until the first chapter exists, drop that toctree from
-# index.md while reading it; afterwards an empty glob is an error again.
-HAVE_TUTORIALS = any(p.name != "README.md" for p in (HERE / "tutorials").glob("*.md"))
-TUTORIALS_TOCTREE = re.compile(r"```\{toctree\}[^`]*?\ntutorials/\*\n```\n")
-
-
-def drop_empty_tutorials_toctree(app, docname, source):
-    if docname == "index" and not HAVE_TUTORIALS:
-        source[0] = TUTORIALS_TOCTREE.sub("*No tutorials yet.*\n", source[0])
-
-
-def setup(app):
-    app.connect("source-read", drop_empty_tutorials_toctree)

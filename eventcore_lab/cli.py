@@ -53,6 +53,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _board(args: argparse.Namespace) -> int:
+    """Draw the event-modeling board of the commands and projections in a module."""
+    from .modeling.cli import draw_board
+
+    print(draw_board(args.module, args.output, title=args.title))
+    return 0
+
+
+def add_board_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``eventcore-lab board MODULE -o board.svg``."""
+    board = commands.add_parser(
+        "board", help="draw the event-model board of a module's commands and projections"
+    )
+    board.add_argument("module", help="a module name (eventcore_lab.examples.coffee) or a .py file")
+    board.add_argument("-o", "--output", default="board.svg", help="file to write: .svg, .png, .pdf or .dot")
+    board.add_argument("--title", default=None, help="title drawn on the board (default: the module name)")
+    board.set_defaults(run=_board)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventcore-lab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="'memory', a DuckDB file (default: eventcore.duckdb) or a postgresql:// URL",
     )
     demo.set_defaults(run=_demo)
+    add_board_parser(commands)
     return parser
 
 

@@ -1,0 +1,64 @@
+"""Time travel with a slider: the timeline of history with a marker, and a read model as it was at the
+chosen position."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..core.errors import InvalidFormat
+from ..modeling.timeline import Timeline
+from ._render import read_model_html
+
+
+class TimelineSlider(widgets.VBox):
+    """A position slider over recorded history. ``projection`` is a factory (a class, or a function
+    returning a new empty read model): the state at position p is a fresh fold of events up to p."""
+
+    def __init__(
+        self,
+        source: Any,
+        projection: Callable[[], Any],
+        *,
+        streams: Any = None,
+        view: Callable[[Any], str] = read_model_html,
+        title: str = "",
+    ) -> None:
+        if not callable(projection):
+            raise InvalidFormat("TimelineSlider needs a projection factory: a class or a function making one")
+        from ..modeling.timeline import timeline
+
+        self.factory = projection
+        self.view = view
+        self.timeline: Timeline = timeline(source, streams=streams, title=title)
+        self.all_events = list(source.read_all() if hasattr(source, "read_all") else source)
+        head = max((e.position for e in self.all_events), default=0)
+        self.slider = widgets.IntSlider(
+            description="position", min=0, max=head, value=head, continuous_update=False
+        )
+        self.picture = widgets.HTML()
+        self.state = widgets.HTML()
+        self.slider.add_class("ec-position")
+        self.slider.observe(lambda _change: self._redraw(), names="value")
+        super().__init__(children=[self.slider, self.picture, self.state])
+        self.add_class("ec-timeline-slider")
+        self._redraw()
+
+    def state_at(self, position: int) -> Any:
+        """The read model built from every event with a position up to ``position``."""
+        model = self.factory()
+        for event in self.all_events:
+            if event.position > position:
+                break
+            model.apply(event)
+        return model
+
+    @property
+    def current(self) -> Any:
+        return self.state_at(self.slider.value)
+
+    def _redraw(self) -> None:
+        self.picture.value = self.timeline.with_marker(self.slider.value).svg()
+        self.state.value = self.view(self.current)

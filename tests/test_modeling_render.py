@@ -1,0 +1,199 @@
+"""Boards (graphviz) and timelines: valid SVG with the expected labels, layout, files, and clear errors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventcore_lab import EventToWrite, Executor, MemoryStore, Metadata
+from eventcore_lab.cli import main as cli_main
+from eventcore_lab.core.errors import InvalidFormat
+from eventcore_lab.examples import banking, coffee, tasks
+from eventcore_lab.modeling import COLOURS, GraphvizMissing, Kind, derive_model, timeline
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None and not __import__("os").environ.get("CI"),
+    reason="Graphviz `dot` is not installed (apt-get install graphviz)",
+)
+
+
+def texts(svg: str) -> list[tuple[str, float, float]]:
+    """(text, x, y) of every <text> element; parsing also proves the SVG is well-formed XML."""
+    root = ET.fromstring(svg)
+    return [
+        ("".join(t.itertext()).strip(), float(t.get("x", 0)), float(t.get("y", 0)))
+        for t in root.iter(f"{SVG}text")
+    ]
+
+
+def position_of(svg: str, label: str) -> tuple[float, float]:
+    found = [(x, y) for text, x, y in texts(svg) if text == label]
+    assert found, f"{label!r} is not drawn"
+    return found[0]
+
+
+# -- boards ---------------------------------------------------------------------------------------------
+
+
+@needs_dot
+@pytest.mark.parametrize("module", [banking, tasks, coffee], ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_board_svg_has_every_element_and_lane(module: Any) -> None:
+    model = derive_model(module)
+    svg = model.board().svg()
+    labels = {text for text, _, _ in texts(svg)}
+    for name in model.elements:
+        assert name in labels
+    for lane in model.lanes:
+        assert f"{lane}-*" in labels
+    fills = set(re.findall(r'fill="(#[0-9a-f]{6})"', svg))
+    assert COLOURS[Kind.EVENT] in fills and COLOURS[Kind.COMMAND] in fills
+    if model.read_models:
+        assert COLOURS[Kind.READ_MODEL] in fills
+
+
+@needs_dot
+def test_board_layout_time_left_to_right_and_lanes_top_down() -> None:
+    svg = derive_model(coffee).board().svg()
+    xs = [position_of(svg, c.__name__)[0] for c in coffee.COMMANDS]
+    assert xs == sorted(xs)  # the timeline runs left to right in the order of the slices
+    # an event is right of the command that writes it, in its own lane below the command row
+    cmd_x, cmd_y = position_of(svg, "PlaceOrder")
+    ev_x, ev_y = position_of(svg, "OrderPlaced")
+    assert ev_x > cmd_x and ev_y > cmd_y
+    lanes = ["automations", "commands · read models", "customer-*", "order-*", "payment-*", "barista-*"]
+    ys = [position_of(svg, lane)[1] for lane in lanes]
+    assert ys == sorted(ys)
+    assert position_of(svg, "CustomerEntered")[1] < position_of(svg, "CoffeePrepared")[1]
+    assert position_of(svg, "HandOverPreparedOrders")[1] < cmd_y  # the robot sits on top
+
+
+@needs_dot
+def test_board_rich_display_and_files(tmp_path: Path) -> None:
+    model = derive_model(coffee)
+    bundle = model._repr_mimebundle_()
+    assert bundle["image/svg+xml"].lstrip().startswith("<?xml")
+    assert model.board()._repr_svg_() == bundle["image/svg+xml"]
+    png = model.board().save(tmp_path / "b.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = model.board(title="Coffee!").save(tmp_path / "b.svg")
+    assert "Coffee!" in {t for t, _, _ in texts(svg.read_text())}
+    dot = model.board().save(tmp_path / "b.dot")
+    assert "digraph" in dot.read_text()
+    with pytest.raises(InvalidFormat, match=r"use \.svg, \.png, \.pdf or \.dot"):
+        model.board().save(tmp_path / "b.gif")
+
+
+def test_missing_dot_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no `dot` anywhere
+    board = derive_model(banking).board()
+    assert "digraph" in board.source  # the DOT text needs no Graphviz
+    with pytest.raises(GraphvizMissing, match="apt-get install graphviz") as raised:
+        board.svg()
+    assert raised.value.code == "EC010"
+    bundle = board._repr_mimebundle_()
+    assert "image/svg+xml" not in bundle and "apt-get install graphviz" in bundle["text/html"]
+
+
+@needs_dot
+def test_cli_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "board.svg"
+    assert cli_main(["board", "eventcore_lab.examples.coffee", "-o", str(out)]) == 0
+    assert "6 commands, 6 events, 3 read models, 1 automations" in capsys.readouterr().out
+    assert "CustomerReceipts" in {t for t, _, _ in texts(out.read_text())}
+
+    domain = tmp_path / "mydomain.py"
+    domain.write_text("from eventcore_lab.examples.banking import Deposit, Withdraw\n")
+    assert cli_main(["board", str(domain), "-o", str(tmp_path / "b.png")]) == 1  # imports only: nothing
+    assert "defines no commands" in capsys.readouterr().err
+    domain.write_text(
+        "from eventcore_lab.examples.banking import Deposit, Withdraw\nCOMMANDS = (Deposit, Withdraw)\n"
+    )
+    assert cli_main(["board", str(domain), "-o", str(tmp_path / "b.png")]) == 0
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli_main(["board", "no.such.module", "-o", str(out)]) == 1
+    assert "cannot import module 'no.such.module'" in capsys.readouterr().err
+
+
+# -- timelines ------------------------------------------------------------------------------------------
+
+
+def _history() -> tuple[MemoryStore, Any]:
+    store = MemoryStore()
+    executor = Executor(store)
+
+    def run(command: Any, **kw: Any) -> Any:
+        return executor.execute(command, metadata=Metadata(custom={"command": type(command).__name__}, **kw))
+
+    acc = banking.account_stream
+    run(banking.OpenAccount(acc(1), "ann", 100))
+    run(banking.OpenAccount(acc(2), "bob"))
+    transfer = run(banking.TransferMoney(acc(1), acc(2), 30))
+    cause = transfer.events_written[0]
+    run(
+        banking.Deposit(acc(2), 5, "fee refund"),
+        correlation_id=cause.metadata.correlation_id,
+        causation_id=str(cause.event_id),
+    )
+    store.append([EventToWrite("audit-1", banking.MoneyDeposited(amount=1))])
+    return store, transfer
+
+
+def test_timeline_rows_events_commands_and_causation() -> None:
+    store, _ = _history()
+    line = timeline(store, title="bank")
+    assert line.streams == ["account-1", "account-2", "audit-1"]
+    commits = line.commits()
+    assert [c.label for c in commits] == ["OpenAccount", "OpenAccount", "TransferMoney", "Deposit", "commit"]
+    assert [len(c.events) for c in commits] == [1, 1, 2, 1, 1]  # the transfer wrote both accounts at once
+    root = ET.fromstring(line.svg())
+    assert len(list(root.iter(f"{SVG}circle"))) == 6  # one dot per event
+    assert len(list(root.iter(f"{SVG}rect"))) == 1 + 5  # background + one marker per commit
+    dashed = [e for e in root.iter(f"{SVG}line") if e.get("stroke-dasharray")]
+    assert len(dashed) == 2  # causation arrow (transfer -> deposit) and the same-correlation link
+    labels = [t for t, _, _ in texts(line.svg())]
+    assert {"account-1", "account-2", "audit-1", "TransferMoney", "MoneyTransferred", "bank"} <= set(labels)
+    frame = line.to_frame()
+    assert list(frame["position"]) == [1, 2, 3, 4, 5, 6]
+    assert frame["causation_id"].notna().sum() == 1
+
+
+def test_timeline_selection_by_streams_and_window() -> None:
+    store, transfer = _history()
+    assert timeline(store, streams="account-2").streams == ["account-2"]
+    assert timeline(store, streams=["audit-*", "account-1"]).streams == ["account-1", "audit-1"]
+    window = timeline(store, start=3, end=4)
+    assert [e.position for e in window.events] == [3, 4]
+    when = transfer.events_written[0].recorded_at
+    by_time = timeline(store, start=when, end=when + timedelta(microseconds=0))
+    assert {e.event_type for e in by_time.events} == {"MoneyTransferred"}
+    assert timeline(store, streams="nothing-*").events == []
+    with pytest.raises(InvalidFormat, match="empty selection"):
+        timeline(store, streams=[])
+    with pytest.raises(InvalidFormat, match="position \\(int\\) or a datetime"):
+        timeline(store, start="yesterday")  # type: ignore[arg-type]
+    with pytest.raises(InvalidFormat, match="axis is 'position' or 'time'"):
+        timeline(store, axis="space")
+
+
+def test_timeline_time_axis_marker_and_files(tmp_path: Path) -> None:
+    store, _ = _history()
+    by_time = timeline(store, axis="time")
+    xs = [float(c.get("cx", 0)) for c in ET.fromstring(by_time.svg()).iter(f"{SVG}circle")]
+    assert xs == sorted(xs)
+    marked = timeline(store).with_marker(3)
+    assert "position 3" in {t for t, _, _ in texts(marked.svg())}
+    assert marked._repr_svg_() == marked.svg()
+    assert marked.save(tmp_path / "t.svg").read_text().startswith("<svg")
+    assert marked.save(tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(InvalidFormat, match=r"use \.svg, \.png or \.pdf"):
+        marked.save(tmp_path / "t.txt")
+    assert "0 events" in repr(timeline([]))
+    ET.fromstring(timeline([]).svg())  # an empty timeline is still a valid picture
