@@ -150,10 +150,12 @@ def test_concurrent_withdrawals_in_threads_exactly_one_succeeds() -> None:
 
 
 class PriceSet(Event):
+    event_type = "test.executor.PriceSet"
     price: int
 
 
 class OrderPlaced(Event):
+    event_type = "test.executor.OrderPlaced"
     price: int
 
 
@@ -213,6 +215,7 @@ def test_exhausted_retries_raise_the_last_conflict_with_the_attempt_count() -> N
 
 
 class Note(Event):
+    event_type = "test.executor.Note"
     text: str
 
 

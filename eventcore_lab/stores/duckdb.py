@@ -1,0 +1,979 @@
+"""The DuckDB store: the embedded default, one file and no server, strong at analytics.
+
+A DuckDB transaction costs a millisecond or more while a columnar insert of many rows is cheap, so this
+store keeps what the write path needs in the process and talks to DuckDB in batches:
+
+* every stream's version lives in memory (a DuckDB file has one writing process, so it cannot go stale);
+  appends are validated against it under a lock, without a DuckDB round trip;
+* concurrent appends are **group-committed**: each validated append joins a queue, the first waiting
+  appender becomes the leader and writes everyone's events in one DuckDB transaction (one Arrow insert),
+  and every append returns only after its group has committed, so a successful append is durable;
+* recently read or written streams (an LRU bounded by ``cache_events``) and the newest events of the log
+  (``tail_events``) are served from memory, so the executor and tailing subscribers rarely touch DuckDB.
+
+Positions are handed out in queue order and groups commit in that order, so the log grows without holes
+and a tailing reader can never miss an event. If a group fails to commit, it and every append queued
+behind it fail with a retriable :class:`TransactionError` and nothing of them is stored.
+
+Analytics and tools (for the notebooks and the projections package):
+
+* ``store.sql("select stream_id, count(*) from events group by 1")`` runs one read-only query and returns a
+  pandas DataFrame; ``events`` is the log table (payload and metadata as JSON text).
+* ``store.events_frame(after=0, ...)`` is the log as a DataFrame, filtered in SQL.
+* ``store.checkpoint_load(name) -> int`` and ``store.checkpoint_save(name, position)`` keep projection
+  checkpoints in the same file (table ``checkpoints``); ``store.checkpoints()`` lists them.
+* ``with store.connection() as con:`` lends a DuckDB cursor under the store's lock, for a projection's own
+  tables; never write to ``events`` through it.
+* ``store.export_events(path)`` and ``store.import_file(path)`` move Parquet/JSON Lines files in bulk;
+  ``store.import_events(events)`` loads StoredEvents with one Arrow insert (see :mod:`.bulk`).
+
+A second process opening the same file for writing gets :class:`ConnectionFailed` naming the file and the
+process that holds it. ``read_only=True`` opens a file for analysis when no writer holds it (DuckDB lets
+several read-only processes share a file, but not alongside a writer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+import pandas as pd
+import pyarrow as pa
+
+from ..core.errors import (
+    ConnectionFailed,
+    InvalidFormat,
+    MigrationError,
+    StoreError,
+    TransactionError,
+    UnknownEventType,
+    VersionConflict,
+)
+from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
+from ..core.ids import StreamId, new_event_id
+from ..core.registry import EventRegistry, default_registry
+from . import bulk
+from .base import MAX_PAYLOAD_BYTES, StreamsRead, Subscription, check_expected, prepare_append
+
+#: Version of the tables this module writes; stored in ``eventcore_schema`` for future migrations.
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+create table if not exists eventcore_schema (
+    version integer not null,
+    applied_at timestamptz not null
+);
+create table if not exists events (
+    position bigint primary key,
+    event_id uuid not null,
+    stream_id varchar not null,
+    version bigint not null,
+    event_type varchar not null,
+    payload json not null,
+    metadata json not null,
+    recorded_at timestamptz not null
+);
+create table if not exists checkpoints (
+    name varchar primary key,
+    position bigint not null,
+    updated_at timestamptz not null
+);
+"""
+
+_COLUMNS = "position, event_id, stream_id, version, event_type, payload, metadata, recorded_at"
+
+_ARROW_SCHEMA = pa.schema(
+    [
+        ("position", pa.int64()),
+        ("event_id", pa.uuid()),
+        ("stream_id", pa.string()),
+        ("version", pa.int64()),
+        ("event_type", pa.string()),
+        ("payload", pa.string()),
+        ("metadata", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+_IMPORT_CHUNK = 200_000
+_metadata_encoder = msgspec.json.Encoder()
+_metadata_decoder = msgspec.json.Decoder(Metadata)
+
+# Files open for writing by a DuckDBStore of this process: DuckDB would hand a second store the same
+# database, and two stores each believing they own the versions would corrupt the log.
+_open_files: dict[str, str] = {}
+_open_files_lock = threading.Lock()
+
+
+class _Rows:
+    """Column lists of events bound for the ``events`` table."""
+
+    __slots__ = ("event_ids", "metadata", "payloads", "positions", "recorded", "streams", "types", "versions")
+
+    def __init__(self) -> None:
+        self.positions: list[int] = []
+        self.event_ids: list[bytes] = []
+        self.streams: list[str] = []
+        self.versions: list[int] = []
+        self.types: list[str] = []
+        self.payloads: list[bytes] = []
+        self.metadata: list[bytes] = []
+        self.recorded: list[datetime] = []
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def extend(self, other: _Rows) -> None:
+        for name in self.__slots__:
+            getattr(self, name).extend(getattr(other, name))
+
+    def table(self, start: int = 0, stop: int | None = None) -> pa.Table:
+        cut = slice(start, stop)
+        ids = pa.array(self.event_ids[cut], pa.binary(16))
+        return pa.Table.from_arrays(
+            [
+                pa.array(self.positions[cut], pa.int64()),
+                pa.ExtensionArray.from_storage(pa.uuid(), ids),
+                pa.array(self.streams[cut], pa.string()),
+                pa.array(self.versions[cut], pa.int64()),
+                pa.array(self.types[cut], pa.string()),
+                pa.array(self.payloads[cut], pa.string()),
+                pa.array(self.metadata[cut], pa.string()),
+                pa.array(self.recorded[cut], pa.timestamp("us", tz="UTC")),
+            ],
+            schema=_ARROW_SCHEMA,
+        )
+
+
+class _Batch:
+    """One append (or import) waiting in the group-commit queue; it ends at position ``end``."""
+
+    __slots__ = ("done", "end", "error", "events", "rows", "staged", "streams")
+
+    def __init__(
+        self,
+        rows: _Rows,
+        events: list[StoredEvent] | None,
+        streams: dict[str, int],
+        end: int,
+        staged: tuple[str, int] | None = None,
+    ) -> None:
+        self.rows = rows
+        self.events = events  # None for imports: their streams are dropped from the cache instead
+        self.streams = streams  # stream id -> version after this batch
+        self.end = end
+        self.staged = staged  # (staging table, first position) of a file import done in SQL
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class DuckDBStore:
+    """An event store in a DuckDB file (or ``":memory:"``); see the module docstring for the design.
+
+    ``cache_events`` bounds the events kept for recently used streams; ``tail_events`` the newest events
+    kept for tailing readers. ``show_progress`` controls bulk progress bars (None: on a terminal only).
+    Small commits run DuckDB single-threaded (its worker threads cost more CPU than a few rows are worth);
+    analytics, exports and large imports use ``analytics_threads`` (default: every core).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        registry: EventRegistry | None = None,
+        read_only: bool = False,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        cache_events: int = 200_000,
+        tail_events: int = 50_000,
+        show_progress: bool | None = None,
+        analytics_threads: int | None = None,
+    ) -> None:
+        self.registry = registry or default_registry
+        self.max_payload_bytes = max_payload_bytes
+        self.read_only = read_only
+        self.cache_events = cache_events
+        self.tail_events = tail_events
+        self.show_progress = show_progress
+        self.analytics_threads = analytics_threads or os.cpu_count() or 1
+        self.path = str(path)
+        self._key = self._claim(self.path, read_only)
+        try:
+            self._con = _connect(self.path, read_only)
+        except BaseException:
+            self._release()
+            raise
+        try:
+            self._migrate()
+        except BaseException:
+            self._con.close()
+            self._release()
+            raise
+        self._db_lock = threading.RLock()  # guards self._con; taken before self._lock, never after
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._closed = False
+        # Committed state (what DuckDB holds) ...
+        self._versions: dict[str, int] = {}
+        self._head = 0
+        # ... and the overlay of validated appends waiting in the queue or being committed.
+        self._pending: dict[str, int] = {}
+        self._next_position = 1
+        self._queue: list[_Batch] = []
+        self._committing = False
+        self._cache: OrderedDict[str, list[StoredEvent]] = OrderedDict()
+        self._cached = 0
+        self._tail: list[StoredEvent] = []
+        self._tail_start = 1
+        self._load()
+
+    # -- opening -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _claim(path: str, read_only: bool) -> str | None:
+        if path == ":memory:" or path.startswith(":memory:") or read_only:
+            return None
+        key = os.path.realpath(path)
+        with _open_files_lock:
+            if key in _open_files:
+                raise ConnectionFailed(
+                    f"DuckDB file {path} is already open for writing by another DuckDBStore in this process; "
+                    "share that store or close it first",
+                    retriable=False,
+                )
+            _open_files[key] = path
+        return key
+
+    def _release(self) -> None:
+        if self._key is not None:
+            with _open_files_lock:
+                _open_files.pop(self._key, None)
+            self._key = None
+
+    def _migrate(self) -> None:
+        con = self._con
+        try:
+            tables = {row[0] for row in con.execute("select table_name from duckdb_tables()").fetchall()}
+            if "eventcore_schema" in tables:
+                row = con.execute("select max(version) from eventcore_schema").fetchall()[0]
+                found = row[0] or 0
+                if found > SCHEMA_VERSION:
+                    raise MigrationError(
+                        f"DuckDB file {self.path} has schema version {found}, newer than this eventcore-lab "
+                        f"understands ({SCHEMA_VERSION}); upgrade eventcore-lab"
+                    )
+                if found == SCHEMA_VERSION:
+                    return
+            if self.read_only:
+                raise MigrationError(
+                    f"DuckDB file {self.path} holds no eventcore-lab event store (schema version "
+                    f"{SCHEMA_VERSION}); open it once for writing to create one"
+                )
+            con.execute("begin")
+            con.execute(_SCHEMA)
+            con.execute("insert into eventcore_schema values (?, now())", [SCHEMA_VERSION])
+            con.execute("commit")
+        except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("rollback")
+            raise MigrationError(f"cannot create the event tables in {self.path}: {exc}") from exc
+
+    def _load(self) -> None:
+        """Read every stream's version and the head position: all the write path needs."""
+        rows = self._con.execute(
+            "select stream_id, max(version) from events group by stream_id order by min(position)"
+        ).fetchall()
+        self._versions = dict(rows)
+        self._head = self._con.execute("select coalesce(max(position), 0) from events").fetchall()[0][0]
+        self._next_position = self._head + 1
+        self._tail_start = self._head + 1
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "read-write"
+        return f"<DuckDBStore {self.path!r} ({mode}): {self._head} events in {len(self._versions)} streams>"
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def append(
+        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+    ) -> list[StoredEvent]:
+        prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
+        self._check_writable()
+        if not prepared:
+            with self._lock:
+                check_expected(checks, self._version_with_pending)
+            return []
+        rows = _Rows()
+        stored: list[StoredEvent] = []
+        with self._lock:
+            check_expected(checks, self._version_with_pending)
+            now = datetime.now(UTC)
+            versions: dict[str, int] = {}
+            position = self._next_position
+            for item in prepared:
+                sid = item.stream_id
+                version = versions.get(sid) or self._version_with_pending(sid)
+                versions[sid] = version = version + 1
+                event_id = new_event_id()
+                stored.append(
+                    StoredEvent(
+                        event_id=event_id,
+                        stream_id=sid,
+                        version=version,
+                        position=position,
+                        event_type=item.event_type,
+                        payload=item.payload,
+                        metadata=item.metadata,
+                        recorded_at=now,
+                    )
+                )
+                rows.positions.append(position)
+                rows.event_ids.append(event_id.bytes)
+                rows.streams.append(sid)
+                rows.versions.append(version)
+                rows.types.append(item.event_type)
+                rows.payloads.append(item.payload_json)
+                rows.metadata.append(_metadata_encoder.encode(item.metadata))
+                rows.recorded.append(now)
+                position += 1
+            batch = self._enqueue(rows, stored, versions, position)
+        self._wait_durable(batch)
+        return stored
+
+    def import_events(self, events: Iterable[StoredEvent], *, progress: bool | None = None) -> int:
+        """Load stored events with one Arrow insert; positions are renumbered, all else kept.
+
+        Each event's version must follow its stream's current version (or the previous imported event of
+        the stream). Nothing is stored when any event is refused.
+        """
+        self._check_writable()
+        show = self.show_progress if progress is None else progress
+        total = len(events) if isinstance(events, list | tuple) else None
+        rows = _Rows()
+        first_version: dict[str, int] = {}
+        last_version: dict[str, int] = {}
+        encode = self.registry.encode
+        type_name = self.registry.type_name
+        for event in bulk.progress_bar(events, total=total, desc="validate import", progress=show):
+            if not isinstance(event, StoredEvent):
+                raise InvalidFormat(f"import expects StoredEvent items, got {type(event).__name__}")
+            sid = StreamId(event.stream_id)
+            if type_name(event.payload) != event.event_type:
+                raise UnknownEventType(
+                    f"event {event.event_id} says its type is {event.event_type!r} but its payload is a "
+                    f"{type(event.payload).__qualname__} registered as {type_name(event.payload)!r}"
+                )
+            previous = last_version.get(sid)
+            if previous is None:
+                first_version[sid] = event.version
+            elif event.version != previous + 1:
+                raise VersionConflict({sid: (f"version {event.version - 1}", previous)})
+            last_version[sid] = event.version
+            rows.event_ids.append(event.event_id.bytes)
+            rows.streams.append(sid)
+            rows.versions.append(event.version)
+            rows.types.append(event.event_type)
+            rows.payloads.append(encode(event.payload))
+            rows.metadata.append(_metadata_encoder.encode(event.metadata))
+            rows.recorded.append(event.recorded_at)
+        if not rows.streams:
+            return 0
+        with self._lock:
+            self._check_follows(first_version)
+            start = self._next_position
+            rows.positions = list(range(start, start + len(rows.streams)))
+            batch = self._enqueue(rows, None, last_version, start + len(rows.streams))
+        self._wait_durable(batch)
+        return len(rows)
+
+    def _check_follows(self, first_version: Mapping[str, int]) -> None:
+        """Refuse an import whose first event of a stream does not follow that stream's version."""
+        conflicts = {}
+        for sid, version in first_version.items():
+            current = self._version_with_pending(sid)
+            if version != current + 1:
+                conflicts[sid] = (f"version {version - 1}", current)
+        if conflicts:
+            raise VersionConflict(conflicts)
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise StoreError(f"the DuckDB store {self.path} is closed")
+        if self.read_only:
+            raise TransactionError(f"the DuckDB store {self.path} was opened read-only; it cannot be written")
+
+    def _version_with_pending(self, stream_id: str) -> int:
+        version = self._pending.get(stream_id)
+        return self._versions.get(stream_id, 0) if version is None else version
+
+    def _enqueue(
+        self,
+        rows: _Rows,
+        events: list[StoredEvent] | None,
+        versions: dict[str, int],
+        end: int,
+        staged: str | None = None,
+    ) -> _Batch:
+        """Reserve positions ``self._next_position`` .. ``end - 1`` and the versions of a validated batch.
+
+        Caller holds ``self._lock``.
+        """
+        if self._closed:
+            raise StoreError(f"the DuckDB store {self.path} is closed")
+        batch = _Batch(
+            rows, events, versions, end - 1, None if staged is None else (staged, self._next_position)
+        )
+        self._pending.update(versions)
+        self._next_position = end
+        self._queue.append(batch)
+        return batch
+
+    def _wait_durable(self, batch: _Batch) -> None:
+        """Return once ``batch`` is committed, leading a group commit when no one else is."""
+        with self._lock:
+            while not batch.done:
+                if not self._committing and self._queue:
+                    self._committing = True
+                    group, self._queue = self._queue, []
+                    self._lock.release()
+                    try:
+                        self._commit_group(group)
+                    finally:
+                        self._lock.acquire()
+                else:
+                    self._changed.wait()
+        if batch.error is not None:
+            raise batch.error
+
+    def _commit_group(self, group: list[_Batch]) -> None:
+        """Write ``group`` in one DuckDB transaction, then publish it. Runs without ``self._lock``."""
+        rows = group[0].rows
+        if len(group) > 1:
+            rows = _Rows()
+            for batch in group:
+                rows.extend(batch.rows)
+        staged = [batch.staged for batch in group if batch.staged is not None]
+        error: BaseException | None = None
+        with self._db_lock:
+            con = self._con
+            try:
+                if staged:
+                    self._insert_staged(rows, staged)
+                elif len(rows) <= _IMPORT_CHUNK:
+                    # One call, one implicit transaction: every call into DuckDB gives up the GIL, and
+                    # with many client threads getting it back costs up to a switch interval each time.
+                    con.from_arrow(rows.table()).insert_into("events")
+                else:
+                    with self._parallel():
+                        try:
+                            con.execute("begin")
+                            for start in range(0, len(rows), _IMPORT_CHUNK):
+                                con.from_arrow(rows.table(start, start + _IMPORT_CHUNK)).insert_into("events")
+                            con.execute("commit")
+                        except BaseException:
+                            with contextlib.suppress(duckdb.Error):
+                                con.execute("rollback")
+                            raise
+            except BaseException as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("rollback")
+                error = exc
+            with self._lock:
+                if error is None:
+                    self._publish(group)
+                else:
+                    self._fail(group, error)
+                self._committing = False
+                self._changed.notify_all()
+
+    def _insert_staged(self, rows: _Rows, staged: list[tuple[str, int]]) -> None:
+        """Commit Arrow rows and staged file imports in one transaction. Caller holds ``self._db_lock``."""
+        con = self._con
+        with self._parallel():
+            try:
+                con.execute("begin")
+                for start in range(0, len(rows), _IMPORT_CHUNK):
+                    con.from_arrow(rows.table(start, start + _IMPORT_CHUNK)).insert_into("events")
+                for table, first in staged:
+                    con.execute(
+                        f"insert into events select {int(first)} + n, event_id::uuid, stream_id, version, "
+                        f"event_type, payload::json, metadata::json, recorded_at from {table} order by n"
+                    )
+                con.execute("commit")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("rollback")
+                raise
+            finally:
+                for table, _ in staged:
+                    with contextlib.suppress(duckdb.Error):
+                        con.execute(f"drop table if exists {table}")
+
+    def _publish(self, group: list[_Batch]) -> None:
+        """Make a committed group visible to readers. Holds both locks."""
+        versions, pending, cache = self._versions, self._pending, self._cache
+        for batch in group:
+            for sid, version in batch.streams.items():
+                versions[sid] = version
+                if pending.get(sid) == version:
+                    del pending[sid]
+            if batch.events is None:
+                for sid in batch.streams:
+                    dropped = cache.pop(sid, None)
+                    if dropped is not None:
+                        self._cached -= len(dropped)
+                self._tail = []
+                self._tail_start = batch.end + 1
+            else:
+                for event in batch.events:
+                    events = cache.get(event.stream_id)
+                    if events is not None:
+                        events.append(event)
+                        self._cached += 1
+                    elif event.version == 1:
+                        cache[event.stream_id] = [event]
+                        self._cached += 1
+                self._tail.extend(batch.events)
+            batch.done = True
+        self._head = group[-1].end
+        self._trim()
+
+    def _fail(self, group: list[_Batch], error: BaseException) -> None:
+        """Fail ``group`` and everything queued behind it (validated against it), and forget them."""
+        if isinstance(error, duckdb.Error):
+            error = TransactionError(f"DuckDB could not commit to {self.path}: {error}", retriable=True)
+        for batch in group + self._queue:
+            batch.error = error
+            batch.done = True
+        self._queue = []
+        self._pending = {}
+        self._next_position = self._head + 1
+
+    def _trim(self) -> None:
+        """Keep the cache and the tail within their budgets. Caller holds ``self._lock``."""
+        cache = self._cache
+        while self._cached > self.cache_events and len(cache) > 1:
+            _, events = cache.popitem(last=False)
+            self._cached -= len(events)
+        if len(self._tail) > 2 * self.tail_events:
+            drop = len(self._tail) - self.tail_events
+            del self._tail[:drop]
+            self._tail_start += drop
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+        return self._stream(StreamId(stream_id))[after_version:]
+
+    def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
+        ids = list(dict.fromkeys(StreamId(s) for s in stream_ids))
+        found: dict[str, list[StoredEvent]] = {}
+        with self._lock:
+            missing = [sid for sid in ids if not self._cached_copy(sid, found)]
+        if missing:
+            with self._db_lock, self._lock:
+                # Both locks: DuckDB and memory agree, so what is read now can be cached.
+                still = [sid for sid in missing if not self._cached_copy(sid, found)]
+                if still:
+                    for sid, events in self._fetch_streams(still).items():
+                        found[sid] = events
+                        self._remember(sid, events)
+        lists = [found[sid] for sid in ids if found[sid]]
+        if len(lists) == 1:
+            merged = lists[0]
+        else:
+            merged = sorted((e for events in lists for e in events), key=_by_position)
+        return StreamsRead(merged, {sid: len(found[sid]) for sid in ids})
+
+    def _stream(self, sid: str) -> list[StoredEvent]:
+        found: dict[str, list[StoredEvent]] = {}
+        with self._lock:
+            if self._cached_copy(sid, found):
+                return found[sid]
+        with self._db_lock, self._lock:
+            if not self._cached_copy(sid, found):
+                found[sid] = self._fetch_streams([sid])[sid]
+                self._remember(sid, found[sid])
+        return found[sid]
+
+    def _cached_copy(self, sid: str, into: dict[str, list[StoredEvent]]) -> bool:
+        """Copy a stream from memory into ``into`` if it is cached or known empty. Holds ``self._lock``."""
+        if self._versions.get(sid, 0) == 0:
+            into[sid] = []
+            return True
+        events = self._cache.get(sid)
+        if events is None:
+            return False
+        self._cache.move_to_end(sid)
+        into[sid] = events[:]
+        return True
+
+    def _remember(self, sid: str, events: list[StoredEvent]) -> None:
+        if events and len(events) == self._versions.get(sid, 0) and sid not in self._cache:
+            self._cache[sid] = events[:]
+            self._cached += len(events)
+            self._trim()
+
+    def _fetch_streams(self, ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """Read whole streams from DuckDB. Caller holds ``self._db_lock``."""
+        result: dict[str, list[StoredEvent]] = {sid: [] for sid in ids}
+        if not ids:
+            return result
+        self._check_open()
+        rows = self._con.execute(
+            f"select {_COLUMNS} from events where stream_id in (select unnest(?)) order by position",
+            [list(ids)],
+        ).fetchall()
+        for event in self._decode(rows):
+            result[event.stream_id].append(event)
+        return result
+
+    def _decode(self, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
+        decode = self.registry.decode
+        return [
+            StoredEvent(
+                event_id=event_id,
+                stream_id=stream,
+                version=version,
+                position=position,
+                event_type=event_type,
+                payload=decode(event_type, payload),
+                metadata=_metadata_decoder.decode(metadata),
+                recorded_at=recorded.astimezone(UTC),
+            )
+            for position, event_id, stream, version, event_type, payload, metadata, recorded in rows
+        ]
+
+    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+        if after < 0:
+            raise InvalidFormat(f"after must be a position >= 0, got {after}")
+        if limit is not None and limit < 0:
+            raise InvalidFormat(f"limit must be >= 0, got {limit}")
+        with self._lock:
+            head = self._head
+            if after >= head or limit == 0:
+                return []
+            if after + 1 >= self._tail_start:
+                start = after + 1 - self._tail_start
+                return self._tail[start : None if limit is None else start + limit]
+        with self._db_lock:
+            self._check_open()
+            query = f"select {_COLUMNS} from events where position > ? and position <= ? order by position"
+            params: list[Any] = [after, head]
+            if limit is not None:
+                query += " limit ?"
+                params.append(limit)
+            rows = self._con.execute(query, params).fetchall()
+        return self._decode(rows)
+
+    def stream_version(self, stream_id: str) -> int:
+        sid = StreamId(stream_id)
+        with self._lock:
+            return self._versions.get(sid, 0)
+
+    def stream_ids(self) -> list[str]:
+        """Every stream that has events, in order of first event."""
+        with self._lock:
+            return list(self._versions)
+
+    def head(self) -> int:
+        with self._lock:
+            return self._head
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._head > after or self._closed, timeout) and (
+                self._head > after
+            )
+
+    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
+        return Subscription(self, after=after, batch_size=batch_size)
+
+    # -- analytics -------------------------------------------------------------------------------------
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run one read-only SQL statement (SELECT, WITH, DESCRIBE, ...) and return a DataFrame.
+
+        Tables: ``events`` (the log; payload and metadata are JSON text) and ``checkpoints``. Statements
+        that change anything are refused, so analysis cannot damage the log.
+        """
+        with self._db_lock:
+            self._check_open()
+            try:
+                statements = self._con.extract_statements(query)
+            except duckdb.Error as exc:
+                raise InvalidFormat(f"cannot parse the SQL query: {exc}") from exc
+            if len(statements) != 1:
+                raise InvalidFormat(f"store.sql runs exactly one statement, got {len(statements)}")
+            kind = statements[0].type
+            if kind not in _READ_ONLY_STATEMENTS:
+                raise InvalidFormat(
+                    f"store.sql runs read-only queries; got a {kind.name} statement. Use store.connection() "
+                    "for your own tables"
+                )
+            try:
+                with self._parallel() as con:
+                    return con.execute(query, params).df()
+            except duckdb.Error as exc:
+                raise InvalidFormat(f"the SQL query failed: {exc}") from exc
+
+    def events_frame(
+        self,
+        *,
+        after: int = 0,
+        until: int | None = None,
+        stream_ids: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """The log (or a slice of it) as a DataFrame, one row per event, filtered inside DuckDB."""
+        where: list[str] = ["position > ?"]
+        params: list[Any] = [after]
+        if until is not None:
+            where.append("position <= ?")
+            params.append(until)
+        if stream_ids is not None:
+            where.append("stream_id in (select unnest(?))")
+            params.append([StreamId(s) for s in stream_ids])
+        if event_types is not None:
+            where.append("event_type in (select unnest(?))")
+            params.append(list(event_types))
+        query = (
+            "select position, event_id, stream_id, version, event_type, payload::varchar as payload, "
+            "metadata::varchar as metadata, recorded_at from events "
+            f"where {' and '.join(where)} order by position"
+        )
+        with self._parallel() as con:
+            return con.execute(query, params).df()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Lend a DuckDB cursor, holding the store's lock, for your own tables (never write ``events``)."""
+        with self._parallel() as con:
+            cursor = con.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+
+    def checkpoint_load(self, name: str) -> int:
+        """The position saved under ``name`` (0 when none was saved)."""
+        with self._db_lock:
+            self._check_open()
+            rows = self._con.execute("select position from checkpoints where name = ?", [name]).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def checkpoint_save(self, name: str, position: int) -> None:
+        """Save ``position`` under ``name``, durably, in the store's file."""
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidFormat(f"a checkpoint name is a non-empty string, got {name!r}")
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+            raise InvalidFormat(f"a checkpoint position is an int >= 0, got {position!r}")
+        self._check_writable()
+        with self._db_lock:
+            self._con.execute("insert or replace into checkpoints values (?, ?, now())", [name, position])
+
+    def checkpoints(self) -> pd.DataFrame:
+        """Every saved checkpoint: name, position, updated_at."""
+        with self._db_lock:
+            self._check_open()
+            return self._con.execute("select * from checkpoints order by name").df()
+
+    # -- bulk ------------------------------------------------------------------------------------------
+
+    def export_events(
+        self, path: str | os.PathLike[str], *, after: int = 0, progress: bool | None = None
+    ) -> int:
+        """Write the log after ``after`` to a .parquet (by DuckDB itself), .jsonl or .jsonl.gz file."""
+        target = Path(path)
+        if bulk._format_of(target) != "parquet":
+            show = self.show_progress if progress is None else progress
+            return bulk.write_events(bulk.iter_store(self, after=after), target, self.registry, progress=show)
+        with self._parallel() as con:
+            head = self._head
+            con.execute(
+                "copy (select position, event_id::varchar as event_id, stream_id, version, event_type, "
+                "payload::varchar as payload, metadata::varchar as metadata, recorded_at from events "
+                f"where position > {int(after)} and position <= {int(head)} order by position) "
+                f"to {_sql_string(str(target))} (format parquet, compression zstd)"
+            )
+        return max(0, head - after)
+
+    def import_file(self, path: str | os.PathLike[str], *, progress: bool | None = None) -> int:
+        """Import a .parquet, .jsonl or .jsonl.gz event file (see :mod:`.bulk`); all-or-nothing.
+
+        Parquet files are loaded and checked inside DuckDB (versions, types, JSON, ids) without making
+        Python objects, which is the fastest way in; payloads are checked to be JSON objects of a
+        registered type, not decoded. Other formats go through :meth:`import_events`.
+        """
+        target = Path(path)
+        show = self.show_progress if progress is None else progress
+        if bulk._format_of(target) != "parquet":
+            return self.import_events(bulk.read_events(target, self.registry, progress=show), progress=show)
+        self._check_writable()
+        if not target.is_file():
+            raise InvalidFormat(f"event file {target} does not exist")
+        table = f"eventcore_import_{uuid.uuid4().hex}"
+        with self._db_lock:
+            try:
+                with self._parallel() as con:
+                    con.execute(
+                        f"create temp table {table} as select file_row_number as n, position, event_id, "
+                        "stream_id, version, event_type, payload, metadata, recorded_at::timestamptz as "
+                        f"recorded_at from read_parquet({_sql_string(str(target))}, file_row_number = true)"
+                    )
+                    count, first, last = self._check_staged(con, table, target.name)
+            except BaseException as exc:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.execute(f"drop table if exists {table}")
+                if isinstance(exc, duckdb.Error):
+                    raise InvalidFormat(f"{target.name} is not a readable event file: {exc}") from exc
+                raise
+        if count == 0:
+            with self._db_lock, contextlib.suppress(duckdb.Error):
+                self._con.execute(f"drop table if exists {table}")
+            return 0
+        try:
+            with self._lock:
+                self._check_follows(first)
+                batch = self._enqueue(_Rows(), None, last, self._next_position + count, staged=table)
+        except BaseException:
+            with self._db_lock, contextlib.suppress(duckdb.Error):
+                self._con.execute(f"drop table if exists {table}")
+            raise
+        self._wait_durable(batch)
+        return count
+
+    def _check_staged(
+        self, con: duckdb.DuckDBPyConnection, table: str, name: str
+    ) -> tuple[int, dict[str, int], dict[str, int]]:
+        """Validate a staged import in SQL; return its size and each stream's first and last version."""
+        nulls, bad_ids, bad_json, count = con.execute(
+            "select count(*) filter (where event_id is null or stream_id is null or version is null "
+            "or event_type is null or payload is null or metadata is null or recorded_at is null), "
+            "count(*) filter (where try_cast(event_id as uuid) is null), "
+            "count(*) filter (where json_type(try_cast(payload as json)) is distinct from 'OBJECT' "
+            "or json_type(try_cast(metadata as json)) is distinct from 'OBJECT' "
+            "or (try_cast(metadata as json) ->> 'correlation_id') is null), "
+            f"count(*) from {table}"
+        ).fetchall()[0]
+        if nulls or bad_ids or bad_json:
+            raise InvalidFormat(
+                f"{name}: {nulls} rows with missing fields, {bad_ids} with invalid event ids, "
+                f"{bad_json} with payload or metadata that are not JSON objects "
+                "(metadata needs a correlation_id)"
+            )
+        for (event_type,) in con.execute(f"select distinct event_type from {table}").fetchall():
+            if event_type not in self.registry:
+                self.registry.event_class(event_type)  # raises UnknownEventType naming the known types
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
+        rows = con.execute(
+            "select stream_id, min(gap), max(gap), max(version) from (select stream_id, version, "
+            "version - row_number() over (partition by stream_id order by n) as gap "
+            f"from {table}) group by stream_id"
+        ).fetchall()
+        for stream, low, high, top in rows:
+            if StreamId(stream) != stream:
+                raise InvalidFormat(f"{name}: stream id {stream!r} has surrounding whitespace")
+            if low != high:
+                raise VersionConflict({stream: (f"consecutive versions in {name}", low + 1)})
+            first[stream] = low + 1
+            last[stream] = top
+        return count, first, last
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the DuckDB store {self.path} is closed")
+
+    @contextlib.contextmanager
+    def _parallel(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold the DuckDB lock with DuckDB's worker threads enabled, for large queries."""
+        with self._db_lock:
+            self._check_open()
+            self._con.execute(f"set threads = {int(self.analytics_threads)}")
+            try:
+                yield self._con
+            finally:
+                self._con.execute("set threads = 1")
+
+    def close(self) -> None:
+        """Finish queued appends, then close the file. Later calls fail with StoreError."""
+        with self._lock:
+            while self._committing or self._queue:
+                if not self._committing:
+                    # Nobody leads the remaining queue (its appenders are waking up): wait for them.
+                    self._changed.wait(0.05)
+                else:
+                    self._changed.wait()
+            if self._closed:
+                return
+            self._closed = True
+            self._changed.notify_all()
+        with self._db_lock:
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+            self._release()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_READ_ONLY_STATEMENTS = {
+    duckdb.StatementType.SELECT,
+    duckdb.StatementType.EXPLAIN,
+    duckdb.StatementType.PRAGMA,
+}
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file, turning DuckDB's errors into ConnectionFailed messages a person can act on."""
+    if read_only and path != ":memory:" and not Path(path).exists():
+        raise ConnectionFailed(
+            f"DuckDB file {path} does not exist; cannot open it read-only", retriable=False
+        )
+    try:
+        con = duckdb.connect(path, read_only=read_only)
+    except duckdb.IOException as exc:
+        holder = _LOCK_HOLDER.search(str(exc))
+        if holder:
+            raise ConnectionFailed(
+                f"DuckDB file {path} is in use by another process "
+                f"({holder['program']}, PID {holder['pid']}): "
+                "a DuckDB file has a single writing process. Stop that process, or share its store; "
+                "read-only opening also needs the writer to be gone",
+                retriable=False,
+            ) from exc
+        raise ConnectionFailed(f"cannot open DuckDB file {path}: {exc}", retriable=False) from exc
+    except duckdb.Error as exc:
+        raise ConnectionFailed(
+            f"cannot open DuckDB file {path}: {exc}. In one process, open a file once and share the store",
+            retriable=False,
+        ) from exc
+    con.execute("set TimeZone = 'UTC'")
+    con.execute("set threads = 1")
+    return con
+
+
+def _sql_string(text: str) -> str:
+    """``text`` as an SQL string literal (COPY takes no parameter for its file name)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _by_position(event: StoredEvent) -> int:
+    return event.position
