@@ -3,6 +3,8 @@
 >>> from eventcore_lab import Command, Event, Executor, MemoryStore, emit, require, stream
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .core.command import Command, CommandContext, emit, require, stream
 from .core.errors import (
     BusinessRuleViolation,
@@ -31,7 +33,11 @@ from .core.executor import ExecutionResult, Executor, Phase, Step
 from .core.ids import StreamId, new_event_id
 from .core.registry import Event, EventRegistry, default_registry
 from .core.retry import RetryConfig
-from .stores import EventStore, MemoryStore, Subscription
+from .stores import EventStore, MemoryStore, Subscription, open_store
+
+if TYPE_CHECKING:
+    from .stores.duckdb import DuckDBStore
+    from .stores.postgres import PostgresStore
 
 __version__ = "0.1.0"
 
@@ -43,6 +49,7 @@ __all__ = [
     "ConcurrencyConflict",
     "ConnectionFailed",
     "ConnectionPoolExhausted",
+    "DuckDBStore",
     "Event",
     "EventCoreError",
     "EventRegistry",
@@ -56,6 +63,7 @@ __all__ = [
     "Metadata",
     "MigrationError",
     "Phase",
+    "PostgresStore",
     "ProjectionError",
     "RetryConfig",
     "SerializationError",
@@ -76,6 +84,16 @@ __all__ = [
     "default_registry",
     "emit",
     "new_event_id",
+    "open_store",
     "require",
     "stream",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the durable stores on first use, so ``import eventcore_lab`` stays light."""
+    if name in ("DuckDBStore", "PostgresStore"):
+        from . import stores
+
+        return getattr(stores, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

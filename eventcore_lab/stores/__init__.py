@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .postgres import PostgresStore
 
 __all__ = [
+    "ChaosStats",
+    "ChaosStore",
     "DuckDBStore",
     "EventStore",
     "MemoryStore",
