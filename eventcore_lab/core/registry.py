@@ -8,7 +8,7 @@ register themselves.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 import msgspec
 
@@ -112,6 +112,7 @@ class EventRegistry:
 default_registry = EventRegistry()
 
 
+@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(msgspec.field,))
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     """Base class for events: an immutable record that registers itself by class name.
 

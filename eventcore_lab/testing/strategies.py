@@ -35,7 +35,7 @@ def invalid_stream_ids() -> st.SearchStrategy[Any]:
     blank = st.text(st.sampled_from(" \t\n\r"), max_size=5)
     too_long = st.integers(MAX_STREAM_ID_LENGTH + 1, MAX_STREAM_ID_LENGTH + 50).map(lambda n: "x" * n)
     control = (
-        st.tuples(stream_ids(max_size=10), st.characters(categories=("Cc",)), stream_ids(max_size=10))
+        st.tuples(stream_ids(max_size=10), st.characters(categories=["Cc"]), stream_ids(max_size=10))
         .map(lambda t: t[0] + t[1] + t[2])
         .filter(lambda s: s.strip() == s)
     )
