@@ -1,0 +1,495 @@
+"""The PostgreSQL store: the shared contract plus what only a server-backed store must show."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+from psycopg import sql
+
+from eventcore_lab import (
+    ConnectionFailed,
+    ConnectionPoolExhausted,
+    Event,
+    EventRegistry,
+    EventToWrite,
+    ExpectedVersion,
+    Metadata,
+    MigrationError,
+    TransactionError,
+    VersionConflict,
+    new_event_id,
+)
+from eventcore_lab.core.errors import InvalidFormat, TooLong
+from eventcore_lab.stores import bulk, postgres
+from eventcore_lab.stores.postgres import DSN_ENV, PostgresStore
+from eventcore_lab.testing.contract import (
+    NO_STREAM,
+    ContractNote,
+    PersistentStoreContract,
+    StoreContract,
+    note,
+    write,
+)
+
+
+@pytest.fixture
+def pg_store(pg_url: str, pg_schema: str) -> Iterator[PostgresStore]:
+    with PostgresStore(pg_url, schema=pg_schema, pool_max=8) as store:
+        yield store
+
+
+class TestPostgresContract(StoreContract, PersistentStoreContract):
+    @pytest.fixture
+    def store(self, pg_store: PostgresStore) -> PostgresStore:
+        return pg_store
+
+    @pytest.fixture
+    def reopen(self, pg_url: str, pg_schema: str) -> Iterator[Callable[[PostgresStore], PostgresStore]]:
+        opened: list[PostgresStore] = []
+
+        def reopen(store: PostgresStore) -> PostgresStore:
+            store.close()
+            opened.append(PostgresStore(pg_url, schema=pg_schema))
+            return opened[-1]
+
+        yield reopen
+        for store in opened:
+            store.close()
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def raw(url: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, autocommit=autocommit, connect_timeout=5)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def lock_waiters(url: str, marker: str) -> int:
+    """How many sessions wait on a lock while running a statement containing ``marker``."""
+    with raw(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+            [f"%{marker}%"],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def uncommitted_append(conn: psycopg.Connection[Any], schema: str, stream_id: str, text: str) -> int:
+    """Run the store's append function in ``conn``'s open transaction; returns the first position."""
+    row = conn.execute(
+        sql.SQL(
+            "SELECT positions[1] FROM {}.append_events(ARRAY[%s], ARRAY[%s::uuid], ARRAY[%s], ARRAY[%s], "
+            "ARRAY[%s], '{{}}', '{{}}', '{{}}')"
+        ).format(sql.Identifier(schema)),
+        [
+            stream_id,
+            new_event_id(),
+            "eventcore.contract.Note",
+            msgspec.json.encode(note(text)).decode(),
+            msgspec.json.encode(Metadata()).decode(),
+        ],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+# -- positions in commit order ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_a_tailer_never_skips_a_smaller_position_that_commits_later(
+    pg_store: PostgresStore, pg_url: str, pg_schema: str, outcome: str
+) -> None:
+    """The skip a plain sequence allows: position 1 commits after position 2, and a tailer that already
+    read 2 never sees 1. Here readers stop at the gap until its writer ends; a rolled-back gap is skipped.
+    """
+    pg_store.migrate()
+    expected = [1, 2] if outcome == "commit" else [2]
+    seen: list[int] = []
+
+    def tail() -> None:
+        with pg_store.subscribe(after=0) as subscription:
+            while len(seen) < len(expected):
+                event = subscription.poll(timeout=10)
+                if event is None:
+                    return
+                seen.append(event.position)
+
+    reader = threading.Thread(target=tail)
+    reader.start()
+    slow = raw(pg_url)
+    try:
+        assert uncommitted_append(slow, pg_schema, "slow", "first") == 1
+        [fast] = pg_store.append([write("fast", "second")])  # does not wait for the slow writer
+        assert fast.position == 2 and pg_store.head() == 2
+        assert pg_store.read_all() == [] and pg_store.read_all(after=0, limit=5) == []
+        assert pg_store.wait_for_events(0, timeout=0.2) is False
+        assert seen == []
+        slow.commit() if outcome == "commit" else slow.rollback()
+    finally:
+        slow.close()
+    reader.join(15)
+    assert [e.position for e in pg_store.read_all()] == expected
+    assert seen == expected
+
+
+def test_writers_that_start_after_a_gap_was_seen_do_not_hold_it_back(
+    pg_store: PostgresStore, pg_url: str, pg_schema: str
+) -> None:
+    pg_store.migrate()
+    first, third = raw(pg_url), raw(pg_url)
+    try:
+        assert uncommitted_append(first, pg_schema, "a", "1") == 1
+        pg_store.append([write("b", "2")])
+        assert pg_store.read_all() == []  # gap at 1 seen while its writer is in flight
+        assert uncommitted_append(third, pg_schema, "c", "3") == 3  # a writer that started later
+        first.rollback()
+        assert [e.position for e in pg_store.read_all()] == [2]  # not held back by the later writer
+        with PostgresStore(pg_url, schema=pg_schema) as fresh:
+            # A reader that first sees the gap now cannot tell the later writer from the gap's owner,
+            # so it waits for both.
+            assert fresh.read_all() == []
+            third.commit()
+            assert [e.position for e in fresh.read_all()] == [2, 3]
+        assert [e.position for e in pg_store.read_all()] == [2, 3]
+        assert [e.position for e in pg_store.read_all(after=0, limit=1)] == [2]
+    finally:
+        first.close()
+        third.close()
+
+
+def test_a_gap_whose_writer_has_a_younger_transaction_id_is_not_skipped(
+    pg_store: PostgresStore, pg_url: str, pg_schema: str
+) -> None:
+    """Transaction ids, positions and commits can come in three different orders.
+
+    Q takes its transaction id first, P takes a later id but draws position 1, Q draws 2 and commits.
+    P is then running with an id newer than any finished transaction (outside every snapshot's list of
+    running ids), and must still hold the reader back.
+    """
+    pg_store.migrate()
+    writer_p, writer_q = raw(pg_url), raw(pg_url)
+    try:
+        writer_q.execute("SELECT pg_current_xact_id()")
+        assert uncommitted_append(writer_p, pg_schema, "p", "1") == 1
+        assert uncommitted_append(writer_q, pg_schema, "q", "2") == 2
+        writer_q.commit()
+        with PostgresStore(pg_url, schema=pg_schema) as reader:
+            assert reader.read_all() == []
+            writer_p.commit()
+            assert [e.position for e in reader.read_all()] == [1, 2]
+    finally:
+        writer_p.close()
+        writer_q.close()
+
+
+def test_appends_to_other_streams_are_not_blocked_by_a_stream_lock(
+    pg_store: PostgresStore, pg_url: str, pg_schema: str
+) -> None:
+    """Stream locks are per stream: holding one does not stop appends elsewhere (no table lock)."""
+    pg_store.migrate()
+    with raw(pg_url) as holder:
+        holder.execute(sql.SQL("SELECT {}.lock_streams(ARRAY['busy'])").format(sql.Identifier(pg_schema)))
+        [stored] = pg_store.append([write("elsewhere", "x")], {"elsewhere": NO_STREAM})
+        assert stored.position == 1
+        holder.rollback()
+
+
+# -- immutability ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE {}.events SET event_type = 'Hacked'",
+        "DELETE FROM {}.events",
+        "TRUNCATE {}.events",
+    ],
+)
+def test_events_cannot_be_changed(
+    pg_store: PostgresStore, pg_url: str, pg_schema: str, statement: str
+) -> None:
+    pg_store.append([write("fixed", "a"), write("fixed", "b")])
+    with raw(pg_url, autocommit=True) as conn, pytest.raises(psycopg.Error, match="immutable") as error:
+        conn.execute(sql.SQL(statement).format(sql.Identifier(pg_schema)))
+    assert error.value.sqlstate == "ECI01"
+    assert [e.payload.text for e in pg_store.read_stream("fixed")] == ["a", "b"]
+    assert pg_store.read_all()[0].event_type == "eventcore.contract.Note"
+
+
+# -- connecting ------------------------------------------------------------------------------------------
+
+
+def test_refused_connection_fails_fast_naming_host_and_port_not_password() -> None:
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailed) as error:
+        PostgresStore("postgresql://someone:topsecret@127.0.0.1:1/somedb", connect_timeout=2)
+    assert time.monotonic() - started < 20
+    message = str(error.value)
+    assert "127.0.0.1:1" in message and "somedb" in message and "topsecret" not in message
+    assert error.value.code == "ES002" and error.value.retriable
+
+
+def test_unreachable_host_fails_within_the_connect_timeout() -> None:
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailed, match=r"10\.255\.255\.1:5432"):
+        PostgresStore("postgresql://postgres@10.255.255.1:5432/postgres", connect_timeout=2)
+    assert time.monotonic() - started < 20
+
+
+def test_malformed_dsn_is_refused_without_echoing_the_password() -> None:
+    with pytest.raises(ConnectionFailed) as error:
+        PostgresStore("host=127.0.0.1 password=topsecret bogus")
+    assert "topsecret" not in str(error.value) and not error.value.retriable
+
+
+def test_missing_dsn_names_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DSN_ENV, raising=False)
+    with pytest.raises(ConnectionFailed, match=DSN_ENV):
+        PostgresStore()
+
+
+def test_dsn_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, pg_url: str, pg_schema: str) -> None:
+    monkeypatch.setenv(DSN_ENV, pg_url)
+    with PostgresStore(schema=pg_schema) as store:
+        assert store.append([write("env", "ok")])[0].position == 1
+
+
+@pytest.mark.parametrize("bad", ["", "1abc", "has-dash", "x" * 64, 'q"uote', "semi;colon"])
+def test_bad_schema_names_are_refused(pg_url: str, bad: str) -> None:
+    with pytest.raises(InvalidFormat, match="schema name"):
+        PostgresStore(pg_url, schema=bad)
+
+
+def test_pool_exhaustion_is_reported_and_retriable(pg_url: str, pg_schema: str) -> None:
+    with PostgresStore(pg_url, schema=pg_schema, pool_min=1, pool_max=1, pool_timeout=0.3) as store:
+        store.migrate()
+        with raw(pg_url) as holder:
+            holder.execute(sql.SQL("SELECT {}.lock_streams(ARRAY['held'])").format(sql.Identifier(pg_schema)))
+            blocked = threading.Thread(target=lambda: store.append([write("held", "x")]))
+            blocked.start()  # takes the only pooled connection and waits for the stream lock
+            wait_until(lambda: lock_waiters(pg_url, "append_events") >= 1)
+            with pytest.raises(ConnectionPoolExhausted) as error:
+                store.head()
+            assert error.value.code == "ES003" and error.value.retriable and "pool_max=1" in str(error.value)
+            holder.rollback()
+        blocked.join(10)
+        assert store.stream_version("held") == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "retriable"),
+    [
+        (psycopg.errors.DeadlockDetected("x"), TransactionError, True),
+        (psycopg.errors.SerializationFailure("x"), TransactionError, True),
+        (psycopg.errors.QueryCanceled("x"), TransactionError, True),
+        (psycopg.errors.AdminShutdown("x"), ConnectionFailed, True),
+        (psycopg.OperationalError("server closed the connection"), ConnectionFailed, True),
+        (psycopg.errors.UniqueViolation("x"), TransactionError, False),
+    ],
+)
+def test_database_errors_map_to_store_errors(
+    pg_store: PostgresStore, error: psycopg.Error, kind: type[Exception], retriable: bool
+) -> None:
+    translated = pg_store._translate(error)
+    assert type(translated) is kind and translated.retriable is retriable  # type: ignore[attr-defined]
+
+
+# -- schema migrations -----------------------------------------------------------------------------------
+
+
+def schema_versions(url: str, schema: str) -> list[int]:
+    with raw(url, autocommit=True) as conn:
+        query = sql.SQL("SELECT version FROM {}.schema_version ORDER BY version").format(
+            sql.Identifier(schema)
+        )
+        return [row[0] for row in conn.execute(query)]
+
+
+def test_migrate_is_idempotent_and_versioned(pg_store: PostgresStore, pg_url: str, pg_schema: str) -> None:
+    assert pg_store.migrate() == 1
+    pg_store.append([write("m", "kept")])
+    assert pg_store.migrate() == 1
+    assert schema_versions(pg_url, pg_schema) == [1]
+    assert pg_store.read_stream("m")[0].payload.text == "kept"
+
+
+def test_first_use_migrates_from_many_threads_at_once(pg_url: str, pg_schema: str) -> None:
+    stores = [PostgresStore(pg_url, schema=pg_schema, pool_min=0, pool_max=2) for _ in range(4)]
+    try:
+        threads = [
+            threading.Thread(target=store.append, args=([write(f"first-{n}", "x")],))
+            for n, store in enumerate(stores)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert stores[0].head() == 4
+        assert schema_versions(pg_url, pg_schema) == [1]
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_newer_schema_is_refused(pg_store: PostgresStore, pg_url: str, pg_schema: str) -> None:
+    pg_store.migrate()
+    with raw(pg_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("INSERT INTO {}.schema_version (version) VALUES (99)").format(sql.Identifier(pg_schema))
+        )
+    with PostgresStore(pg_url, schema=pg_schema) as newer, pytest.raises(MigrationError, match="99") as error:
+        newer.head()
+    assert error.value.code == "ES005"
+
+
+def test_a_failing_migration_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch, pg_store: PostgresStore, pg_url: str, pg_schema: str
+) -> None:
+    pg_store.migrate()
+    monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, (2, "_postgres_schema.sql")))
+    with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 2"):
+        again.migrate()
+    assert schema_versions(pg_url, pg_schema) == [1]
+
+
+def test_schemas_keep_stores_apart(pg_url: str, pg_schema: str) -> None:
+    other = pg_schema + "_b"
+    try:
+        with PostgresStore(pg_url, schema=pg_schema) as one, PostgresStore(pg_url, schema=other) as two:
+            one.append([write("same-id", "in one")])
+            two.append([write("same-id", "in two"), write("same-id", "again")])
+            assert [e.payload.text for e in one.read_stream("same-id")] == ["in one"]
+            assert two.stream_version("same-id") == 2 and one.head() == 1
+    finally:
+        with raw(pg_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(other)))
+
+
+# -- notifications and checkpoints -----------------------------------------------------------------------
+
+
+def test_notify_wakes_a_waiter_in_another_store_instance(
+    pg_store: PostgresStore, pg_url: str, pg_schema: str
+) -> None:
+    pg_store.append([write("n", "before")])
+    assert pg_store.wait_for_events(after=1, timeout=0.1) is False
+    with PostgresStore(pg_url, schema=pg_schema) as writer:
+        timer = threading.Timer(0.2, lambda: writer.append([write("n", "later")]))
+        timer.start()
+        assert pg_store.wait_for_events(after=1, timeout=30) is True  # would time out without NOTIFY
+        timer.join()
+    assert pg_store.head() == 2
+
+
+def test_checkpoints_round_trip_and_are_shared(pg_store: PostgresStore, pg_url: str, pg_schema: str) -> None:
+    assert pg_store.checkpoint_load("balances") == 0
+    pg_store.checkpoint_save("balances", 7)
+    pg_store.checkpoint_save("balances", 12)
+    pg_store.checkpoint_save("other ' name; --", 3)
+    with PostgresStore(pg_url, schema=pg_schema) as again:
+        assert again.checkpoint_load("balances") == 12
+        assert again.checkpoint_load("other ' name; --") == 3
+    with pytest.raises(InvalidFormat):
+        pg_store.checkpoint_save("balances", -1)
+    with pytest.raises(InvalidFormat):
+        pg_store.checkpoint_save("", 1)
+    assert pg_store.checkpoint_load("balances") == 12
+
+
+# -- bad input -------------------------------------------------------------------------------------------
+
+
+class Odd(Event):
+    event_type = "eventcore.test.Odd"
+    text: str
+
+
+def test_event_types_with_sql_are_stored_verbatim_and_nul_is_refused(pg_url: str, pg_schema: str) -> None:
+    registry = EventRegistry()
+    tricky = "'; DROP TABLE events; -- ü ✓"
+    registry.register(ContractNote, tricky)
+    registry.register(Odd, "nul\x00type")
+    with PostgresStore(pg_url, schema=pg_schema, registry=registry) as store:
+        store.append([write("s", "a")])
+        with pytest.raises(InvalidFormat, match="NUL"):
+            store.append([write("s", "b"), EventToWrite("s", Odd(text="x"))])
+        assert [(e.event_type, e.payload.text) for e in store.read_all()] == [(tricky, "a")]
+        store.append([write("s", "c")])
+        assert store.stream_version("s") == 2
+
+
+def test_nul_and_long_unicode_round_trip_where_postgres_allows_them(pg_store: PostgresStore) -> None:
+    longest = "ü✓" * 127 + "x"  # 255 characters
+    metadata = Metadata(correlation_id="c\x00d", custom={"k": "nul\x00inside"})
+    pg_store.append([EventToWrite(longest, note("text with \x00 NUL"), metadata)])
+    [event] = pg_store.read_stream(longest)
+    assert (
+        event.stream_id == longest
+        and event.payload.text == "text with \x00 NUL"
+        and event.metadata == metadata
+    )
+
+
+def test_a_failed_append_leaves_the_store_usable(pg_store: PostgresStore) -> None:
+    pg_store.append([write("s", "a")])
+    for _ in range(3):
+        with pytest.raises(VersionConflict, match=r"s: expected version 0, actual version 1"):
+            pg_store.append([write("s", "b"), write("t", "b")], {"s": ExpectedVersion.exact(0)})
+    with pytest.raises(TooLong):
+        pg_store.append([write("t", "x" * (2 << 20))])
+    assert pg_store.stream_version("t") == 0
+    assert pg_store.append([write("t", "ok")])[0].position == 2
+
+
+# -- bulk ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_export_then_import_into_another_schema(
+    pg_store: PostgresStore, pg_url: str, tmp_path: Path, suffix: str
+) -> None:
+    written = pg_store.append([write(f"b-{i % 3}", str(i)) for i in range(20)])
+    path = tmp_path / f"history{suffix}"
+    assert pg_store.export_events(path, progress=False) == 20
+    assert [e.event_id for e in pg_store.copy_out(after=5)] == [e.event_id for e in written[5:]]
+    other = f"ectest_{uuid.uuid4().hex[:16]}"
+    try:
+        with PostgresStore(pg_url, schema=other) as target:
+            target.append([write("existing", "x")])
+            assert target.import_events(bulk.read_events(path), progress=False) == 20
+            imported = target.read_all(after=1)
+            assert [(e.event_id, e.stream_id, e.version, e.payload) for e in imported] == [
+                (e.event_id, e.stream_id, e.version, e.payload) for e in written
+            ]
+            assert [e.position for e in imported] == list(range(2, 22))
+            with pytest.raises(VersionConflict, match="b-0"):  # importing again would duplicate versions
+                target.import_events(bulk.read_events(path))
+            assert target.head() == 21
+    finally:
+        with raw(pg_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(other)))
+
+
+def test_import_refuses_bad_items_before_sending_anything(pg_store: PostgresStore) -> None:
+    [event] = pg_store.append([write("s", "a")])
+    with pytest.raises(InvalidFormat):
+        pg_store.import_events([msgspec.structs.replace(event, stream_id="t", version=1), "not an event"])  # type: ignore[list-item]
+    with pytest.raises(VersionConflict):
+        pg_store.import_events([msgspec.structs.replace(event, stream_id="t", version=v) for v in (1, 2, 4)])
+    assert pg_store.head() == 1
