@@ -493,3 +493,107 @@ def test_import_refuses_bad_items_before_sending_anything(pg_store: PostgresStor
     with pytest.raises(VersionConflict):
         pg_store.import_events([msgspec.structs.replace(event, stream_id="t", version=v) for v in (1, 2, 4)])
     assert pg_store.head() == 1
+
+
+# -- the stream cache (cache_events > 0) -------------------------------------------------------------
+
+
+@pytest.fixture
+def cached(pg_url: str, pg_schema: str) -> Iterator[PostgresStore]:
+    with PostgresStore(pg_url, schema=pg_schema, pool_max=4, cache_events=1000) as store:
+        yield store
+
+
+class TestPostgresContractCached(StoreContract):
+    """The whole contract again, reads served from the cache wherever it holds a stream."""
+
+    @pytest.fixture
+    def store(self, cached: PostgresStore) -> PostgresStore:
+        return cached
+
+
+def count_queries(store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    queries: list[str] = []
+    original = store._events
+
+    def counting(query: str, params: Any) -> Any:
+        queries.append(query)
+        return original(query, params)
+
+    monkeypatch.setattr(store, "_events", counting)
+    return queries
+
+
+def silent(store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> PostgresStore:
+    """``store`` as a writer whose NOTIFYs never arrive (lost, or its process died before sending)."""
+    monkeypatch.setattr(store, "_wake_listeners", lambda streams: None)
+    return store
+
+
+def test_cached_streams_are_read_without_the_database_and_follow_own_appends(
+    cached: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached.append([write("c-1", "a")])
+    first = cached.read_streams(["c-1", "c-new"])  # c-1 written by this store: cached already
+    queries = count_queries(cached, monkeypatch)
+    again = cached.read_streams(["c-1", "c-new"])
+    assert again == first and again.versions == {"c-1": 1, "c-new": 0}
+    written = cached.append([write("c-1", "b"), write("c-new", "x")], {"c-1": ExpectedVersion.exact(1)})
+    after = cached.read_streams(["c-new", "c-1"])
+    assert queries == []
+    assert [e.payload.text for e in after.events] == ["a", "b", "x"]
+    assert after.events[1:] == written and after.versions == {"c-new": 1, "c-1": 2}
+
+
+def test_a_conflict_drops_the_stale_streams_even_without_a_notification(
+    cached: PostgresStore, pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached.append([write("s-1", "a")])
+    assert cached.read_streams(["s-1"]).versions == {"s-1": 1}
+    with PostgresStore(pg_url, schema=pg_schema) as other:
+        silent(other, monkeypatch).append([write("s-1", "elsewhere")])
+        assert cached.read_streams(["s-1"]).versions == {"s-1": 1}  # stale, as documented
+        with pytest.raises(VersionConflict) as info:
+            cached.append([write("s-1", "b")], {"s-1": ExpectedVersion.exact(1)})
+        assert info.value.conflicts == {"s-1": ("version 1", 2)}
+    fresh = cached.read_streams(["s-1"])
+    assert fresh.versions == {"s-1": 2} and [e.payload.text for e in fresh.events] == ["a", "elsewhere"]
+
+
+def test_other_writers_notifications_invalidate_cached_streams(
+    cached: PostgresStore, pg_url: str, pg_schema: str
+) -> None:
+    cached.append([write("n-1", "a"), write("n-2", "a")])
+    cached.read_streams(["n-1", "n-2"])
+    with PostgresStore(pg_url, schema=pg_schema) as other:
+        other.append([write("n-1", "elsewhere")])
+        wait_until(lambda: cached.read_streams(["n-1"]).versions == {"n-1": 2})
+    assert [e.payload.text for e in cached.read_streams(["n-1", "n-2"]).events] == ["a", "a", "elsewhere"]
+
+
+def test_single_stream_reads_and_versions_never_use_the_cache(
+    cached: PostgresStore, pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached.append([write("u-1", "a")])
+    cached.read_streams(["u-1"])
+    with PostgresStore(pg_url, schema=pg_schema) as other:
+        silent(other, monkeypatch).append([write("u-1", "elsewhere")])
+    assert [e.payload.text for e in cached.read_stream("u-1")] == ["a", "elsewhere"]
+    assert cached.stream_version("u-1") == 2
+
+
+def test_the_cache_keeps_at_most_cache_events(pg_url: str, pg_schema: str) -> None:
+    with PostgresStore(pg_url, schema=pg_schema, cache_events=3) as store:
+        store.append([write(f"l-{n}", "a") for n in range(5)] + [write("l-big", str(n)) for n in range(4)])
+        for n in range(5):
+            store.read_streams([f"l-{n}"])
+        assert store._cache is not None
+        assert list(store._cache._streams) == ["l-2", "l-3", "l-4"]
+        assert store.read_streams(["l-big"]).versions == {"l-big": 4}  # too big to keep, still read
+        assert "l-big" not in store._cache._streams
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "10"])
+def test_bad_cache_sizes_are_refused(pg_url: str, bad: Any) -> None:
+    with pytest.raises(InvalidFormat, match="cache_events"):
+        PostgresStore(pg_url, schema="unused_schema", cache_events=bad)

@@ -30,10 +30,11 @@ from eventcore_lab.stores.postgres import PostgresStore
 
 dsn, schema = sys.argv[1], sys.argv[2]
 seed, count, accounts = map(int, sys.argv[3:6])
+cache_events = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 rng = random.Random(seed)
 retry = RetryConfig(max_attempts=100, initial_delay=0.001, max_delay=0.05)
 done = refused = attempts = 0
-with PostgresStore(dsn, schema=schema, pool_max=2) as store:
+with PostgresStore(dsn, schema=schema, pool_max=2, cache_events=cache_events) as store:
     executor = Executor(store, retry=retry, rng=rng)
     for i in range(count):
         source, target = rng.sample(range(accounts), 2)
@@ -85,6 +86,35 @@ def assert_versions_gap_free(events: list[StoredEvent]) -> None:
         by_stream[event.stream_id].append(event.version)
     for stream_id, versions in by_stream.items():
         assert versions == list(range(1, len(versions) + 1)), stream_id
+
+
+def test_processes_with_stream_caches_writing_the_same_accounts_keep_every_invariant(
+    pg_store: PostgresStore, pg_url: str, pg_schema: str
+) -> None:
+    """Each worker serves reads from its cache; the other worker's writes make them stale all the time
+    (3 accounts, so most commands race). The version checks must turn every stale read into a retry."""
+    accounts = 3
+    executor = Executor(pg_store)
+    for n in range(accounts):
+        executor.execute(OpenAccount(account_stream(n), f"owner {n}", OPENING_BALANCE))
+    workers = [spawn(TRANSFER_WORKER, pg_url, pg_schema, seed, 300, accounts, 10_000) for seed in (11, 12)]
+    reports = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+
+    everything = pg_store.read_all()
+    transfers = sum(report["done"] for report in reports)
+    assert transfers > 200
+    assert sum(report["attempts"] for report in reports) > transfers  # stale caches were caught, retried
+    assert len(everything) == accounts + 2 * transfers
+    balances: dict = {}
+    for event in everything:
+        balances = apply_to_accounts(balances, event)
+    assert sum(account.balance for account in balances.values()) == accounts * OPENING_BALANCE
+    assert all(account.balance >= 0 for account in balances.values())
+    assert_versions_gap_free(everything)
 
 
 def test_four_processes_of_transfers_conserve_money_and_a_tailer_sees_every_event_once(
