@@ -26,7 +26,7 @@ from .errors import (
     VersionConflict,
 )
 from .events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
-from .ids import StreamId
+from .ids import StreamId, new_correlation_id
 from .retry import RetryConfig
 
 
@@ -63,6 +63,8 @@ class ExecutionResult:
 
 
 Steps = Generator[Step, None, ExecutionResult]
+# What the internal generators yield: the fields of a Step, without building one.
+_RawStep = tuple[Phase, int, Iterable[str], float, EventCoreError | None]
 
 
 class Executor:
@@ -110,30 +112,25 @@ class Executor:
         """
         budget = self.timeout if timeout is None else timeout
         deadline = None if budget is None else time.monotonic() + budget
-        steps = self.steps(
-            command,
-            metadata=metadata,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            user_id=user_id,
-        )
+        # Drive the raw phases rather than steps(): same phases and checks, without building a Step per phase.
+        phases = self._phases(command, metadata, correlation_id, causation_id, user_id)
         try:
             while True:
-                step = next(steps)
+                phase, attempt, _, delay, _ = next(phases)
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
-                    if remaining <= step.delay:
+                    if remaining <= delay:
                         raise Timeout(
                             f"{type(command).__name__} did not finish within {budget} s "
-                            f"(attempt {step.attempt}, last phase {step.phase.value}); nothing was written"
+                            f"(attempt {attempt}, last phase {phase.value}); nothing was written"
                         )
-                if step.phase is Phase.BACKOFF:
-                    self.sleep(step.delay)
+                if phase is Phase.BACKOFF:
+                    self.sleep(delay)
         except StopIteration as done:
             result: ExecutionResult = done.value
             return result
         finally:
-            steps.close()
+            phases.close()
 
     def steps(
         self,
@@ -145,11 +142,33 @@ class Executor:
         user_id: str | None = None,
     ) -> Steps:
         """The phases of running ``command``, one per ``next()``; returns the ExecutionResult."""
+        phases = self._phases(command, metadata, correlation_id, causation_id, user_id)
+        try:
+            while True:
+                try:
+                    phase, attempt, streams, delay, error = next(phases)
+                except StopIteration as done:
+                    result: ExecutionResult = done.value
+                    return result
+                yield Step(phase, attempt, tuple(streams), delay, error)
+        finally:
+            phases.close()
+
+    def _phases(
+        self,
+        command: Command[Any],
+        metadata: Metadata | None,
+        correlation_id: str | None,
+        causation_id: str | None,
+        user_id: str | None,
+    ) -> Generator[_RawStep, None, ExecutionResult]:
+        """The phases as plain tuples (phase, attempt, streams, delay, error); ``streams`` may be the live
+        dict of versions read, valid until the next ``next()``."""
         if not isinstance(command, Command):
             raise TypeError(f"expected a Command instance, got {type(command).__name__}")
         if metadata is None:
             metadata = Metadata(
-                correlation_id=correlation_id or Metadata().correlation_id,
+                correlation_id=correlation_id or new_correlation_id(),
                 causation_id=causation_id,
                 user_id=user_id,
             )
@@ -165,12 +184,12 @@ class Executor:
                     error.attempts = attempt
                     raise
                 delay = self.retry.delay(attempt, self.rng)
-                yield Step(Phase.BACKOFF, attempt, _streams_of(error), delay, error)
+                yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
                 attempt += 1
 
     def _attempt(
         self, command: Command[Any], metadata: Metadata, attempt: int
-    ) -> Generator[Step, None, list[StoredEvent]]:
+    ) -> Generator[_RawStep, None, list[StoredEvent]]:
         versions: dict[StreamId, int] = {}
         by_stream: list[list[StoredEvent]] = []
         to_read = list(command.read_streams())
@@ -180,7 +199,7 @@ class Executor:
                 versions.update(found.versions)
                 if found.events:
                     by_stream.append(found.events)
-            yield Step(Phase.READ, attempt, tuple(versions))
+            yield (Phase.READ, attempt, versions, 0.0, None)
 
             state = command.initial_state()
             if len(by_stream) < 2:
@@ -194,7 +213,7 @@ class Executor:
             to_read = ctx._added
             if not to_read:
                 break
-            yield Step(Phase.DECIDE, attempt, tuple(versions))
+            yield (Phase.DECIDE, attempt, versions, 0.0, None)
         else:
             raise MaxIterationsExceeded(self.max_discovery_iterations)
 
@@ -205,7 +224,7 @@ class Executor:
                 )
             if write.stream_id not in versions and StreamId(write.stream_id) not in versions:
                 raise StreamAccessDenied(write.stream_id, versions)
-        yield Step(Phase.DECIDE, attempt, tuple(versions))
+        yield (Phase.DECIDE, attempt, versions, 0.0, None)
         if not writes:
             return []
         writes = [

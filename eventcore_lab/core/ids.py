@@ -28,6 +28,10 @@ class StreamId(str):
     def __new__(cls, value: str) -> StreamId:
         if type(value) is cls:
             return value  # already validated
+        if type(value) is str and cls is StreamId:
+            known = _validated.get(value)
+            if known is not None:
+                return known
         if not isinstance(value, str):
             raise InvalidFormat(f"stream id must be a string, got {type(value).__name__}: {value!r}")
         text = value.strip()
@@ -45,7 +49,18 @@ class StreamId(str):
                     raise InvalidFormat(f"stream id {text!r} contains the control character {char!r}")
                 if category == "Cs":
                     raise InvalidFormat(f"stream id {text!r} contains a lone surrogate {char!r}")
-        return super().__new__(cls, text)
+        result = super().__new__(cls, text)
+        if type(value) is str and cls is StreamId:
+            if len(_validated) >= _VALIDATED_MAX:
+                _validated.clear()
+            _validated[value] = result
+        return result
+
+
+# Recently validated plain strings and their StreamId: commands name their streams with plain strings, and
+# every append would otherwise re-check the same few ids. Bounded; cleared wholesale when full.
+_validated: dict[str, StreamId] = {}
+_VALIDATED_MAX = 1 << 16
 
 
 def stream_id(value: str) -> StreamId:
@@ -60,13 +75,8 @@ _COUNTER_BITS = 74  # rand_a (12 bits) and rand_b (62 bits) of RFC 9562, used as
 _RAND_B_MASK = (1 << 62) - 1
 
 
-def new_event_id() -> uuid.UUID:
-    """A UUIDv7 strictly greater than every id this process made before, across threads.
-
-    Within one millisecond the 74 bits after the timestamp act as a counter that starts at a random
-    value below 2**73 (RFC 9562 "monotonic random"), so ids made in a burst stay ordered. Written here
-    rather than taken from a package because it must be thread-safe and sits on the append hot path.
-    """
+def _next_id_int() -> int:
+    """The 128-bit value of the next UUIDv7 (see :func:`new_event_id`)."""
     global _last_ms, _last_counter
     now_ms = time.time_ns() // 1_000_000
     with _id_lock:
@@ -76,10 +86,31 @@ def new_event_id() -> uuid.UUID:
         else:  # same millisecond, or the clock stepped back: keep counting from the last id
             _last_counter += 1
         ms, counter = _last_ms, _last_counter
-    value = (ms << 80) | (0x7 << 76) | ((counter >> 62) << 64) | (0b10 << 62) | (counter & _RAND_B_MASK)
-    return uuid.UUID(int=value)
+    return (ms << 80) | (0x7 << 76) | ((counter >> 62) << 64) | (0b10 << 62) | (counter & _RAND_B_MASK)
+
+
+# uuid.UUID(int=...) range-checks its argument, which costs twice the rest of building the id; our values
+# are 128-bit by construction, so the object is filled in directly (same fields as UUID.__init__ sets).
+_UUID = uuid.UUID
+_new_object = object.__new__
+_set_field = object.__setattr__
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown
+
+
+def new_event_id() -> uuid.UUID:
+    """A UUIDv7 strictly greater than every id this process made before, across threads.
+
+    Within one millisecond the 74 bits after the timestamp act as a counter that starts at a random
+    value below 2**73 (RFC 9562 "monotonic random"), so ids made in a burst stay ordered. Written here
+    rather than taken from a package because it must be thread-safe and sits on the append hot path.
+    """
+    value: uuid.UUID = _new_object(_UUID)
+    _set_field(value, "int", _next_id_int())
+    _set_field(value, "is_safe", _SAFE_UNKNOWN)
+    return value
 
 
 def new_correlation_id() -> str:
-    """A fresh correlation id for a request that did not bring one."""
-    return str(new_event_id())
+    """A fresh correlation id for a request that did not bring one (a UUIDv7 in its usual text form)."""
+    h = f"{_next_id_int():032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
