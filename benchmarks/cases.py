@@ -128,7 +128,7 @@ class Backends:
             from eventcore_lab.stores.postgres import PostgresStore
 
             with self.schema() as schema:
-                store = PostgresStore(self.dsn, schema=schema, pool_max=40)
+                store = PostgresStore(self.dsn, schema=schema, pool_max=40, cache_events=100_000)
                 try:
                     yield store
                 finally:
