@@ -94,14 +94,10 @@ def test_replay_in_chunks_equals_one_shot(history: tuple[str, list[Any]], cuts: 
             fold(chunked, events[start:cut])
             start = max(start, cut)
         assert snapshot(chunked) == snapshot(fold(factory(), events))
-    assert (
-        events_frame(store).equals(
-            __import__("pandas").concat(
-                [events_frame(store, until=3), events_frame(store, after=3)], ignore_index=True
-            )
-        )
-        or len(events) < 3
-    )
+    # an empty part is left out: concatenating it would widen int columns it lacks to float
+    parts = [part for part in (events_frame(store, until=3), events_frame(store, after=3)) if len(part)]
+    if len(events) >= 3:
+        assert events_frame(store).equals(__import__("pandas").concat(parts, ignore_index=True))
 
 
 class FailsOn(Projection):

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from test_projections_helpers import AccountTable, Balances, run_history
 
-from eventcore_lab import MemoryStore
+from eventcore_lab import Event, EventToWrite, MemoryStore, Metadata, StoredEvent
 from eventcore_lab.examples import banking, tasks
 from eventcore_lab.examples.task_views import TeamStatistics
 from eventcore_lab.projections import (
@@ -21,6 +26,7 @@ from eventcore_lab.projections import (
     fork,
     state_at,
 )
+from eventcore_lab.stores import bulk
 from eventcore_lab.stores.duckdb import DuckDBStore
 from eventcore_lab.stores.postgres import PostgresStore
 
@@ -106,3 +112,112 @@ def test_duckdb_checkpoint_survives_reopening_the_file(tmp_path: Path) -> None:
         head = store.head()
     with DuckDBStore(path) as store:
         assert ProjectionRunner(store, Balances(), checkpoints=checkpoints_for(store)).position == head
+
+
+# -- events_frame on DuckDB: the store's native columnar path ---------------------------------------------
+
+
+class NativeFrameSample(Event):
+    """Every scalar kind the native path reads through DuckDB's JSON functions."""
+
+    ratio: float
+    flag: bool
+    note: str | None = None
+    count: int | None = None
+
+
+def native_history(path: Path) -> tuple[DuckDBStore, MemoryStore]:
+    """A DuckDB store with banking, tasks and sample events, and a memory copy of the same events."""
+    store = DuckDBStore(path)
+    run_history(store, COMMANDS)
+    meta = Metadata(correlation_id="c-1", causation_id="c-0", user_id="ann")
+    store.append(
+        [
+            EventToWrite(
+                "sample-1", NativeFrameSample(ratio=0.5, flag=True, note="ünïcode ☃", count=2**40), meta
+            ),
+            EventToWrite("sample-2", NativeFrameSample(ratio=-1.0, flag=False)),
+        ]
+    )
+    copy = MemoryStore()
+    copy.import_events(store.read_all())
+    return store, copy
+
+
+def test_duckdb_events_frame_takes_the_native_path_and_equals_the_generic_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, memory = native_history(tmp_path / "native.duckdb")
+    with store:
+        head = store.head()
+        middle = store.read_all()[4].recorded_at
+        bank = [
+            banking.AccountOpened,
+            banking.MoneyDeposited,
+            banking.MoneyWithdrawn,
+            banking.MoneyTransferred,
+        ]
+        cases: list[dict[str, Any]] = [
+            {"types": [*bank, NativeFrameSample]},
+            {"types": NativeFrameSample},
+            {"types": bank, "streams": "account-*", "after": 2},
+            {"types": "MoneyDeposited", "streams": ["account-2", "nowhere"]},
+            {"types": bank, "until": 4},
+            {"types": bank, "until": middle},
+            {"types": bank, "until": datetime(2000, 1, 1, tzinfo=UTC)},
+            {"payload": False},
+            {"after": head},
+            {"streams": "nowhere-*"},
+            {"streams": []},
+            {"types": []},
+            {"streams": " account-2"},  # matched verbatim, as in Python
+        ]
+
+        def no_python_path(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("the native path should not read StoredEvents")
+
+        for case in cases:
+            expected = events_frame(memory, **case)
+            with monkeypatch.context() as patch:
+                patch.setattr(store, "read_all", no_python_path)
+                got = events_frame(store, **case)
+            pd.testing.assert_frame_equal(got, expected, check_exact=True)
+            assert list(got.columns) == list(expected.columns)
+        assert events_frame(store, types=NativeFrameSample)["count"].tolist()[0] == 2**40
+
+
+def test_duckdb_events_frame_falls_back_for_payloads_duckdb_cannot_rebuild(tmp_path: Path) -> None:
+    store, memory = native_history(tmp_path / "fallback.duckdb")
+    with store:
+        # task events hold enums and datetimes: built from StoredEvents, with the same result
+        assert store.events_table(fields=lambda types: None) is None
+        pd.testing.assert_frame_equal(events_frame(store), events_frame(memory), check_exact=True)
+        tasks_only = events_frame(store, streams="task-*")
+        assert set(tasks_only["event_type"]) == {"TaskCreated", "TaskAssigned", "TaskCompleted"}
+
+
+def test_duckdb_events_frame_agrees_on_defaults_of_older_events_and_big_ints(tmp_path: Path) -> None:
+    store, _ = native_history(tmp_path / "edge.duckdb")
+    with store:
+        # an event written before MoneyDeposited had its ``reference`` field: decoding fills the default
+        older = tmp_path / "older.parquet"
+        table = bulk.events_to_arrow(
+            [StoredEvent(**{**msgspec.structs.asdict(store.read_all()[2]), "stream_id": "old", "version": 1})]
+        )
+        assert table.column("event_type")[0].as_py() == "MoneyDeposited"
+        pq.write_table(table.set_column(5, "payload", pa.array(['{"amount": 7}'])), older)
+        store.import_file(older)
+        store.append([EventToWrite("sample-3", NativeFrameSample(ratio=1.0, flag=True, count=2**63 + 5))])
+        memory = MemoryStore()
+        memory.import_events(store.read_all())
+        deposits = events_frame(store, types="MoneyDeposited")
+        pd.testing.assert_frame_equal(
+            deposits, events_frame(memory, types="MoneyDeposited"), check_exact=True
+        )
+        assert deposits["reference"].tolist()[-1] == ""
+        # an unsigned 64-bit int does not fit the native int64 column: the Python path answers
+        samples = events_frame(store, types=NativeFrameSample)
+        pd.testing.assert_frame_equal(
+            samples, events_frame(memory, types=NativeFrameSample), check_exact=True
+        )
+        assert samples["count"].tolist()[-1] == float(2**63 + 5)  # float64: other rows have no count

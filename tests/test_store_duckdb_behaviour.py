@@ -133,17 +133,17 @@ def test_a_failed_group_commit_fails_its_appends_and_the_store_recovers(
     store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.append([write("before", "1")])
-    real = duckdb_module._Rows.table
+    real = duckdb_module._insert_small
 
-    def broken(self: Any, *args: Any) -> Any:
+    def broken(*args: Any) -> Any:
         raise duckdb_module.duckdb.IOException("disk full (simulated)")
 
-    monkeypatch.setattr(duckdb_module._Rows, "table", broken)
+    monkeypatch.setattr(duckdb_module, "_insert_small", broken)
     with pytest.raises(TransactionError, match="disk full") as error:
         store.append([write("lost", "x"), write("before", "2")])
     assert error.value.retriable
     assert store.stream_version("lost") == 0 and store.stream_version("before") == 1
-    monkeypatch.setattr(duckdb_module._Rows, "table", real)
+    monkeypatch.setattr(duckdb_module, "_insert_small", real)
     [event] = store.append([write("before", "2")], {"before": ExpectedVersion.exact(1)})
     assert (event.version, event.position) == (2, 2)
     assert [e.stream_id for e in store.read_all()] == ["before", "before"]
@@ -408,3 +408,65 @@ def test_stream_cache_stays_consistent_under_eviction(path: Path) -> None:
         assert [e.payload for e in store.read_all(after=after, limit=7)] == [
             e.payload for e in reference.read_all(after=after, limit=7)
         ]
+
+
+# -- bulk and group-commit paths ----------------------------------------------------------------------------
+
+
+def test_a_parquet_file_changed_after_its_check_is_refused(
+    store: DuckDBStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = DuckDBStore(tmp_path / "source.duckdb")
+    source.append([write(f"s-{i % 3}", str(i)) for i in range(9)])
+    path = tmp_path / "events.parquet"
+    source.export_events(path)
+    source.close()
+    real = DuckDBStore._check_parquet
+
+    def check_then_change(self: DuckDBStore, con: Any, parquet: Any) -> Any:
+        result = real(self, con, parquet)
+        os.utime(path, ns=(0, 0))  # another writer replaces the file between check and insert
+        return result
+
+    monkeypatch.setattr(DuckDBStore, "_check_parquet", check_then_change)
+    with pytest.raises(InvalidFormat, match="changed while it was being imported"):
+        store.import_file(path)
+    assert store.head() == 0 and store.stream_version("s-0") == 0
+    monkeypatch.setattr(DuckDBStore, "_check_parquet", real)
+    assert store.import_file(path) == 9
+    assert [e.version for e in store.read_stream("s-1")] == [1, 2, 3]
+
+
+def test_many_threads_share_group_commits_and_every_append_is_durable(tmp_path: Path) -> None:
+    path = tmp_path / "groups.duckdb"
+    store = DuckDBStore(path)
+    sizes: list[int] = []
+    real = duckdb_module._insert_small
+
+    def counting(appender: Any, rows: Any) -> None:
+        sizes.append(len(rows))
+        real(appender, rows)
+
+    errors: list[BaseException] = []
+
+    def client(n: int) -> None:
+        try:
+            for i in range(25):
+                [event] = store.append([write(f"c-{n}", f"{i}")], {f"c-{n}": ExpectedVersion.exact(i)})
+                assert store.read_all(after=event.position - 1, limit=1)[0].event_id == event.event_id
+        except BaseException as exc:
+            errors.append(exc)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(duckdb_module, "_insert_small", counting)
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not errors
+    assert sum(sizes) == 200 and max(sizes) > 1  # appends were grouped
+    store.close()
+    with DuckDBStore(path) as again:
+        assert again.head() == 200
+        assert all(again.stream_version(f"c-{n}") == 25 for n in range(8))

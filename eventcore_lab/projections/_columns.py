@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections import deque
 from datetime import date, datetime, time
 from decimal import Decimal
+from itertools import repeat
 from typing import Any
 
 import msgspec
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _PLAIN = (int, float, str, bool, type(None), datetime, date, time, uuid.UUID, Decimal)
 _KEEP = (datetime, date, time, uuid.UUID, Decimal)
@@ -135,3 +139,86 @@ def _object_array(values: list[Any]) -> np.ndarray[Any, Any]:
     array = np.empty(len(values), dtype=object)
     array[:] = values
     return array
+
+
+# -- columns from an Arrow table (a store's native path) --------------------------------------------
+
+
+def _objects(column: Any) -> np.ndarray[Any, Any]:
+    """A string column as an object array sharing one Python string per distinct value (cheap for
+    stream ids and type names, which repeat a lot)."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    values = np.empty(len(encoded.dictionary) + 1, dtype=object)
+    values[:-1] = encoded.dictionary.to_pylist()  # the last slot stays None, for nulls
+    return values[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+
+
+def _uuids(column: Any) -> np.ndarray[Any, Any]:
+    """16-byte big-endian ids as ``uuid.UUID`` objects: the slowest column of a native replay, so
+    built with C-level ``map`` calls and without ``UUID.__init__``'s checks (the store's ids are
+    well formed): empty objects, then their two slots set directly."""
+    count = len(column)
+    numbers = list(map(_FROM_BYTES, column.to_pylist(), repeat("big", count)))
+    made = list(map(object.__new__, repeat(uuid.UUID, count)))
+    deque(map(_UUID_INT.__set__, made, numbers), maxlen=0)
+    deque(map(_UUID_SAFE.__set__, made, repeat(uuid.SafeUUID.unknown, count)), maxlen=0)
+    return _object_array(made)
+
+
+_FROM_BYTES: Any = int.from_bytes  # typed Any: map() passes the byte order positionally
+_UUID_INT = uuid.UUID.__dict__["int"]
+_UUID_SAFE = uuid.UUID.__dict__["is_safe"]
+
+
+def _payload_column(column: Any) -> pd.Series:
+    """A payload column as :meth:`PayloadColumns.frame` makes it (object cells, then
+    ``infer_objects``), but converted by Arrow where that gives the same dtype and values."""
+    if column.null_count == len(column):
+        return pd.Series(np.full(len(column), None, dtype=object), dtype=object, copy=False)
+    if pa.types.is_string(column.type):
+        series = column.to_pandas()
+        if series.dtype == _inferred_string_dtype():
+            return series
+        return pd.Series(_objects(column), dtype=object, copy=False).infer_objects()
+    # numbers: float64 with NaN for missing cells, as infer_objects makes of ints and None
+    return pd.Series(_object_array(column.to_pylist()), dtype=object, copy=False).infer_objects()
+
+
+def _inferred_string_dtype() -> Any:
+    """What ``infer_objects`` makes of strings (depends on the pandas version and options)."""
+    return pd.Series(np.array(["x"], dtype=object), dtype=object).infer_objects().dtype
+
+
+def arrow_frame(
+    table: Any,
+    payload_fields: list[str],
+    reserved: tuple[str, ...],
+    defaults: dict[str, dict[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """The events frame from a store's Arrow table (see ``DuckDBStore.events_table``), with the same
+    columns, dtypes and values as :class:`EnvelopeColumns` and :class:`PayloadColumns` give.
+
+    ``defaults`` (field -> event type -> value) fill the cells of events whose JSON lacks a field
+    their class declares with a default, as decoding them would. Raises ``pa.ArrowInvalid`` when an
+    int column does not fit int64."""
+    micros = table.column("recorded_at").combine_chunks().cast(pa.int64()).to_numpy()
+    data: dict[str, Any] = {
+        "position": table.column("position").to_numpy().astype("int64", copy=False),
+        "stream_id": pd.Series(_objects(table.column("stream_id")), dtype=object, copy=False),
+        "version": table.column("version").to_numpy().astype("int64", copy=False),
+        "event_type": pd.Series(_objects(table.column("event_type")), dtype=object, copy=False),
+        "recorded_at": pd.to_datetime(micros, unit="us", utc=True),
+        "event_id": pd.Series(_uuids(table.column("event_id")), dtype=object, copy=False),
+    }
+    for name in ("correlation_id", "causation_id", "user_id"):
+        data[name] = pd.Series(_objects(table.column(name)), dtype=object, copy=False)
+    for name in payload_fields:
+        label = f"payload_{name}" if name in reserved else name
+        column = table.column(name)
+        if pa.types.is_decimal(column.type):
+            column = column.cast(pa.int64())  # checked: raises when a value does not fit
+        for event_type, value in (defaults or {}).get(name, {}).items():
+            missing = pc.and_(pc.equal(table.column("event_type"), event_type), pc.is_null(column))
+            column = pc.if_else(missing, pa.scalar(value, column.type), column)
+        data[label] = _payload_column(column)
+    return pd.DataFrame(data, index=pd.RangeIndex(table.num_rows), copy=False)

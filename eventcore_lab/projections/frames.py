@@ -7,17 +7,22 @@ DataFrames only when asked: building a DataFrame per event would be a thousand t
 from __future__ import annotations
 
 import fnmatch
+import typing
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
+from types import UnionType
 from typing import Any, ClassVar
 
+import msgspec
 import pandas as pd
+import pyarrow as pa
 
+from .._gc import gc_paused
 from ..core.errors import InvalidFormat, ProjectionError
 from ..core.events import StoredEvent
-from ._columns import EnvelopeColumns, PayloadColumns
+from ._columns import EnvelopeColumns, PayloadColumns, arrow_frame
 from ._progress import progress_bar
 from .base import Projection
 
@@ -224,12 +229,34 @@ def events_frame(
     (``"task-*"``); ``until`` is a position or an aware datetime (see :func:`iter_events`). A payload
     field named like an envelope column is prefixed ``payload_``. Strings stay Python objects (no
     conversion cost); ``event_id`` holds UUIDs, which DuckDB reads as its UUID type.
+
+    A store with a columnar path of its own (``store.events_table``, e.g. DuckDB) builds the frame
+    there when the payload fields are plain scalars; the result is the same either way.
     """
     registry = store.registry
     wanted_types = _type_names(types, registry)
+    _limit_for(until)  # refuse a bad limit whichever path runs
+    with gc_paused():
+        native = _native_frame(store, wanted_types, streams, after, until, payload)
+        if native is not None:
+            return native
+        return _python_frame(store, wanted_types, streams, after, until, payload, batch_size, progress)
+
+
+def _python_frame(
+    store: Any,
+    wanted_types: set[str] | None,
+    streams: Iterable[str] | str | None,
+    after: int,
+    until: int | datetime | None,
+    payload: bool,
+    batch_size: int,
+    progress: bool | None,
+) -> pd.DataFrame:
+    """The events frame built from the store's StoredEvents, column by column (any store)."""
     wanted_stream = _matcher(streams)
     envelope = EnvelopeColumns()
-    fields = PayloadColumns(registry)
+    fields = PayloadColumns(store.registry)
     batches = iter_events(
         store, after=after, until=until, batch_size=batch_size, progress=progress, description="events_frame"
     )
@@ -246,6 +273,104 @@ def events_frame(
     if payload:
         frame = pd.concat([frame, fields.frame(ENVELOPE_COLUMNS)], axis=1)
     return frame
+
+
+# ints as HUGEINT: msgspec also writes unsigned 64-bit ints; ``arrow_frame`` narrows them to int64 and
+# gives up (the Python path runs) if one does not fit
+_SQL_TYPES = {int: "HUGEINT", float: "DOUBLE", str: "VARCHAR", bool: "BOOLEAN"}
+
+
+def _scalar(annotation: Any) -> tuple[str | None, bool]:
+    """The DuckDB type that reads a plain scalar field back as msgspec would, and whether it is
+    optional; None for any other field."""
+    options = (
+        set(typing.get_args(annotation))
+        if typing.get_origin(annotation) in (typing.Union, UnionType)
+        else {annotation}
+    )
+    optional = type(None) in options
+    options.discard(type(None))
+    return (_SQL_TYPES.get(options.pop()) if len(options) == 1 else None), optional
+
+
+def _payload_fields(
+    registry: Any, type_names: list[str]
+) -> tuple[dict[str, str], dict[str, dict[str, Any]]] | None:
+    """The payload fields of these event types as DuckDB types, and the defaults that fill a field
+    missing from an older event's JSON (field -> type name -> default); None when a field cannot be
+    read natively (not a msgspec Struct, renamed, non-scalar or clashing fields, omitted defaults)."""
+    fields: dict[str, str] = {}
+    defaults: dict[str, dict[str, Any]] = {}
+    for name in type_names:
+        if name not in registry:
+            return None
+        cls = registry.event_class(name)
+        if not isinstance(cls, type) or not issubclass(cls, msgspec.Struct):
+            return None
+        if cls.__struct_config__.omit_defaults:
+            return None
+        for info in msgspec.structs.fields(cls):
+            sql, optional = _scalar(info.type)
+            if sql is None or info.encode_name != info.name or info.name in ENVELOPE_COLUMNS:
+                return None
+            if fields.setdefault(info.name, sql) != sql or info.default_factory is not msgspec.NODEFAULT:
+                return None
+            if info.default is not msgspec.NODEFAULT and info.default is not None:
+                if optional:  # null and missing would read back differently: leave it to Python
+                    return None
+                defaults.setdefault(info.name, {})[name] = info.default
+    return fields, defaults
+
+
+def _native_frame(
+    store: Any,
+    wanted_types: set[str] | None,
+    streams: Iterable[str] | str | None,
+    after: int,
+    until: int | datetime | None,
+    payload: bool,
+) -> pd.DataFrame | None:
+    """The events frame from the store's own columnar path (``store.events_table``), when it has one
+    and the payloads are plain scalars; None otherwise. DuckDB filters and expands the JSON payloads,
+    which is several times faster than building columns from Python objects."""
+    events_table = getattr(store, "events_table", None)
+    if not callable(events_table) or not isinstance(after, int) or after < 0:
+        return None  # the Python path reports a bad ``after`` as every store does
+    stream_ids: list[str] | None = None
+    if streams is not None:
+        patterns = [streams] if isinstance(streams, str) else list(streams)
+        if any(c in p for p in patterns for c in "*?["):
+            known = getattr(store, "stream_ids", None)
+            if not callable(known):
+                return None
+            match = _matcher(patterns)
+            stream_ids = [sid for sid in known() if match is not None and match(sid)]
+        else:
+            stream_ids = patterns
+    chosen: list[str] = []
+    defaults: dict[str, dict[str, Any]] = {}
+
+    def fields(present: list[str]) -> dict[str, str] | None:
+        found = _payload_fields(store.registry, present) if payload else ({}, {})
+        if found is None:
+            return None
+        chosen.extend(found[0])
+        defaults.update(found[1])
+        return found[0]
+
+    table = events_table(
+        after=after,
+        until=until,
+        stream_ids=stream_ids,
+        event_types=None if wanted_types is None else sorted(wanted_types),
+        fields=fields,
+    )
+    if table is None:
+        return None
+    try:
+        return arrow_frame(table, chosen, ENVELOPE_COLUMNS, defaults)
+    except pa.ArrowInvalid:  # an int beyond int64
+        return None
 
 
 # -- vectorised projections -----------------------------------------------------------------------
