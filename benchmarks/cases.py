@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from eventcore_lab import MemoryStore
+from eventcore_lab.stores.bulk import write_parquet
 
 from . import baselines, ours, peer, replay
 from .harness import Sample
@@ -324,6 +325,22 @@ def build_cases(b: Backends, s: Sizes) -> list[Case]:
                 "events/s",
                 with_store(backend, lambda st, tag: ours.bulk_import(st, events())),
             )
+    if "duckdb" in has:
+
+        def duckdb_file_import(tag: str) -> Sample:
+            with b.tempdir() as directory, b.store("duckdb") as store:
+                path = directory / "history.parquet"
+                write_parquet(events(), path, progress=False)
+                return ours.bulk_import_file(store, path)
+
+        add(
+            "bulk_import_file",
+            OURS,
+            "duckdb",
+            "events/s",
+            duckdb_file_import,
+            "DuckDBStore.import_file of a Parquet export of the same events",
+        )
     for peer_backend in ("popo", "postgres") if "postgres" in has else ("popo",):
 
         def peer_bulk(tag: str, pb: str = peer_backend) -> Sample:

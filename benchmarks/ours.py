@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from eventcore_lab import EventToWrite, Executor, Metadata, StoredEvent, new_event_id
@@ -107,3 +108,8 @@ def make_history(count: int, streams: int) -> list[StoredEvent]:
 
 def bulk_import(store: Any, events: list[StoredEvent]) -> Sample:
     return time_once(lambda: store.import_events(events))
+
+
+def bulk_import_file(store: Any, path: Path) -> Sample:
+    """Import an exported Parquet file: the bulk path a user takes to load a history."""
+    return time_once(lambda: store.import_file(path, progress=False))

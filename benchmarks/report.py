@@ -111,10 +111,17 @@ TARGETS = [
         "events/s",
     ),
     Target(
-        "bulk import into DuckDB",
+        "bulk import into DuckDB, from Python objects",
         "absolute",
         500_000,
         _absolute("bulk_import/eventcore-lab/duckdb"),
+        "events/s",
+    ),
+    Target(
+        "bulk import into DuckDB, from a Parquet file",
+        "absolute",
+        500_000,
+        _absolute("bulk_import_file/eventcore-lab/duckdb"),
         "events/s",
     ),
     Target(
