@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import os
 import random
 from collections import Counter
 
@@ -240,15 +238,3 @@ def test_banking_conserves_money_with_threads_and_chaos() -> None:
         )
         assert result.summary()["succeeded"] > 300 and result.mode == "threads"
         assert_conserved(store.read_all())
-
-
-def _durable_store(kind: str):  # type: ignore[no-untyped-def]
-    """A fresh durable store if that store exists in this checkout (they are written in parallel)."""
-    if kind == "duckdb":
-        module = importlib.import_module("eventcore_lab.stores.duckdb")
-        return module.DuckDBStore()
-    url = os.environ.get("EVENTCORE_DATABASE_URL")
-    if not url:
-        pytest.skip("EVENTCORE_DATABASE_URL is not set")
-    module = importlib.import_module("eventcore_lab.stores.postgres")
-    return module.PostgresStore(url, schema="sim_test_threads")
