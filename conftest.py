@@ -46,6 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     opt = config.option
+    if not hasattr(opt, "nbval"):  # nbval disabled with `-p no:nbval`
+        return
     if opt.no_notebooks:
         opt.nbval = opt.nbval_lax = False
         return
@@ -90,6 +92,7 @@ class TextNotebookFile(nbval_plugin.IPyNbFile):
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     opt = parent.config.option
-    if (opt.nbval or opt.nbval_lax) and file_path.suffix == ".md" and is_text_notebook(file_path):
+    notebooks_on = getattr(opt, "nbval", False) or getattr(opt, "nbval_lax", False)
+    if notebooks_on and file_path.suffix == ".md" and is_text_notebook(file_path):
         return TextNotebookFile.from_parent(parent, path=file_path)
     return None  # .ipynb files are collected by nbval itself
