@@ -30,7 +30,7 @@ from .core.errors import (
 )
 from .core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from .core.executor import ExecutionResult, Executor, Phase, Step
-from .core.ids import StreamId, new_event_id
+from .core.ids import RepeatableIds, StreamId, new_event_id
 from .core.registry import Event, EventRegistry, default_registry
 from .core.retry import RetryConfig
 from .stores import EventStore, MemoryStore, Subscription, open_store
@@ -65,6 +65,7 @@ __all__ = [
     "Phase",
     "PostgresStore",
     "ProjectionError",
+    "RepeatableIds",
     "RetryConfig",
     "SerializationError",
     "Step",

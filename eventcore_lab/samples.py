@@ -4,8 +4,9 @@ Two domains are simulated by running real commands through the executor against 
 ``banking`` (accounts, deposits, withdrawals, transfers; about 100,000 events in the shipped file) and
 ``tasks`` (the task-management domain of the tutorials). Everything that could vary between runs is
 fixed: a seeded ``random.Random`` picks the operations, a simulated clock gives ``ctx.now`` and
-``recorded_at``, correlation ids are counters, and event ids are UUIDv7 values built from the simulated
-time and a sequence number. The same seed and size therefore give byte-identical files.
+``recorded_at``, correlation ids are counters, and event ids come from
+:class:`~eventcore_lab.core.ids.RepeatableIds` (UUIDv7 values built from the simulated time and a sequence
+number). The same seed and size therefore give byte-identical files.
 
 >>> from eventcore_lab.samples import load_sample
 >>> store = load_sample("tasks")                     # doctest: +SKIP
@@ -18,17 +19,15 @@ import dataclasses
 import itertools
 import os
 import random
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from .core.errors import CommandError, InvalidFormat
 from .core.events import StoredEvent
 from .core.executor import Executor
+from .core.ids import RepeatableIds
 from .core.retry import RetryConfig
 from .examples import banking, tasks
 from .stores.bulk import read_events, write_events
@@ -120,24 +119,14 @@ class SimulatedClock:
         return self.now
 
 
-def deterministic_uuid7(moment: datetime, sequence: int) -> uuid.UUID:
-    """A UUIDv7 whose timestamp is ``moment`` and whose random bits are ``sequence``.
-
-    Ordered like the log as long as ``moment`` never goes back and ``sequence`` grows.
-    """
-    millis = int(moment.timestamp() * 1000)
-    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | 0b10 << 62 | (sequence & ((1 << 62) - 1))
-    return uuid.UUID(int=value)
-
-
 class _Recorder:
-    """Runs commands at simulated times and keeps their events, with deterministic ids and timestamps."""
+    """Runs commands at simulated times and keeps their events; the store shares the simulated clock."""
 
     def __init__(self, name: str, seed: int) -> None:
         self.name = name
         self.rng = random.Random(seed)
         self.clock = SimulatedClock()
-        self.store = MemoryStore()
+        self.store = MemoryStore(clock=self.clock, new_id=RepeatableIds(self.clock))
         self.executor = Executor(
             self.store,
             retry=RetryConfig.none(),
@@ -159,13 +148,7 @@ class _Recorder:
         except CommandError:
             self.rejected += 1
             return False
-        at = self.clock.now
-        for event in result.events_written:
-            self.events.append(
-                msgspec.structs.replace(
-                    event, event_id=deterministic_uuid7(at, len(self.events) + 1), recorded_at=at
-                )
-            )
+        self.events += result.events_written
         return True
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,7 +16,6 @@ from eventcore_lab.samples import (
     START,
     SampleFileMissing,
     UnknownSample,
-    deterministic_uuid7,
     generate,
     load_sample,
     sample_path,
@@ -95,11 +96,14 @@ def test_metadata_is_deterministic_and_readable(small_tasks):
     assert first.payload.created_at == first.recorded_at  # ctx.now and recorded_at share the clock
 
 
-def test_deterministic_uuid7_is_a_version_7_uuid_ordered_by_time_then_sequence():
-    a = deterministic_uuid7(START, 1)
-    b = deterministic_uuid7(START, 2)
-    assert (a.version, a.variant) == (7, "specified in RFC 4122")
-    assert a < b
+def test_event_ids_are_v7_from_the_simulated_time_and_the_log_position(small_banking):
+    """The store's RepeatableIds use the simulated clock: timestamp = recorded_at, counter = position."""
+    unix_epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for event in small_banking[:200]:
+        assert (event.event_id.version, event.event_id.variant) == (7, uuid.RFC_4122)
+        assert event.event_id.int >> 80 == (event.recorded_at - unix_epoch) // timedelta(milliseconds=1)
+        assert event.event_id.int & ((1 << 62) - 1) == event.position
+    assert small_banking[-1].recorded_at - small_banking[0].recorded_at > timedelta(hours=1)  # simulated
 
 
 def test_write_then_load_round_trips(tmp_path, small_tasks):

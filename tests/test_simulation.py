@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import matplotlib
 import pytest
@@ -27,16 +29,14 @@ from eventcore_lab.simulation import (
     run_threads,
     simulate,
 )
+from eventcore_lab.simulation.scheduler import EPOCH
 from eventcore_lab.stores.chaos import ChaosStore
+
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 matplotlib.use("Agg")
 
 FAST_RETRY = RetryConfig(max_attempts=10, initial_delay=0.0005, max_delay=0.01)
-
-
-def history(store: MemoryStore) -> list[tuple[object, ...]]:
-    """Everything about the log that a seed decides (event ids and wall-clock times are not)."""
-    return [(e.stream_id, e.version, e.position, e.payload, e.metadata) for e in store.read_all()]
 
 
 def assert_conserved(events: list) -> None:  # type: ignore[type-arg]
@@ -136,10 +136,32 @@ def test_same_seed_same_frame_and_history_different_seed_differs() -> None:
     a, b, c = runs
     assert list(a.frame.columns) == COLUMNS
     assert a.frame.equals(b.frame)
-    assert history(a.store) == history(b.store)
+    events_a, events_b, events_c = (run.store.read_all() for run in runs)
+    assert events_a == events_b  # whole stored events: event_id and recorded_at included
+    assert [e.event_id for e in events_a] == [e.event_id for e in events_b]
+    assert [e.recorded_at for e in events_a] == [e.recorded_at for e in events_b]
     assert not a.frame.equals(c.frame)
-    assert history(a.store) != history(c.store)
+    assert events_a != events_c
+    assert not {e.event_id for e in events_a} & {e.event_id for e in events_c}, "the seed picks the ids"
     assert a.summary()["conflicts"] > 0  # the interleaving really produced contention
+
+
+def test_default_store_records_virtual_time_and_repeatable_v7_ids() -> None:
+    result = simulate(banking_workload(clients=5, commands=50, think_time=(1.0, 2.0), seed=3))
+    events = result.store.read_all()
+    assert all(EPOCH <= e.recorded_at <= EPOCH + timedelta(seconds=result.elapsed) for e in events)
+    assert events[-1].recorded_at - events[0].recorded_at > timedelta(seconds=10)  # virtual, not real, time
+    assert all(a.event_id < b.event_id for a, b in itertools.pairwise(events))
+    for event in events:
+        assert event.event_id.version == 7
+        assert event.event_id.int >> 80 == (event.recorded_at - UNIX_EPOCH) // timedelta(milliseconds=1)
+
+
+def test_a_store_passed_in_keeps_its_own_clock_and_ids() -> None:
+    store = MemoryStore()
+    before = datetime.now(UTC)
+    simulate(banking_workload(clients=2, commands=10, seed=3), store)
+    assert all(e.recorded_at >= before for e in store.read_all())  # real time, not the virtual EPOCH
 
 
 def test_simulated_time_is_virtual_and_seen_by_commands() -> None:

@@ -4,7 +4,8 @@ Each client's command runs as :meth:`Executor.steps`, one phase per ``next()`` (
 commit). The scheduler keeps a queue of clients ordered by virtual time; each phase costs a little virtual
 time with seeded jitter, and ties are broken by the seed too. Phases of different clients interleave as
 they would on a real server (a client reads, another commits, the first one's commit conflicts), but the
-order is a pure function of the seed: the same seed gives the same history and the same results frame.
+order is a pure function of the seed: the same seed gives the same history (event ids and ``recorded_at``
+included, on the default store) and the same results frame.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from ..core.errors import EventCoreError, InvalidFormat
 from ..core.events import Metadata
 from ..core.executor import Executor, Phase, Steps
+from ..core.ids import RepeatableIds
 from ..core.retry import RetryConfig
 from ..stores.chaos import ChaosStore
 from ..stores.memory import MemoryStore
@@ -56,7 +58,13 @@ class _Client:
 
 
 class Simulation:
-    """One deterministic run of ``workload`` on ``store`` (a fresh MemoryStore by default)."""
+    """One deterministic run of ``workload`` on ``store``.
+
+    The default store is a fresh MemoryStore on the virtual clock with
+    :class:`~eventcore_lab.core.ids.RepeatableIds` seeded by the workload, so the same seed stores the same
+    events bit for bit, ``event_id`` and ``recorded_at`` included. A store passed in keeps its own clock
+    and ids.
+    """
 
     def __init__(
         self,
@@ -68,20 +76,28 @@ class Simulation:
         progress: bool = False,
     ) -> None:
         self.workload = workload
-        self.store = store if store is not None else MemoryStore()
+        self.now = 0.0
+        self.store = (
+            store
+            if store is not None
+            else MemoryStore(clock=self._clock, new_id=RepeatableIds(self._clock, workload.seed))
+        )
         self.costs = costs or PhaseCosts()
         self.progress = progress
-        self.now = 0.0
         self._pending_latency = 0.0
         self._rng = random.Random(workload.seed)
         self.executor = Executor(
             self.store,
             retry=retry if retry is not None else RetryConfig(),
             timeout=None,
-            clock=lambda: EPOCH + timedelta(seconds=self.now),
+            clock=self._clock,
             rng=random.Random(workload.seed + 7919),
             sleep=self._virtual_sleep,
         )
+
+    def _clock(self) -> datetime:
+        """The virtual time as a datetime: ``ctx.now`` for commands, ``recorded_at`` for the default store."""
+        return EPOCH + timedelta(seconds=self.now)
 
     def _virtual_sleep(self, seconds: float) -> None:
         """Store latency (e.g. a ChaosStore's) lengthens the current phase instead of blocking."""

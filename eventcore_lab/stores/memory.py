@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -21,13 +23,25 @@ class MemoryStore:
 
     Appends validate fully (stream ids, registered and serializable events) so that code that runs here
     also runs on the durable stores.
+
+    ``clock`` (read once per append, for ``recorded_at``) and ``new_id`` (called once per event, for
+    ``event_id``) default to the real time and :func:`new_event_id`. Simulations pass a virtual clock and
+    :class:`~eventcore_lab.core.ids.RepeatableIds` so that a rerun stores the very same events.
+    ``import_events`` keeps the ids and times it is given.
     """
 
     def __init__(
-        self, *, registry: EventRegistry | None = None, max_payload_bytes: int = MAX_PAYLOAD_BYTES
+        self,
+        *,
+        registry: EventRegistry | None = None,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        clock: Callable[[], datetime] | None = None,
+        new_id: Callable[[], uuid.UUID] | None = None,
     ) -> None:
         self.registry = registry or default_registry
         self.max_payload_bytes = max_payload_bytes
+        self._clock = _utc_now if clock is None else _checked_clock(clock)
+        self._new_id = new_event_id if new_id is None else _checked_ids(new_id)
         self._log: list[StoredEvent] = []
         self._streams: dict[str, list[StoredEvent]] = {}
         self._changed = threading.Condition(threading.Lock())
@@ -44,7 +58,8 @@ class MemoryStore:
         streams = self._streams
         with self._changed:
             check_expected(checks, lambda sid: len(streams.get(sid, ())))
-            now = datetime.now(UTC)
+            now = self._clock()
+            new_id = self._new_id
             position = len(self._log)
             versions: dict[str, int] = {}
             stored = []
@@ -55,7 +70,7 @@ class MemoryStore:
                 position += 1
                 stored.append(
                     StoredEvent(
-                        event_id=new_event_id(),
+                        event_id=new_id(),
                         stream_id=sid,
                         version=version,
                         position=position,
@@ -156,3 +171,32 @@ class MemoryStore:
 
 
 _by_position = operator.attrgetter("position")
+_utc_now = functools.partial(datetime.now, UTC)
+
+
+def _checked_clock(clock: Callable[[], datetime]) -> Callable[[], datetime]:
+    """``clock``, checked on each reading: an aware datetime, stored in UTC like the real clock's."""
+    if not callable(clock):
+        raise InvalidFormat(f"clock must be a callable returning a datetime, got {clock!r}")
+
+    def read() -> datetime:
+        now = clock()
+        if not isinstance(now, datetime) or now.tzinfo is None:
+            raise InvalidFormat(f"the store's clock must return a timezone-aware datetime, got {now!r}")
+        return now.astimezone(UTC)
+
+    return read
+
+
+def _checked_ids(new_id: Callable[[], uuid.UUID]) -> Callable[[], uuid.UUID]:
+    """``new_id``, checked on each call: it must give a ``uuid.UUID``."""
+    if not callable(new_id):
+        raise InvalidFormat(f"new_id must be a callable returning a uuid.UUID, got {new_id!r}")
+
+    def make() -> uuid.UUID:
+        value = new_id()
+        if not isinstance(value, uuid.UUID):
+            raise InvalidFormat(f"the store's new_id must return a uuid.UUID, got {value!r}")
+        return value
+
+    return make
