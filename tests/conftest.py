@@ -9,25 +9,22 @@ from collections.abc import Iterator
 import pytest
 
 # -- PostgreSQL -------------------------------------------------------------------------------------
-# Tests get the server from EVENTCORE_DATABASE_URL. Without it they skip locally, but fail in CI (env CI
-# set): CI must never pass by silently skipping PostgreSQL.
+# Tests get the server from EVENTCORE_DATABASE_URL. Without it they fail with a message saying how to
+# get one (scripts/test.sh does it): a PostgreSQL test never passes by being skipped.
 
 PG_ENV = "EVENTCORE_DATABASE_URL"
 
 
-def pg_url_or_skip() -> str:
-    """The PostgreSQL URL for tests; skips (locally) or fails (CI) when none is configured."""
-    url = os.environ.get(PG_ENV)
-    if url:
-        return url
-    if os.environ.get("CI"):
-        pytest.fail(f"{PG_ENV} is not set in CI; PostgreSQL tests must run against a real server")
-    pytest.skip(f"{PG_ENV} is not set; e.g. export {PG_ENV}=postgresql://postgres@127.0.0.1:5432/postgres")
-
-
 @pytest.fixture(scope="session")
 def pg_url() -> str:
-    return pg_url_or_skip()
+    """The PostgreSQL URL for tests."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.fail(
+            f"{PG_ENV} is not set: PostgreSQL tests need a real server. Run scripts/test.sh, or "
+            f'eval "$(bash scripts/ci_postgres.sh)" before pytest'
+        )
+    return url
 
 
 @pytest.fixture

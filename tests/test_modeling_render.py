@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from pathlib import Path
@@ -18,11 +17,6 @@ from eventcore_lab.examples import banking, coffee, tasks
 from eventcore_lab.modeling import COLOURS, GraphvizMissing, Kind, derive_model, timeline
 
 SVG = "{http://www.w3.org/2000/svg}"
-
-needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None and not __import__("os").environ.get("CI"),
-    reason="Graphviz `dot` is not installed (apt-get install graphviz)",
-)
 
 
 def texts(svg: str) -> list[tuple[str, float, float]]:
@@ -43,7 +37,6 @@ def position_of(svg: str, label: str) -> tuple[float, float]:
 # -- boards ---------------------------------------------------------------------------------------------
 
 
-@needs_dot
 @pytest.mark.parametrize("module", [banking, tasks, coffee], ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_board_svg_has_every_element_and_lane(module: Any) -> None:
     model = derive_model(module)
@@ -59,7 +52,6 @@ def test_board_svg_has_every_element_and_lane(module: Any) -> None:
         assert COLOURS[Kind.READ_MODEL] in fills
 
 
-@needs_dot
 def test_board_layout_time_left_to_right_and_lanes_top_down() -> None:
     svg = derive_model(coffee).board().svg()
     xs = [position_of(svg, c.__name__)[0] for c in coffee.COMMANDS]
@@ -75,7 +67,6 @@ def test_board_layout_time_left_to_right_and_lanes_top_down() -> None:
     assert position_of(svg, "HandOverPreparedOrders")[1] < cmd_y  # the robot sits on top
 
 
-@needs_dot
 def test_board_rich_display_and_files(tmp_path: Path) -> None:
     model = derive_model(coffee)
     bundle = model._repr_mimebundle_()
@@ -102,7 +93,6 @@ def test_missing_dot_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert "image/svg+xml" not in bundle and "apt-get install graphviz" in bundle["text/html"]
 
 
-@needs_dot
 def test_cli_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "board.svg"
     assert cli_main(["board", "eventcore_lab.examples.coffee", "-o", str(out)]) == 0
