@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -185,3 +187,38 @@ def check_expected(checks: Mapping[StreamId, ExpectedVersion], version_of: Calla
             conflicts[sid] = (str(exp), actual)
     if conflicts:
         raise VersionConflict(conflicts)
+
+
+def stamp_events(
+    prepared: Sequence[PreparedEvent],
+    version_of: Callable[[str], int],
+    first_position: int,
+    now: datetime,
+    new_id: Callable[[], uuid.UUID],
+) -> tuple[list[StoredEvent], dict[str, int]]:
+    """Number validated writes: the next version of each stream and consecutive positions.
+
+    Returns the stored events and each written stream's new version. Stores that number events in
+    process call this under their write lock, after :func:`check_expected`.
+    """
+    versions: dict[str, int] = {}
+    stored = []
+    position = first_position
+    for item in prepared:
+        sid = item.stream_id
+        version = versions.get(sid) or version_of(sid)
+        versions[sid] = version = version + 1
+        stored.append(
+            StoredEvent(
+                event_id=new_id(),
+                stream_id=sid,
+                version=version,
+                position=position,
+                event_type=item.event_type,
+                payload=item.payload,
+                metadata=item.metadata,
+                recorded_at=now,
+            )
+        )
+        position += 1
+    return stored, versions

@@ -67,7 +67,14 @@ from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ..core.ids import StreamId, new_event_id
 from ..core.registry import EventRegistry, default_registry
 from . import bulk
-from .base import MAX_PAYLOAD_BYTES, StreamsRead, Subscription, check_expected, prepare_append
+from .base import (
+    MAX_PAYLOAD_BYTES,
+    StreamsRead,
+    Subscription,
+    check_expected,
+    prepare_append,
+    stamp_events,
+)
 
 #: Version of the tables this module writes; stored in ``eventcore_schema`` for future migrations.
 SCHEMA_VERSION = 1
@@ -94,19 +101,11 @@ create table if not exists checkpoints (
 );
 """
 
-_COLUMNS = "position, event_id, stream_id, version, event_type, payload, metadata, recorded_at"
+_COLUMNS = ", ".join(bulk.COLUMNS)
 
-_ARROW_SCHEMA = pa.schema(
-    [
-        ("position", pa.int64()),
-        ("event_id", pa.uuid()),
-        ("stream_id", pa.string()),
-        ("version", pa.int64()),
-        ("event_type", pa.string()),
-        ("payload", pa.string()),
-        ("metadata", pa.string()),
-        ("recorded_at", pa.timestamp("us", tz="UTC")),
-    ]
+# The bulk file schema, except that event ids go into DuckDB as native UUIDs rather than text.
+_ARROW_SCHEMA = bulk.ARROW_SCHEMA.set(
+    bulk.ARROW_SCHEMA.get_field_index("event_id"), pa.field("event_id", pa.uuid())
 )
 
 _IMPORT_CHUNK = 200_000
@@ -380,39 +379,21 @@ class DuckDBStore:
                 check_expected(checks, self._version_with_pending)
             return []
         rows = _Rows()
-        stored: list[StoredEvent] = []
         with self._lock:
             check_expected(checks, self._version_with_pending)
-            now = datetime.now(UTC)
-            versions: dict[str, int] = {}
-            position = self._next_position
-            for item in prepared:
-                sid = item.stream_id
-                version = versions.get(sid) or self._version_with_pending(sid)
-                versions[sid] = version = version + 1
-                event_id = new_event_id()
-                stored.append(
-                    StoredEvent(
-                        event_id=event_id,
-                        stream_id=sid,
-                        version=version,
-                        position=position,
-                        event_type=item.event_type,
-                        payload=item.payload,
-                        metadata=item.metadata,
-                        recorded_at=now,
-                    )
-                )
-                rows.positions.append(position)
-                rows.event_ids.append(event_id)
-                rows.streams.append(sid)
-                rows.versions.append(version)
-                rows.types.append(item.event_type)
+            stored, versions = stamp_events(
+                prepared, self._version_with_pending, self._next_position, datetime.now(UTC), new_event_id
+            )
+            for item, event in zip(prepared, stored, strict=True):
+                rows.positions.append(event.position)
+                rows.event_ids.append(event.event_id)
+                rows.streams.append(event.stream_id)
+                rows.versions.append(event.version)
+                rows.types.append(event.event_type)
                 rows.payloads.append(item.payload_json)
                 rows.metadata.append(_metadata_encoder.encode(item.metadata))
-                rows.recorded.append(now)
-                position += 1
-            batch = self._enqueue(rows, stored, versions, position)
+                rows.recorded.append(event.recorded_at)
+            batch = self._enqueue(rows, stored, versions, stored[-1].position + 1)
         self._wait_durable(batch)
         return stored
 

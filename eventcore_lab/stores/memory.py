@@ -15,7 +15,14 @@ from ..core.errors import InvalidFormat, VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.ids import StreamId, new_event_id
 from ..core.registry import EventRegistry, default_registry
-from .base import MAX_PAYLOAD_BYTES, StreamsRead, Subscription, check_expected, prepare_append
+from .base import (
+    MAX_PAYLOAD_BYTES,
+    StreamsRead,
+    Subscription,
+    check_expected,
+    prepare_append,
+    stamp_events,
+)
 
 
 class MemoryStore:
@@ -55,33 +62,15 @@ class MemoryStore:
         self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
     ) -> list[StoredEvent]:
         prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
-        streams = self._streams
+        version_of = self._version_of
         with self._changed:
-            check_expected(checks, lambda sid: len(streams.get(sid, ())))
-            now = self._clock()
-            new_id = self._new_id
-            position = len(self._log)
-            versions: dict[str, int] = {}
-            stored = []
-            for item in prepared:
-                sid = item.stream_id
-                version = versions.get(sid) or len(streams.get(sid, ()))
-                versions[sid] = version = version + 1
-                position += 1
-                stored.append(
-                    StoredEvent(
-                        event_id=new_id(),
-                        stream_id=sid,
-                        version=version,
-                        position=position,
-                        event_type=item.event_type,
-                        payload=item.payload,
-                        metadata=item.metadata,
-                        recorded_at=now,
-                    )
-                )
+            check_expected(checks, version_of)
+            stored, _ = stamp_events(prepared, version_of, len(self._log) + 1, self._clock(), self._new_id)
             self._commit(stored)
         return stored
+
+    def _version_of(self, stream_id: str) -> int:
+        return len(self._streams.get(stream_id, ()))
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:
         batch = list(events)
@@ -144,7 +133,7 @@ class MemoryStore:
         return self._log[after:end]
 
     def stream_version(self, stream_id: str) -> int:
-        return len(self._streams.get(StreamId(stream_id), ()))
+        return self._version_of(StreamId(stream_id))
 
     def stream_ids(self) -> list[str]:
         """Every stream that has events, in order of first event."""
