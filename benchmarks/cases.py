@@ -209,60 +209,23 @@ def build_cases(b: Backends, s: Sizes) -> list[Case]:
             continue
         n, t = sized[backend]
         peer_backend, pn, pt = peer_of.get(backend, (None, 0, 0))
-        add(
-            "single_stream_create",
-            OURS,
-            backend,
-            "commands/s",
-            with_store(backend, ours.single_stream_create, n, w),
-        )
-        if peer_backend:
-            add(
-                "single_stream_create",
-                PEER,
-                peer_backend,
-                "commands/s",
-                with_peer(peer_backend, peer.create, pn, w),
-            )
-        add(
-            "single_stream_update",
-            OURS,
-            backend,
-            "commands/s",
-            with_store(backend, ours.single_stream_update, n, w, s.accounts),
-        )
-        if peer_backend:
-            add(
-                "single_stream_update",
-                PEER,
-                peer_backend,
-                "commands/s",
-                with_peer(peer_backend, peer.update, pn, w, s.accounts),
-            )
-        add(
-            "two_stream_transfer",
-            OURS,
-            backend,
-            "commands/s",
-            with_store(backend, ours.two_stream_transfer, t, w, s.accounts),
-        )
-        if peer_backend:
-            add(
-                "two_stream_transfer",
-                PEER,
-                peer_backend,
-                "commands/s",
-                with_peer(peer_backend, peer.transfer, pt, w, s.accounts),
-            )
-        add("hot_read", OURS, backend, "commands/s", with_store(backend, ours.hot_read, n, w, s.accounts))
-        if peer_backend:
-            add(
-                "hot_read",
-                PEER,
-                peer_backend,
-                "commands/s",
-                with_peer(peer_backend, peer.hot_read, pn, w, s.accounts),
-            )
+        # (workload, our function, our count, peer function, peer count, extra arguments)
+        pairs = [
+            ("single_stream_create", ours.single_stream_create, n, peer.create, pn, ()),
+            ("single_stream_update", ours.single_stream_update, n, peer.update, pn, (s.accounts,)),
+            ("two_stream_transfer", ours.two_stream_transfer, t, peer.transfer, pt, (s.accounts,)),
+            ("hot_read", ours.hot_read, n, peer.hot_read, pn, (s.accounts,)),
+        ]
+        for workload, our_fn, count, peer_fn, peer_count, extra in pairs:
+            add(workload, OURS, backend, "commands/s", with_store(backend, our_fn, count, w, *extra))
+            if peer_backend:
+                add(
+                    workload,
+                    PEER,
+                    peer_backend,
+                    "commands/s",
+                    with_peer(peer_backend, peer_fn, peer_count, w, *extra),
+                )
         if backend == "postgres":
             add(
                 "single_stream_update",
