@@ -171,6 +171,11 @@ class JetStreamBroker:
             )
 
     async def _publish(self, messages: Sequence[Outgoing]) -> int:
+        # Encode first: a message that cannot be encoded is a bug to report, not a broker failure.
+        frames = [
+            (self.subject(m.target, m.message.event_type), encode_message(m.message), m.message.message_id)
+            for m in messages
+        ]
         try:
             js = await self._connection()
         except BrokerUnavailable:
@@ -178,16 +183,13 @@ class JetStreamBroker:
         futures: list[asyncio.Future[Any]] = []
         try:
             # Sent one after the other on one connection, so the server stores them in this order.
-            for item in messages:
+            for subject, body, message_id in frames:
                 futures.append(
                     await js.publish_async(
-                        self.subject(item.target, item.message.event_type),
-                        encode_message(item.message),
-                        wait_stall=self.ack_timeout,
-                        headers={"Nats-Msg-Id": item.message.message_id},
+                        subject, body, wait_stall=self.ack_timeout, headers={"Nats-Msg-Id": message_id}
                     )
                 )
-        except Exception:  # buffer full, stalled, closed: what was sent may still be confirmed below
+        except Exception:  # the client's buffer is full or the connection closed: count what was sent
             pass
         if futures:
             await asyncio.wait(futures, timeout=self.ack_timeout)

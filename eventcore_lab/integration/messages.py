@@ -62,7 +62,7 @@ def message_from_event(
         event_type=event.event_type,
         schema_version=schema_version,
         service_id=service_id,
-        stream_id=event.stream_id,
+        stream_id=str(event.stream_id),
         version=event.version,
         position=event.position,
         payload=registry.to_dict(event.payload),
