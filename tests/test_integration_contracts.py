@@ -27,7 +27,9 @@ from eventcore_lab.integration import (
 )
 
 
-def message(event_type: str = "UserRegistered", service: str = "users", **payload: object) -> IntegrationMessage:
+def message(
+    event_type: str = "UserRegistered", service: str = "users", **payload: object
+) -> IntegrationMessage:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     return IntegrationMessage(
         message_id=str(uuid.uuid4()),
@@ -78,10 +80,10 @@ def test_a_target_reached_by_two_rules_gets_one_message_transformed_by_the_first
 
 
 def test_user_to_customer_replaces_every_occurrence_and_anonymize_is_top_level_only() -> None:
-    (_, out), = Router([RoutingRule("*", "*", ("x",), "user_to_customer")]).route(message("UserUserMoved"))
+    ((_, out),) = Router([RoutingRule("*", "*", ("x",), "user_to_customer")]).route(message("UserUserMoved"))
     assert out.event_type == "CustomerCustomerMoved"
     nested = message("X", profile={"email": "keep@me"})
-    (_, kept), = Router([RoutingRule("*", "*", ("x",), "anonymize_pii")]).route(nested)
+    ((_, kept),) = Router([RoutingRule("*", "*", ("x",), "anonymize_pii")]).route(nested)
     assert kept.payload == {"profile": {"email": "keep@me"}}
 
 

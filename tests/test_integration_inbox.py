@@ -77,7 +77,9 @@ def test_a_batch_is_applied_once_with_its_inbox_records_and_copies_are_skipped()
 def test_deliveries_at_or_before_the_cursor_are_not_even_looked_at() -> None:
     store = MemoryStore()
     checkpoints = MemoryCheckpoints()
-    EventInbox(store, "billing", mirror, checkpoints=checkpoints).handle(deliveries([msg("a", 1), msg("a", 2)]))
+    EventInbox(store, "billing", mirror, checkpoints=checkpoints).handle(
+        deliveries([msg("a", 1), msg("a", 2)])
+    )
     restarted = EventInbox(store, "billing", mirror, checkpoints=checkpoints)
     assert restarted.position == 2
     result = restarted.handle(deliveries([msg("a", 1), msg("a", 2), msg("a", 3)]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -26,8 +27,19 @@ class LoopThread:
             raise
 
     def stop(self) -> None:
+        """Cancel what the client left running (readers, timers), then stop and close the loop."""
         if self.loop.is_running():
+            with contextlib.suppress(Exception):
+                self.run(_cancel_others(), timeout=5)
             self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         if not self.loop.is_running():
             self.loop.close()
+
+
+async def _cancel_others() -> None:
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)

@@ -72,6 +72,11 @@ class JetStreamBroker:
 
     # -- names ---------------------------------------------------------------------------------------
 
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The targets this broker object created or checked (to clean up after a test)."""
+        return tuple(sorted(self._ready))
+
     def stream_name(self, target: str) -> str:
         if not _NAME.match(target):
             raise InvalidFormat(f"target must be 1-64 letters, digits, '_' or '-', got {target!r}")
