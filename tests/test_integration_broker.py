@@ -144,16 +144,25 @@ def test_the_checkpoint_moves_only_after_the_broker_confirmed(nats_url: str, nam
             f"nats://{proxy.url}", namespace=namespace, ack_timeout=0.5, connect_timeout=0.5
         ) as b,
     ):
-        b.ensure_targets(["ledger"])
-        proxy.cut()
-        relay = OutboxRelay(source, b, Router.to("ledger"), service_id="bank", batch_size=20)
-        step = relay.step()
-        assert isinstance(step.error, PublishFailed | BrokerUnavailable)
+        proxy.cut()  # before the first connection: the relay fails, counts it, and keeps position 0
+        breaker = CircuitBreaker("never-connected", failure_threshold=2, retry_timeout=0.05)
+        relay = OutboxRelay(source, b, Router.to("ledger"), service_id="bank", batch_size=20, breaker=breaker)
+        for _ in range(2):
+            assert isinstance(relay.step().error, BrokerUnavailable)
+        assert breaker.state is CircuitState.OPEN
         assert relay.position == 0 and relay.checkpoints.load(relay.name) == 0
         proxy.restore()
+        b.ensure_targets(["ledger"])
+        assert relay.drain(timeout=30) and relay.position == 50
+        deposit_events(source, 50, streams=2, start=50)
+        proxy.cut()  # now with a live connection that drops: confirmations never come
+        step = relay.step()
+        assert isinstance(step.error, PublishFailed | BrokerUnavailable)
+        assert relay.position == 50 and relay.checkpoints.load(relay.name) == 50
+        proxy.restore()
         assert relay.drain(timeout=30)
-        assert relay.checkpoints.load(relay.name) == 50
-        assert b.last_sequence("ledger") == 50
+        assert relay.checkpoints.load(relay.name) == 100
+        assert b.last_sequence("ledger") == 100
         b.delete_targets(["ledger"])
 
 

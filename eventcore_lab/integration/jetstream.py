@@ -91,23 +91,27 @@ class JetStreamBroker:
         if self._nc is not None and not self._nc.is_closed:
             return self._js
         try:
-            self._nc = await self._nats.connect(
-                self.url,
-                connect_timeout=self.connect_timeout,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                name=f"eventcore-lab {self.namespace}",
-                error_cb=_quiet,
-                disconnected_cb=_quiet_event,
-                reconnected_cb=_quiet_event,
-                closed_cb=_quiet_event,
-            )
+            # Bounded here: with endless reconnects the client would also retry a first connect forever.
+            self._nc = await asyncio.wait_for(self._connect(), timeout=self.connect_timeout * 2)
         except Exception as exc:  # nats raises OSError, TimeoutError, NoServersError...
             self._nc = None
             raise BrokerUnavailable(f"cannot connect to NATS at {self.url}: {exc!r}") from exc
         self._js = self._nc.jetstream(timeout=self.ack_timeout)
         return self._js
+
+    async def _connect(self) -> Any:
+        return await self._nats.connect(
+            self.url,
+            connect_timeout=self.connect_timeout,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            name=f"eventcore-lab {self.namespace}",
+            error_cb=_quiet,
+            disconnected_cb=_quiet_event,
+            reconnected_cb=_quiet_event,
+            closed_cb=_quiet_event,
+        )
 
     def _run(self, coro: Any, what: str) -> Any:
         try:
