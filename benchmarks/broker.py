@@ -7,11 +7,12 @@ each beside a bare baseline run back to back on the same server:
 - **relay throughput**: ``OutboxRelay`` publishing ``N`` stored PostgreSQL events (read in batches of
   500, enveloped, routed, published with their ids, every ack awaited, checkpoint saved), against bare
   ``publish_async`` of ``N`` pre-encoded messages of the same size with the same message-id header.
-- **end-to-end latency** at ``R`` events/s offered load for ``S`` seconds: a writer appends one event per
-  tick to PostgreSQL; a relay thread publishes; an ``EventInbox`` thread applies each message to a DuckDB
-  store (copy + inbox record, one append per fetched batch). Latency = time after the consumer's append
-  minus the event's ``recorded_at``. Baseline: a bare JetStream publish -> pull-consumer fetch at the
-  same rate, timed from before the publish to after the fetch.
+- **end-to-end latency** at ``R`` events/s offered load for ``S`` seconds: 10 writer threads append one
+  event per append to PostgreSQL, paced to ``R`` in total; a relay thread publishes; an ``EventInbox``
+  thread applies each message to a DuckDB store (copy + inbox record, one append per fetched batch).
+  Latency = time after the consumer's append minus the event's ``recorded_at``. Baseline: a bare
+  JetStream publish -> pull-consumer fetch at the same rate, timed from before the publish to after the
+  fetch.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from eventcore_lab.stores.postgres import PostgresStore
 from .environment import describe_machine, find_postgres
 
 NATS_URL = os.environ.get("EVENTCORE_NATS_URL", "nats://127.0.0.1:4222")
+WRITERS = 10
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -116,14 +118,14 @@ def end_to_end(dsn: str, rate: float, seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             with (
-                PostgresStore(dsn, schema=schema, pool_max=4) as source,
+                PostgresStore(dsn, schema=schema, pool_max=WRITERS + 2) as source,
                 JetStreamBroker(NATS_URL, namespace=namespace) as broker,
                 DuckDBStore(Path(tmp) / "consumer.duckdb") as target,
             ):
                 broker.ensure_targets(["ledger"])
                 relay = OutboxRelay(source, broker, Router.to("ledger"), service_id="bank", batch_size=500)
                 relay_thread = relay.start(poll=0.5)
-                inbox = EventInbox(target, "bank", mirror)
+                inbox = EventInbox(target, "bank", mirror, cursor_interval=0.25)
                 reader = broker.open_source("ledger")
                 done = threading.Event()
 
@@ -139,12 +141,21 @@ def end_to_end(dsn: str, rate: float, seconds: float) -> dict[str, Any]:
 
                 consumer = threading.Thread(target=consume)
                 consumer.start()
+                # Several writers, like several clients of the service: one append per event each.
                 started = time.perf_counter()
-                for i in range(total):
-                    delay = started + i / rate - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    source.append([EventToWrite(f"acct-{i % 100}", MoneyDeposited(amount=i))])
+
+                def write(offset: int) -> None:
+                    for i in range(offset, total, WRITERS):
+                        delay = started + i / rate - time.perf_counter()
+                        if delay > 0:
+                            time.sleep(delay)
+                        source.append([EventToWrite(f"acct-{i % 100}", MoneyDeposited(amount=i))])
+
+                writers = [threading.Thread(target=write, args=(w,)) for w in range(WRITERS)]
+                for writer in writers:
+                    writer.start()
+                for writer in writers:
+                    writer.join()
                 offered = total / (time.perf_counter() - started)
                 consumer.join(60)
                 done.set()

@@ -149,3 +149,18 @@ def test_command_inbox_runs_each_message_as_a_command_exactly_once() -> None:
     assert [r.payload.outcome for r in records] == ["applied", "rejected", "applied"]
     assert all(isinstance(r.payload, MessageHandled) for r in records)
     assert isinstance(store.read_stream("acct-1")[0].payload, AccountOpened)
+
+
+def test_a_lagging_cursor_only_makes_a_restarted_inbox_skip_copies() -> None:
+    store = MemoryStore()
+    checkpoints = MemoryCheckpoints()
+    inbox = EventInbox(store, "billing", mirror, checkpoints=checkpoints, cursor_interval=3600)
+    inbox.handle(deliveries([msg("a", 1)]))  # the first advance saves
+    inbox.handle(deliveries([msg("a", 2), msg("a", 3)], first=2))  # within the interval: not saved yet
+    assert (inbox.position, checkpoints.load("inbox_billing")) == (3, 1)
+    crashed_and_restarted = EventInbox(store, "billing", mirror, checkpoints=checkpoints)
+    result = crashed_and_restarted.handle(deliveries([msg("a", 2), msg("a", 3), msg("a", 4)], first=2))
+    assert (result.applied, result.duplicates) == (1, 2)
+    assert copies(store, "a") == [1, 2, 3, 4]
+    inbox.flush()
+    assert checkpoints.load("inbox_billing") == 3

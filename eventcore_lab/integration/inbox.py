@@ -19,7 +19,9 @@ saved after the append; if a crash loses it, the messages read again are recogni
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,17 +103,31 @@ def _check_name(name: str) -> None:
 
 
 class _Cursor:
-    """The broker sequence an inbox has read up to, kept as a checkpoint of its store."""
+    """The broker sequence an inbox has read up to, kept as a checkpoint of its store.
 
-    def __init__(self, store: Any, name: str, checkpoints: CheckpointStore | None) -> None:
+    Saved at most every ``interval`` seconds (and on :meth:`flush`): a cursor that lags only makes a
+    restarted inbox read some handled messages again, which it recognises and skips, while saving it
+    after every small batch would double the store transactions of a busy consumer.
+    """
+
+    def __init__(self, store: Any, name: str, checkpoints: CheckpointStore | None, interval: float) -> None:
         self.checkpoints = checkpoints if checkpoints is not None else checkpoints_for(store)
         self.key = f"inbox_{name.replace('-', '_')}"
-        self.position = self.checkpoints.load(self.key)
+        self.position = self.saved = self.checkpoints.load(self.key)
+        self.interval = interval
+        self._saved_at = -math.inf
 
-    def save(self, position: int) -> None:
+    def advance(self, position: int) -> None:
         if position > self.position:
             self.position = position
-            self.checkpoints.save(self.key, position)
+            if time.monotonic() - self._saved_at >= self.interval:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.position > self.saved:
+            self.checkpoints.save(self.key, self.position)
+            self.saved = self.position
+            self._saved_at = time.monotonic()
 
 
 class EventInbox:
@@ -123,7 +139,13 @@ class EventInbox:
     """
 
     def __init__(
-        self, store: Any, name: str, handler: Handler, *, checkpoints: CheckpointStore | None = None
+        self,
+        store: Any,
+        name: str,
+        handler: Handler,
+        *,
+        checkpoints: CheckpointStore | None = None,
+        cursor_interval: float = 0.0,
     ) -> None:
         _check_name(name)
         self.store = store
@@ -131,13 +153,17 @@ class EventInbox:
         self.handler = handler
         if MessageHandled not in store.registry:
             store.registry.register(MessageHandled, MessageHandled.event_type)
-        self._cursor = _Cursor(store, name, checkpoints)
+        self._cursor = _Cursor(store, name, checkpoints, cursor_interval)
         # inbox stream -> (its version in the store, the last source version handled)
         self._known: dict[str, tuple[int, int]] = {}
 
     @property
     def position(self) -> int:
         return self._cursor.position
+
+    def flush(self) -> None:
+        """Save the cursor now (a consumer that stops calls it)."""
+        self._cursor.flush()
 
     def _state(self, sid: str) -> tuple[int, int]:
         known = self._known.get(sid)
@@ -170,7 +196,7 @@ class EventInbox:
                     raise
                 return self._one_by_one(pending)
             self._known.update(seen)
-            self._cursor.save(pending[-1].sequence)
+            self._cursor.advance(pending[-1].sequence)
             return InboxResult(*counts, self._cursor.position)
         raise VersionConflict({sid: ("the inbox's own view", -1) for sid in expected})
 
@@ -233,7 +259,7 @@ class EventInbox:
             {sid: ExpectedVersion.exact(version)},
         )
         self._known[sid] = (version + 1, message.version)
-        self._cursor.save(delivery.sequence)
+        self._cursor.advance(delivery.sequence)
         return InboxResult(0, 0, 1, self._cursor.position)
 
 
@@ -297,6 +323,7 @@ class CommandInbox:
         to_command: Callable[[IntegrationMessage], Command[Any] | None],
         *,
         checkpoints: CheckpointStore | None = None,
+        cursor_interval: float = 0.0,
     ) -> None:
         _check_name(name)
         self.executor = executor
@@ -305,11 +332,15 @@ class CommandInbox:
         store = executor.store
         if MessageHandled not in store.registry:
             store.registry.register(MessageHandled, MessageHandled.event_type)
-        self._cursor = _Cursor(store, name, checkpoints)
+        self._cursor = _Cursor(store, name, checkpoints, cursor_interval)
 
     @property
     def position(self) -> int:
         return self._cursor.position
+
+    def flush(self) -> None:
+        """Save the cursor now (a consumer that stops calls it)."""
+        self._cursor.flush()
 
     def handle(self, deliveries: Sequence[Delivery]) -> InboxResult:
         applied = duplicates = rejected = 0
@@ -338,7 +369,7 @@ class CommandInbox:
                 done = delivery.sequence
         finally:
             # Once per batch: a cursor that lags after a crash only makes the inbox skip a few copies.
-            self._cursor.save(done)
+            self._cursor.advance(done)
         return InboxResult(applied, duplicates, rejected, self._cursor.position)
 
 
@@ -398,6 +429,7 @@ class InboxConsumer:
 
     def close(self) -> None:
         self.stop()
+        self.inbox.flush()
         if self._source is not None:
             self._source.close()
             self._source = None
