@@ -191,14 +191,12 @@ class JetStreamBroker:
             return 0
         futures: list[asyncio.Future[Any]] = []
         try:
-            # Sent one after the other on one connection, so the server stores them in this order.
-            for subject, body, message_id in frames:
-                futures.append(
-                    await js.publish_async(
-                        subject, body, wait_stall=self.ack_timeout, headers={"Nats-Msg-Id": message_id}
-                    )
-                )
-        except Exception:  # the client's buffer is full or the connection closed: count what was sent
+            # Sent one after the other on one connection, so the server stores them in this order. One
+            # timer for the whole batch (a per-message stall timeout costs more than the publish).
+            async with asyncio.timeout(self.ack_timeout):
+                for subject, body, message_id in frames:
+                    futures.append(await js.publish_async(subject, body, headers={"Nats-Msg-Id": message_id}))
+        except Exception:  # timed out, buffer full or connection closed: what was sent may still be confirmed
             pass
         if futures:
             await asyncio.wait(futures, timeout=self.ack_timeout)
