@@ -249,3 +249,31 @@ def test_broker_outage_opens_the_circuit_the_relay_catches_up_and_commands_never
             originals = source.read_stream(f"acct-{a}")
             copies = target.read_stream(f"copy-acct-{a}")
             assert [c.payload.reference for c in copies] == [str(e.event_id) for e in originals]
+
+
+def test_a_message_that_is_not_an_envelope_is_passed_over_and_reported(
+    broker: JetStreamBroker, nats_url: str
+) -> None:
+    import asyncio
+
+    import nats
+
+    broker.ensure_targets(["ledger"])
+
+    async def publish_garbage() -> None:
+        client = await nats.connect(nats_url)
+        await client.jetstream().publish(broker.subject("ledger", "Junk"), b"not json")
+        await client.close()
+
+    asyncio.run(publish_garbage())
+    source = MemoryStore()
+    deposit_events(source, 2, streams=1)
+    assert OutboxRelay(source, broker, Router.to("ledger"), service_id="bank").drain(timeout=30)
+    reader = broker.open_source("ledger")
+    got = reader.fetch(10, 2.0)
+    reader.close()
+    assert [d.sequence for d in got] == [2, 3]
+    assert (
+        reader.invalid == [(1, reader.invalid[0][1])] and "not an integration event" in reader.invalid[0][1]
+    )
+    assert reader.position == 3

@@ -22,7 +22,7 @@ from typing import Any
 from ..core.errors import InvalidFormat
 from ._loop import LoopThread
 from .broker import Delivery, Outgoing
-from .errors import BrokerUnavailable, PublishFailed
+from .errors import BrokerUnavailable, InvalidMessage, PublishFailed
 from .messages import decode_message, encode_message
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -246,6 +246,8 @@ class JetStreamSource:
         self.position = after
         self._sub: Any = None
         self.gaps_repaired = 0
+        #: Messages that were not integration envelopes: (sequence, why). Passed over, not retried forever.
+        self.invalid: list[tuple[int, str]] = []
 
     async def _subscription(self) -> Any:
         if self._sub is None:
@@ -295,10 +297,12 @@ class JetStreamSource:
                 self.gaps_repaired += 1
                 await self._drop()
                 break
-            deliveries.append(Delivery(sequence, decode_message(msg.data)))
             expected = sequence + 1
-        if deliveries:
-            self.position = deliveries[-1].sequence
+            try:
+                deliveries.append(Delivery(sequence, decode_message(msg.data)))
+            except InvalidMessage as exc:
+                self.invalid.append((sequence, exc.message))
+        self.position = expected - 1
         return deliveries
 
     async def _gap_is_real(self, expected: int) -> bool:
