@@ -7,7 +7,7 @@ each beside a bare baseline run back to back on the same server:
 - **relay throughput**: ``OutboxRelay`` publishing ``N`` stored PostgreSQL events (read in batches of
   500, enveloped, routed, published with their ids, every ack awaited, checkpoint saved), against bare
   ``publish_async`` of ``N`` pre-encoded messages of the same size with the same message-id header.
-- **end-to-end latency** at ``R`` events/s offered load for ``S`` seconds: 10 writer threads append one
+- **end-to-end latency** at ``R`` events/s offered load for ``S`` seconds: 20 writer threads append one
   event per append to PostgreSQL, paced to ``R`` in total; a relay thread publishes; an ``EventInbox``
   thread applies each message to a DuckDB store (copy + inbox record, one append per fetched batch).
   Latency = time after the consumer's append minus the event's ``recorded_at``. Baseline: a bare
@@ -39,7 +39,7 @@ from eventcore_lab.stores.postgres import PostgresStore
 from .environment import describe_machine, find_postgres
 
 NATS_URL = os.environ.get("EVENTCORE_NATS_URL", "nats://127.0.0.1:4222")
-WRITERS = 10
+WRITERS = 20
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
