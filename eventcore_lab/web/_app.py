@@ -562,7 +562,7 @@ def create_app(
             for runner in started:
                 await run_in_threadpool(runner.stop)
 
-    app = FastAPI(title=title, version=version, lifespan=lifespan, max_body_size=max_body_size)
+    app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.service = service
 
     @app.exception_handler(EventCoreError)
@@ -616,7 +616,12 @@ def create_app(
         if routes:
             _add_batch_route(app, service, api, routes)
 
-    app.add_middleware(RequestContext, versions=all_versions, security_headers=security_headers)
+    app.add_middleware(
+        RequestContext,
+        versions=all_versions,
+        security_headers=security_headers,
+        max_body_size=max_body_size,
+    )
     return app
 
 

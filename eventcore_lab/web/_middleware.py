@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._versioning import ApiVersion
@@ -39,9 +40,15 @@ def request_id_of(scope: Scope) -> str:
 
 class RequestContext:
     def __init__(
-        self, app: ASGIApp, *, versions: Sequence[ApiVersion] = (), security_headers: bool = True
+        self,
+        app: ASGIApp,
+        *,
+        versions: Sequence[ApiVersion] = (),
+        security_headers: bool = True,
+        max_body_size: int | None = None,
     ) -> None:
         self.app = app
+        self.max_body_size = max_body_size
         self.security_headers = security_headers
         self.deprecated = [(v.prefix.rstrip("/") + "/", v.deprecation) for v in versions if v.deprecation]
 
@@ -74,8 +81,22 @@ class RequestContext:
                             headers[name] = value
             await send(message)
 
+        limit = self.max_body_size
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            # Counted as it arrives, so a chunked body without Content-Length is bounded too. Raised as an
+            # HTTPException because FastAPI passes those through its body parsing to the error handlers.
+            nonlocal received
+            message = await receive()
+            if limit is not None and message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413)
+            return message
+
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive_within_limit if limit is not None else receive, send_with_headers)
         finally:
             log.info(
                 "Request completed",
