@@ -186,8 +186,7 @@ class _Service:
             )
         scope = "\n".join((principal.kind, principal.id, request.method, request.url.path, key))
         digest = fingerprint(route, body.model_dump(mode="json") if body is not None else {}, path)
-        outcome = await run_in_threadpool(
-            claim,
+        outcome = await claim(
             self.idempotency,
             scope,
             digest,

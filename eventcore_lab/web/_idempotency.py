@@ -12,6 +12,7 @@ the memory store keeps them in memory.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import secrets
 import threading
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from starlette.concurrency import run_in_threadpool
 
 
 class Claim(enum.Enum):
@@ -45,7 +48,7 @@ class Outcome:
 
 
 class IdempotencyStore(Protocol):
-    """Where keys live. ``try_claim`` never blocks; :func:`claim` adds the waiting."""
+    """Where keys live. ``try_claim`` never waits for other requests; :func:`claim` adds the waiting."""
 
     def try_claim(self, scope: str, fingerprint: str, ttl: float, lock_timeout: float) -> Outcome: ...
 
@@ -54,7 +57,7 @@ class IdempotencyStore(Protocol):
     def release(self, scope: str, token: str) -> None: ...
 
 
-def claim(
+async def claim(
     store: IdempotencyStore,
     scope: str,
     fingerprint: str,
@@ -62,22 +65,21 @@ def claim(
     ttl: float,
     lock_timeout: float,
     wait: float,
-    poll: float = 0.02,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Claim ``scope``; while another request holds it, wait up to ``wait`` seconds for its answer."""
+    """Claim ``scope``; while another request holds it, wait up to ``wait`` seconds for its answer.
+
+    The waiting happens on the event loop, never in a worker thread: fifty duplicates waiting in
+    threads would take every thread the first request needs to finish.
+    """
     deadline = time.monotonic() + wait
-    delay = poll
+    delay = 0.005
     while True:
-        outcome = store.try_claim(scope, fingerprint, ttl, lock_timeout)
-        if outcome.claim is not Claim.BUSY or time.monotonic() >= deadline:
+        outcome = await run_in_threadpool(store.try_claim, scope, fingerprint, ttl, lock_timeout)
+        remaining = deadline - time.monotonic()
+        if outcome.claim is not Claim.BUSY or remaining <= 0:
             return outcome
-        waiter = getattr(store, "wait_for_change", None)
-        if waiter is not None:
-            waiter(scope, min(delay, max(deadline - time.monotonic(), 0.0)))
-        else:
-            sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
-        delay = min(delay * 1.5, 0.25)
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 1.5, 0.1)
 
 
 def _token() -> str:
@@ -99,11 +101,11 @@ class MemoryIdempotency:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
 
     def try_claim(self, scope: str, fingerprint: str, ttl: float, lock_timeout: float) -> Outcome:
         now = self._clock()
-        with self._changed:
+        with self._lock:
             entry = self._entries.get(scope)
             if entry is not None and (
                 entry.expires_at <= now or (entry.stored is None and entry.locked_until <= now)
@@ -120,22 +122,16 @@ class MemoryIdempotency:
             return Outcome(Claim.BUSY)
 
     def complete(self, scope: str, token: str, stored: Stored) -> None:
-        with self._changed:
+        with self._lock:
             entry = self._entries.get(scope)
             if entry is not None and entry.token == token:
                 entry.stored = stored
-            self._changed.notify_all()
 
     def release(self, scope: str, token: str) -> None:
-        with self._changed:
+        with self._lock:
             entry = self._entries.get(scope)
             if entry is not None and entry.token == token and entry.stored is None:
                 del self._entries[scope]
-            self._changed.notify_all()
-
-    def wait_for_change(self, scope: str, timeout: float) -> None:
-        with self._changed:
-            self._changed.wait(timeout)
 
     def __len__(self) -> int:
         return len(self._entries)
