@@ -393,7 +393,8 @@ def _add_log_routes(
     @app.get(
         f"{base}/events/live",
         tags=tags,
-        response_class=EventSourceResponse,
+        response_class=Response,
+        responses={200: {"content": {"text/event-stream": {}}, "description": "a stream of events"}},
         summary="Live events as server-sent events, resumable with Last-Event-ID",
     )
     async def live(
