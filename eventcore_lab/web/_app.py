@@ -372,10 +372,10 @@ def _add_log_routes(
         summary="A stream's events, by version",
     )
     async def read_stream(
-        request: Request, stream_id: str, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+        request: Request, stream_id: str, cursor: str | None = None, limit: int | None = None
     ) -> Response:
         service.caller(request)
-        check_limit(limit, max_limit)
+        limit = check_limit(min(DEFAULT_LIMIT, max_limit) if limit is None else limit, max_limit)
         after = parse_cursor(cursor, "stream version")
         events = await run_in_threadpool(store.read_stream, stream_id, after_version=after)
         if not events and after == 0:
@@ -383,9 +383,9 @@ def _add_log_routes(
         return _cached(request, page_body(events[:limit], limit, "version"), version)
 
     @app.get(f"{base}/events", tags=tags, response_class=Response, summary="The whole log, by position")
-    async def read_all(request: Request, cursor: str | None = None, limit: int = DEFAULT_LIMIT) -> Response:
+    async def read_all(request: Request, cursor: str | None = None, limit: int | None = None) -> Response:
         service.caller(request)
-        check_limit(limit, max_limit)
+        limit = check_limit(min(DEFAULT_LIMIT, max_limit) if limit is None else limit, max_limit)
         after = parse_cursor(cursor, "position")
         events = await run_in_threadpool(store.read_all, after=after, limit=limit)
         return _cached(request, page_body(events, limit, "position"), version)
