@@ -25,6 +25,8 @@ from eventcore_lab import (
 
 #: Two "race" probes meet here after reading, so both decide on the same version: one must conflict.
 RACE = threading.Barrier(2, timeout=5)
+#: Set when a "slow" probe has started deciding, so a test can act while it is in flight.
+SLOW_STARTED = threading.Event()
 
 
 class ProbeWritten(Event):
@@ -56,6 +58,7 @@ class Probe(Command[int]):
             case "race":
                 RACE.wait()
             case "slow":
+                SLOW_STARTED.set()
                 time.sleep(0.6)
             case "crash":
                 raise RuntimeError("secret internal detail: password=hunter2")

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _web_support import Probe, open_named_store
+from _web_support import SLOW_STARTED, Probe, open_named_store
 
 from eventcore_lab import Executor
 from eventcore_lab.web import create_app, serve
@@ -109,3 +109,55 @@ def test_filters_by_category_and_type(store: Any) -> None:
     assert [e["stream_id"] for e in orders] == ["order-1", "order-2"]
     assert [e["stream_id"] for e in after_first] == ["task-1", "order-2"]
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_graceful_shutdown_ends_live_streams_and_finishes_requests_in_flight() -> None:
+    from eventcore_lab import MemoryStore
+
+    store = MemoryStore()
+    app = create_app(Executor(store), [Probe], sse_keepalive=0.5)
+    server = serve(app)
+    http = server.client(timeout=20)
+    lines: list[str] = []
+    slow: list[httpx.Response] = []
+
+    opened = threading.Event()
+
+    def follow() -> None:
+        with http.stream("GET", "/api/v1/events/live") as response:
+            for line in response.iter_lines():
+                lines.append(line)
+                opened.set()
+
+    def slow_request() -> None:
+        with server.client(timeout=20) as other:
+            slow.append(other.post("/api/v1/commands/probe", json={"target": "s", "case": "slow"}))
+
+    follower, writer = threading.Thread(target=follow), threading.Thread(target=slow_request)
+    SLOW_STARTED.clear()
+    follower.start()
+    assert opened.wait(15), "the live stream did not open"
+    writer.start()
+    assert SLOW_STARTED.wait(15), "the slow command did not start"
+    server.stop(timeout=15)
+    follower.join(10)
+    writer.join(10)
+    http.close()
+    assert not server.running and not follower.is_alive()
+    assert slow and slow[0].status_code == 200, "the request in flight was cut off"
+    assert lines and lines[0] == ": connected", "the live stream never opened"
+    assert len(store.read_stream("s")) == 1
+
+
+def test_each_request_is_logged_with_its_timing(caplog: pytest.LogCaptureFixture) -> None:
+    from eventcore_lab import MemoryStore
+
+    app = create_app(Executor(MemoryStore()), [Probe])
+    with caplog.at_level("INFO", logger="eventcore_lab.web"), serve(app) as server, server.client() as http:
+        http.post("/api/v1/commands/probe", json={"target": "x"}, headers={"X-Request-ID": "timed-1"})
+    records = [r for r in caplog.records if getattr(r, "request_id", None) == "timed-1"]
+    assert len(records) == 1
+    record: Any = records[0]
+    assert record.getMessage() == "Request completed"
+    assert (record.method, record.path, record.status) == ("POST", "/api/v1/commands/probe", 200)
+    assert record.duration_ms > 0
