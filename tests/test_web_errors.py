@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from _web_support import RACE, Probe, open_named_store
 
-from eventcore_lab import Executor, RetryConfig
+from eventcore_lab import BusinessRuleViolation, Executor, RetryConfig
 from eventcore_lab.web import CommandRoute, JwtAuth, RateLimit, any_role, create_app, serve
 
 SECRET = "test-secret-for-the-error-rows-of-the-web-api"
@@ -149,3 +149,30 @@ def test_request_id_is_kept_or_replaced_and_becomes_the_correlation_id(server: A
     events = store.read_stream("probe-r")
     assert [e.metadata.correlation_id for e in events] == ["client-req-42", replaced.headers["X-Request-ID"]]
     assert {e.metadata.user_id for e in events} == {"tester"}
+
+
+def test_the_table_is_looked_up_along_the_class_hierarchy_and_can_be_extended(store: Any) -> None:
+    from eventcore_lab import ConnectionPoolExhausted, Timeout, TransactionError
+    from eventcore_lab.core.errors import InvalidFormat
+    from eventcore_lab.web import ErrorRule, rule_for
+
+    class Overdrawn(BusinessRuleViolation):
+        pass
+
+    assert rule_for(Overdrawn("no")).status == 422  # a subclass inherits its parent's row
+    assert rule_for(InvalidFormat("bad")).status == 400
+    assert rule_for(ConnectionPoolExhausted("busy")).status == 503
+    assert rule_for(TransactionError("deadlock", retriable=True)).status == 503
+    assert rule_for(TransactionError("constraint broken")).status == 500
+    assert rule_for(Timeout("late")).status == 504
+    assert rule_for(KeyError("x")).status == 500
+    app = create_app(
+        Executor(store), [Probe], errors={RuntimeError: ErrorRule(418, "TEAPOT", "short and stout")}
+    )
+    with serve(app) as running, running.client() as http:
+        crashed = http.post("/api/v1/commands/probe", json={"target": "t", "case": "crash"})
+    assert (crashed.status_code, crashed.json()["error"]) == (
+        418,
+        {"code": "TEAPOT", "message": "short and stout"},
+    )
+    assert store.head() == 0
