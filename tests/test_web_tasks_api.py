@@ -69,6 +69,12 @@ def test_v1_is_served_beside_v2_with_its_own_shapes_and_deprecation(api: Any) ->
     assert default == v2.json()
     vendor = api.admin.get(f"/api/v2/tasks/{tid}", headers={"Accept": "application/vnd.eventcore.v2+json"})
     assert vendor.headers["content-type"] == "application/vnd.eventcore.v2+json"
+    vendor_body = api.admin.post(
+        "/api/v2/tasks",
+        content=b'{"title": "sent as a vendor type"}',
+        headers={"Content-Type": "application/vnd.eventcore.v2+json"},
+    )
+    assert vendor_body.status_code == 201
 
 
 def test_a_repeated_comment_id_writes_nothing(api: Any) -> None:
