@@ -117,6 +117,7 @@ def test_queries_read_the_live_read_model(running: Any, store: MemoryStore) -> N
         beyond = http.get("/api/v1/notes-paged/probe-a", params={"page": 9})
         too_big = http.get("/api/v1/notes-paged/probe-a", params={"page_size": 6})
         page0 = http.get("/api/v1/notes-paged/probe-a", params={"page": 0})
+        size0 = http.get("/api/v1/notes-paged/probe-a", params={"page_size": 0})
     assert notes.json() == ["b0", "b1"]
     assert cached.status_code == 304
     assert (nothing.status_code, nothing.json()["error"]["message"]) == (404, "Stream notes not found")
@@ -127,7 +128,19 @@ def test_queries_read_the_live_read_model(running: Any, store: MemoryStore) -> N
     assert page2.headers["Cache-Control"] == "public, max-age=300, stale-while-revalidate=60"
     assert beyond.json()["items"] == []
     assert (too_big.status_code, too_big.json()["error"]["message"]) == (400, "Limit cannot exceed 5")
-    assert page0.status_code == 400
+    assert page0.status_code == 400 and size0.status_code == 400
+
+
+def test_a_query_for_a_position_the_read_model_cannot_reach_is_503(store: MemoryStore) -> None:
+    runner = ProjectionRunner(store, NotesByStream())
+    query = QueryRoute("/notes/{stream}", lambda p, stream: p.notes.get(stream), runner)
+    app = create_app(Executor(store), [], [query], query_wait=0.2)
+    with serve(app) as running, running.client() as http:
+        behind = http.get("/api/v1/notes/probe-a", params={"min_position": store.head() + 5})
+        reached = http.get("/api/v1/notes/probe-a", params={"min_position": store.head()})
+    assert behind.status_code == 503 and behind.headers["Retry-After"] == "1"
+    assert behind.json()["error"]["code"] == "READ_MODEL_BEHIND"
+    assert reached.status_code == 200 and len(reached.json()) == 7
 
 
 def test_batch_runs_in_order_and_stops_on_error_when_asked(running: Any, store: MemoryStore) -> None:

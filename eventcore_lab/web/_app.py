@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import EventCoreError
 from ..core.executor import Executor
-from ._auth import ANONYMOUS, Authenticator, Principal, anonymous
+from ._auth import Authenticator, Principal, anonymous
 from ._commands import (
     CommandRoute,
     as_route,
@@ -154,7 +154,7 @@ class _Service:
     ) -> dict[str, Any]:
         command = build_command(route, body, path, principal)
         authorize(route, principal, command)
-        user_id = None if principal is ANONYMOUS else principal.id
+        user_id = None if principal.kind == "anonymous" else principal.id
         result = await run_in_threadpool(
             self.executor.execute, command, correlation_id=request_id, user_id=user_id
         )
@@ -308,7 +308,9 @@ def _add_query_route(app: FastAPI, service: _Service, version: ApiVersion, route
         service.caller(request)
         result = await run_in_threadpool(read_model, route, path, min_position, service.query_wait)
         if route.paged:
-            result = page_of(list(result), page, page_size or route.page_size, route.max_page_size)
+            result = page_of(
+                list(result), page, route.page_size if page_size is None else page_size, route.max_page_size
+            )
         content = _encode(_jsonable(result))
         etag = etag_of(content)
         headers = {"ETag": etag, "Cache-Control": route.cache.header()}

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import RequestInvalid, ResourceNotFound
+from .errors import ReadModelBehind, RequestInvalid, ResourceNotFound
 
 _PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
 
@@ -64,8 +64,8 @@ def read_model(route: QueryRoute, params: dict[str, str], min_position: int | No
     if min_position is not None:
         waiter = getattr(source, "wait_until", None)
         if waiter is not None and not waiter(min_position, wait):
-            raise ResourceNotFound(
-                f"the read model has not reached position {min_position} within {wait} s; retry later"
+            raise ReadModelBehind(
+                f"the read model has not reached position {min_position} within {wait} s; retry shortly"
             )
     if callable(runner_query) and hasattr(source, "projection"):
         result = runner_query(lambda projection: route.fn(projection, **params))

@@ -87,6 +87,13 @@ class ResourceNotFound(WebError):
     code = "WE007"
 
 
+class ReadModelBehind(WebError):
+    """A query asked for a position its read model has not reached in time; retry shortly."""
+
+    code = "WE009"
+    retriable = True
+
+
 class PayloadTooLarge(WebError):
     """The request body is larger than the server accepts."""
 
@@ -140,6 +147,7 @@ ERROR_STATUS: dict[type[BaseException], ErrorRule] = {
         503, "SERVICE_UNAVAILABLE", "The server is busy; try again shortly", retry_after=1
     ),
     Timeout: ErrorRule(504, "TIMEOUT"),
+    ReadModelBehind: ErrorRule(503, "READ_MODEL_BEHIND", retry_after=1),
 }
 
 _TRANSIENT = ErrorRule(
