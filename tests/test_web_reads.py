@@ -131,6 +131,21 @@ def test_queries_read_the_live_read_model(running: Any, store: MemoryStore) -> N
     assert page0.status_code == 400 and size0.status_code == 400
 
 
+def test_a_query_may_answer_with_a_data_frame(store: MemoryStore) -> None:
+    import pandas as pd
+
+    def counts(projection: NotesByStream) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"stream": list(projection.notes), "notes": [len(n) for n in projection.notes.values()]}
+        )
+
+    runner = ProjectionRunner(store, NotesByStream())
+    app = create_app(Executor(store), [], [QueryRoute("/counts", counts, runner)])
+    with serve(app) as running, running.client() as http:
+        rows = http.get("/api/v1/counts", params={"min_position": store.head()}).json()
+    assert rows == [{"stream": "probe-a", "notes": 7}, {"stream": "probe-b", "notes": 1}]
+
+
 def test_a_query_for_a_position_the_read_model_cannot_reach_is_503(store: MemoryStore) -> None:
     runner = ProjectionRunner(store, NotesByStream())
     query = QueryRoute("/notes/{stream}", lambda p, stream: p.notes.get(stream), runner)
