@@ -910,6 +910,14 @@ class PostgresStore:
                 (_name(name), position),
             )
 
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """Lend a pooled autocommit connection for your own tables in this store's schema (never write
+        ``events``); database errors leave as EventCoreErrors."""
+        self._ready()
+        with self._connection() as conn:
+            yield conn
+
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
