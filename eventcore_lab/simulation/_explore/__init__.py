@@ -8,6 +8,7 @@ of the clients' steps, checks an invariant of the store after every commit, and 
 from ._api import explore
 from ._clients import Client, CommandClient, Move
 from ._footprint import Footprint, RecordingStore
+from ._hypothesis import assert_every_interleaving, concurrent_scenarios
 from ._report import Counterexample, ExplorationReport, StepRecord
 from ._scenario import ConcurrentScenario
 
@@ -21,5 +22,7 @@ __all__ = [
     "Move",
     "RecordingStore",
     "StepRecord",
+    "assert_every_interleaving",
+    "concurrent_scenarios",
     "explore",
 ]

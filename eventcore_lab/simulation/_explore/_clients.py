@@ -24,7 +24,14 @@ from ...modeling.checks import COMMAND_KEY
 from ...stores.base import StreamsRead
 
 #: Labels of the steps a command client takes (the ``phase`` column of a counterexample's table).
-READ, DECIDE, COMMIT, BACKOFF, REJECTED, GAVE_UP = "read", "decide", "commit", "backoff", "rejected", "gave up"
+READ, DECIDE, COMMIT, BACKOFF, REJECTED, GAVE_UP = (
+    "read",
+    "decide",
+    "commit",
+    "backoff",
+    "rejected",
+    "gave up",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +53,10 @@ class Client(Protocol):
     """What the explorer needs of an actor. ``step`` must be deterministic given (local, store contents)
     and must do its store I/O only through the store it is handed (so its footprint is recorded)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Unique within a scenario; labels the client's column in counterexamples."""
+        ...
 
     def start(self) -> Any:
         """The local state before the first step."""
@@ -141,11 +151,19 @@ class CommandClient:
             except StopIteration as done:
                 result: ExecutionResult = done.value
                 streams = tuple(dict.fromkeys(e.stream_id for e in result.events_written))
-                return Move(self._next(local), COMMIT, label, local.attempt, streams, result=result, subject=command)
+                return Move(
+                    self._next(local), COMMIT, label, local.attempt, streams, result=result, subject=command
+                )
             except EventCoreError as error:
                 phase = GAVE_UP if isinstance(error, ConcurrencyConflict) else REJECTED
                 return Move(
-                    self._next(local), phase, label, local.attempt, _streams_of(error), error=error, subject=command
+                    self._next(local),
+                    phase,
+                    label,
+                    local.attempt,
+                    _streams_of(error),
+                    error=error,
+                    subject=command,
                 )
         finally:
             steps.close()

@@ -28,7 +28,9 @@ class Footprint:
         """Two steps of different clients commute when neither writes what the other reads or writes."""
         if (self.writes and other.everything) or (other.writes and self.everything):
             return False
-        return not (self.writes & (other.reads | other.writes)) and not (other.writes & (self.reads | self.writes))
+        return not (self.writes & (other.reads | other.writes)) and not (
+            other.writes & (self.reads | self.writes)
+        )
 
 
 class RecordingStore:

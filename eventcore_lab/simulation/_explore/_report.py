@@ -240,7 +240,9 @@ class ExplorationReport:
 def _record(number: int, client: str, move: Move) -> StepRecord:
     detail = ""
     if move.error is not None:
-        detail = f"{move.error.code} {type(move.error).__name__}: {getattr(move.error, 'message', move.error)}"
+        detail = (
+            f"{move.error.code} {type(move.error).__name__}: {getattr(move.error, 'message', move.error)}"
+        )
     elif move.result is not None:
         detail = f"{len(move.result.events_written)} event(s) written"
     return StepRecord(number, client, move.action, move.phase, move.attempt, move.streams, detail)

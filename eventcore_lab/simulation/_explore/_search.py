@@ -216,7 +216,9 @@ class Search:
         return out
 
     def enabled(self, node: Node) -> frozenset[int]:
-        return frozenset(i for i, (c, lo) in enumerate(zip(self.clients, node.locals, strict=True)) if not c.finished(lo))
+        return frozenset(
+            i for i, (c, lo) in enumerate(zip(self.clients, node.locals, strict=True)) if not c.finished(lo)
+        )
 
     def _out_of_budget(self) -> bool:
         if self.deadline is not None and time.monotonic() > self.deadline:
