@@ -131,8 +131,8 @@ def test_the_payment_that_forgets_a_stream_is_caught_with_a_shortest_counterexam
     assert example is not None and not report.holds
     assert "overdrawn" in example.message
     # the same order, run by the brute force with live generators, breaks the invariant on its last step
-    assert run_order(report.counterexample.scenario, example.order, conserved_300) == "violated"
-    assert run_order(report.counterexample.scenario, example.order[:-1], conserved_300) == "open"
+    assert run_order(example.scenario, example.order, conserved_300) == "violated"
+    assert run_order(example.scenario, example.order[:-1], conserved_300) == "open"
     # and no order of fewer steps breaks it: every prefix shorter than the counterexample is tried
     shorter = len(example) - 1
     frontier: list[tuple[int, ...]] = [()]

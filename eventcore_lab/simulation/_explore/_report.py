@@ -134,19 +134,23 @@ class Counterexample:
         return "\n".join(lines)
 
     def _breaking_commit(self) -> tuple[Command[Any], list[tuple[str, object]], list[tuple[str, object]]]:
-        """The last commit of the path, the history before it and what it wrote."""
-        last: tuple[Move, list[Any]] | None = None
+        """The last step that wrote, the history before it and what it wrote."""
+        head = self.scenario.new_store().head()
+        writer: Move | None = None
+        log: list[Any] = []
         for _, move, store in self._walk():
-            if move.result is not None and move.result.events_written:
-                last = (move, store.read_all())
-        if last is None:
-            raise InvalidFormat("this counterexample commits nothing: the initial history already breaks it")
-        move, log = last
-        if not isinstance(move.subject, Command) or move.result is None:
-            raise InvalidFormat("the breaking step is not a command's commit; it has no given/when/then form")
-        written = [(e.stream_id, e.payload) for e in move.result.events_written]
+            if store.head() != head:
+                head, writer, log = store.head(), move, store.read_all()
+        if writer is None:
+            raise InvalidFormat("this counterexample writes nothing: the initial history already breaks it")
+        if not isinstance(writer.subject, Command) or writer.result is None:
+            raise InvalidFormat(
+                f"the breaking step ({writer.phase} {writer.action}) is not a command's commit; "
+                "it has no given/when/then form"
+            )
+        written = [(e.stream_id, e.payload) for e in writer.result.events_written]
         history = log[: len(log) - len(written)]
-        return move.subject, [(e.stream_id, e.payload) for e in history], written
+        return writer.subject, [(e.stream_id, e.payload) for e in history], written
 
     def describe(self) -> str:
         lines = [f"{len(self)} steps break the invariant: {self.message}"]
