@@ -130,6 +130,9 @@ def test_the_payment_that_forgets_a_stream_is_caught_with_a_shortest_counterexam
     example = report.counterexample
     assert example is not None and not report.holds
     assert "overdrawn" in example.message
+    assert report.shortest and report.first_found_length is not None
+    assert report.first_found_length >= len(example)
+    assert not report.complete and report.stopped_by == "violation"
     # the same order, run by the brute force with live generators, breaks the invariant on its last step
     assert run_order(example.scenario, example.order, conserved_300) == "violated"
     assert run_order(example.scenario, example.order[:-1], conserved_300) == "open"

@@ -29,8 +29,9 @@ def explore(
     Each command's phases are steps (read, decide, commit, backoff and retry); each command is retried
     at most the scenario's ``max_retries`` times. ``reduction`` explores one order of steps that
     commute (sleep sets, see :mod:`._search`); ``max_depth`` bounds the steps per interleaving,
-    ``max_states`` the states visited, ``time_budget`` the seconds spent. With ``shortest`` a violation
-    is re-searched breadth-first without reduction so the counterexample is one of minimal length.
+    ``max_states`` the states visited per search, ``time_budget`` the seconds spent in all. With
+    ``shortest`` a violation is searched again breadth-first without reduction, so that the
+    counterexample is one of minimal length.
     """
     if not isinstance(scenario, ConcurrentScenario):
         raise InvalidFormat(f"explore() takes a ConcurrentScenario, got {type(scenario).__name__}")
@@ -60,17 +61,26 @@ def explore(
         found = search.depth_first()
         judge = search
         first_length = None if found is None else found.depth
-        if found is not None and shortest and found.depth > 0:
-            exact = Search(scenario.new_store(), scenario.clients, invariant, reduction=False, clock=clock)
+        minimal = found is not None and found.depth == 0
+        remaining = None if time_budget is None else time_budget - (time.perf_counter() - started)
+        if found is not None and shortest and found.depth > 0 and (remaining is None or remaining > 0):
+            exact = Search(
+                scenario.new_store(),
+                scenario.clients,
+                invariant,
+                reduction=False,
+                clock=clock,
+                max_states=max_states,
+                time_budget=remaining,
+            )
             nearest = exact.breadth_first(found.depth)
             if nearest is not None:
-                found, judge = nearest, exact
+                found, judge, minimal = nearest, exact, True
     stats = search.stats
     counterexample = None
     if found is not None:
         order = tuple(client for client, _ in found.path())
         counterexample = Counterexample(scenario, order, judge.message_of(found))
-    complete = stats.stopped_by is None and stats.truncated == 0
     return ExplorationReport(
         scenario=scenario.name,
         reduction=reduction,
@@ -81,11 +91,12 @@ def explore(
         cache_hits=stats.cache_hits,
         truncated=stats.truncated,
         terminal_states=stats.terminal,
-        complete=complete or counterexample is not None,
+        complete=stats.stopped_by is None and stats.truncated == 0,
         stopped_by=stats.stopped_by,
         elapsed=time.perf_counter() - started,
         counterexample=counterexample,
         first_found_length=first_length,
+        shortest=minimal,
     )
 
 

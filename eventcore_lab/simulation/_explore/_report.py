@@ -175,7 +175,10 @@ class ExplorationReport:
     ``states`` distinct states visited; ``transitions`` steps taken; ``interleavings`` complete
     interleavings in the explored graph (all of them without reduction; one or more representatives of
     each class of equivalent ones with it); ``pruned`` steps skipped because they were asleep;
-    ``complete`` is False when a bound, the state limit or the time budget cut the search short.
+    ``complete`` is True when every interleaving within the bounds was explored (a violation stops the
+    search, so a report with a counterexample is not complete). ``first_found_length`` is the length of
+    the first violation found; ``shortest`` is True when the counterexample is known to be of minimal
+    length (the breadth-first re-search finished).
     """
 
     scenario: str
@@ -192,6 +195,7 @@ class ExplorationReport:
     elapsed: float
     counterexample: Counterexample | None = None
     first_found_length: int | None = None
+    shortest: bool = False
 
     @property
     def holds(self) -> bool:
@@ -217,6 +221,7 @@ class ExplorationReport:
             "seconds": round(self.elapsed, 3),
             "states/s": round(self.states_per_second),
             "counterexample steps": len(self.counterexample) if self.counterexample else None,
+            "shortest": self.shortest,
         }
 
     def __str__(self) -> str:

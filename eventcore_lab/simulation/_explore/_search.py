@@ -239,6 +239,7 @@ class Search:
     def depth_first(self) -> Node | None:
         """Explore everything within the bounds; return the first violating state found, if any."""
         if self.verdict(self.root, self._root_store) is not None:
+            self.stats.stopped_by = "violation"
             return self.root
         visited: dict[Hashable, _Visit] = {}
         edges: dict[Hashable, list[Hashable]] = {}
@@ -309,6 +310,8 @@ class Search:
         seen = {self.key(self.root)}
         queue = deque([self.root])
         while queue:
+            if self.stats.states % 64 == 0 and self._out_of_budget():
+                return None
             node = queue.popleft()
             self._new_state()
             if node.depth >= bound:
