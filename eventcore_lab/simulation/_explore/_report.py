@@ -225,19 +225,20 @@ class ExplorationReport:
         }
 
     def __str__(self) -> str:
-        verdict = (
-            "holds in every interleaving"
-            if self.holds
-            else "is broken"
-            if self.counterexample
-            else f"was not checked completely ({self.stopped_by or 'bounds reached'})"
+        if self.counterexample is not None:
+            head = f"{self.scenario}: the invariant is broken (found after {self.states} states)"
+            return f"{head}\n{self.counterexample.describe()}"
+        if not self.complete:
+            reason = self.stopped_by or f"{self.truncated} states at the depth bound"
+            return (
+                f"{self.scenario}: the invariant was not checked completely ({reason}); "
+                f"{self.states} states, {self.transitions} steps, {self.elapsed:.2f} s"
+            )
+        kind = "representative interleavings (reduced)" if self.reduction else "interleavings"
+        return (
+            f"{self.scenario}: the invariant holds in every interleaving; {self.states} states, "
+            f"{self.transitions} steps, {self.interleavings} {kind}, {self.elapsed:.2f} s"
         )
-        text = (
-            f"{self.scenario}: the invariant {verdict}; {self.states} states, {self.transitions} steps, "
-            f"{self.interleavings} interleavings{' (reduced)' if self.reduction else ''}, "
-            f"{self.elapsed:.2f} s"
-        )
-        return text + (f"\n{self.counterexample.describe()}" if self.counterexample else "")
 
     def _repr_html_(self) -> str:
         import pandas as pd
