@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ...core.command import Command
-from ...core.errors import ConcurrencyConflict, EventCoreError, InvalidFormat, VersionConflict
+from ...core.errors import ConcurrencyConflict, EventCoreError, InvalidFormat
 from ...core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ...core.executor import ExecutionResult, Executor, Phase
 from ...core.retry import RetryConfig
@@ -78,11 +78,9 @@ class Client(Protocol):
 @dataclass(frozen=True, slots=True)
 class _Progress:
     command: int = 0  # index of the command under way
-    steps: int = 0  # next() calls made on it so far (all attempts)
-    attempt_steps: int = 0  # next() calls made in the current attempt
     attempt: int = 1
-    reads: tuple[StreamsRead, ...] = ()  # every read_streams answer of this command, for replay
-    attempt_reads: int = 0  # where the current attempt's reads start in ``reads``
+    steps: int = 0  # next() calls made in the current attempt
+    reads: tuple[StreamsRead, ...] = ()  # the current attempt's read_streams answers, for replay
 
 
 @dataclass(frozen=True)
@@ -91,8 +89,10 @@ class CommandClient:
     most ``max_retries`` times.
 
     Executor generators cannot be copied, so a step rebuilds the command's generator and replays the
-    phases already taken against a store that answers with the reads recorded in the local state (and
-    refuses the commits that were refused), then takes one more phase against the live store.
+    phases of the current attempt against a store that answers with the reads recorded in the local
+    state, then takes one more phase against the live store. Earlier attempts need no replay: an attempt
+    starts from nothing but the command, so attempt ``n`` is run as the first attempt of an executor
+    left with ``max_retries - (n - 1)`` retries, and the attempt numbers are shifted back when reported.
     """
 
     name: str
@@ -118,8 +118,8 @@ class CommandClient:
         return local.command >= len(self.commands)
 
     def key(self, local: _Progress) -> Hashable:
-        seen = tuple(tuple(sorted(r.versions.items())) for r in local.reads[local.attempt_reads :])
-        return (local.command, local.attempt, local.attempt_steps, seen)
+        seen = tuple(tuple(sorted(r.versions.items())) for r in local.reads)
+        return (local.command, local.attempt, local.steps, seen)
 
     def metadata(self, index: int) -> Metadata:
         """Repeatable metadata, labelled for timelines with the client and the command."""
@@ -132,29 +132,32 @@ class CommandClient:
         command = self.commands[local.command]
         replay = _ReplayStore(store, local.reads)
         now = self.now
+        earlier = local.attempt - 1  # attempts already refused
         executor = Executor(
             replay,
-            retry=RetryConfig(max_attempts=self.max_retries, initial_delay=0.0, jitter=False),
+            retry=RetryConfig(max_attempts=self.max_retries - earlier, initial_delay=0.0, jitter=False),
             timeout=None,
             clock=lambda: now,
-            rng=random.Random(0),
+            rng=_RNG,
             sleep=_no_sleep,
         )
         steps = executor.steps(command, metadata=self.metadata(local.command))
         label = type(command).__name__
         try:
             for _ in range(local.steps):
-                next(steps)  # a recorded phase: same reads, same refusals, so the same outcome
+                next(steps)  # a recorded phase: same reads, so the same outcome
             replay.live = True
             try:
                 step = next(steps)
             except StopIteration as done:
                 result: ExecutionResult = done.value
+                result = replace(result, attempts=result.attempts + earlier)
                 streams = tuple(dict.fromkeys(e.stream_id for e in result.events_written))
                 return Move(
                     self._next(local), COMMIT, label, local.attempt, streams, result=result, subject=command
                 )
             except EventCoreError as error:
+                error.attempts = local.attempt
                 phase = GAVE_UP if isinstance(error, ConcurrencyConflict) else REJECTED
                 return Move(
                     self._next(local),
@@ -167,15 +170,12 @@ class CommandClient:
                 )
         finally:
             steps.close()
-        reads = local.reads + tuple(replay.answers)
         if step.phase is Phase.BACKOFF:
-            after = _Progress(local.command, local.steps + 1, 0, local.attempt + 1, reads, len(reads))
-            return Move(after, BACKOFF, label, step.attempt, step.streams, error=step.error, subject=command)
-        after = _Progress(
-            local.command, local.steps + 1, local.attempt_steps + 1, local.attempt, reads, local.attempt_reads
-        )
+            after = _Progress(local.command, local.attempt + 1)
+            return Move(after, BACKOFF, label, local.attempt, step.streams, error=step.error, subject=command)
+        after = _Progress(local.command, local.attempt, local.steps + 1, local.reads + tuple(replay.answers))
         phase = READ if step.phase is Phase.READ else DECIDE
-        return Move(after, phase, label, step.attempt, step.streams, subject=command)
+        return Move(after, phase, label, local.attempt, step.streams, subject=command)
 
     @staticmethod
     def _next(local: _Progress) -> _Progress:
@@ -202,15 +202,18 @@ class _ReplayStore:
     def append(
         self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
     ) -> list[StoredEvent]:
-        if not self.live:
-            # A replayed commit is one that was refused: had it succeeded, the command would be over.
-            raise VersionConflict({str(s): ("the recorded version", -1) for s in (expected or {})})
+        if not self.live:  # a replay never reaches a commit: it ends the attempt
+            raise InvalidFormat("replayed phases reached a commit; the recorded progress is inconsistent")
         stored: list[StoredEvent] = self.store.append(events, expected)
         return stored
 
 
 def _streams_of(error: EventCoreError) -> tuple[str, ...]:
     return tuple(str(s) for s in getattr(error, "streams", ()))
+
+
+#: Backoff delays are never slept, so the jitter they draw does not matter; one generator serves all.
+_RNG = random.Random(0)
 
 
 def _no_sleep(_seconds: float) -> None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +50,9 @@ from ._clients import Client, Move
 from ._footprint import Footprint, RecordingStore
 
 Invariant = Callable[[Any], object]
+
+#: Stores kept for reuse, most recently used last (a depth-first search revisits recent logs).
+_STORES_KEPT = 256
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -129,6 +132,7 @@ class Search:
         self.progress = progress
         self.stats = SearchStats()
         self._verdicts: dict[Hashable, str | None] = {}
+        self._stores: OrderedDict[int, tuple[tuple[StoredEvent, ...], MemoryStore]] = OrderedDict()
         log = tuple(initial.read_all())
         self.root = Node(log, tuple(c.start() for c in self.clients), self._extend_key(None, log), 0)
         self._root_store = initial
@@ -152,10 +156,22 @@ class Search:
         return tuple(sorted(streams.items()))
 
     def _store(self, log: tuple[StoredEvent, ...]) -> MemoryStore:
+        """A store holding ``log``; many states share one log (only their clients differ), so the store
+        built for it is kept for the next of them, until a commit changes it."""
+        kept = self._stores.get(id(log))
+        if kept is not None and kept[0] is log:
+            self._stores.move_to_end(id(log))
+            return kept[1]
         store = MemoryStore(clock=self.clock)
         if log:
             store.import_events(log)
+        self._keep(log, store)
         return store
+
+    def _keep(self, log: tuple[StoredEvent, ...], store: MemoryStore) -> None:
+        self._stores[id(log)] = (log, store)  # the log is held too, so its id cannot be reused meanwhile
+        if len(self._stores) > _STORES_KEPT:
+            self._stores.popitem(last=False)
 
     def finished(self, node: Node) -> bool:
         return all(c.finished(local) for c, local in zip(self.clients, node.locals, strict=True))
@@ -209,6 +225,8 @@ class Search:
                     node.log + tuple(new), locals_, self._extend_key(node.log_key, new), node.depth + 1,
                     node, index, move,
                 )  # fmt: skip
+                self._stores.pop(id(node.log), None)  # this store now holds the child's log
+                self._keep(child.log, store)
                 committed, store = store, None  # the next client starts from the unchanged log
             else:
                 child = Node(node.log, locals_, node.log_key, node.depth + 1, node, index, move)
