@@ -26,6 +26,7 @@ from eventcore_lab.modeling.timeline import Timeline
 from eventcore_lab.simulation import (
     Client,
     ConcurrentScenario,
+    Counterexample,
     Move,
     assert_every_interleaving,
     concurrent_scenarios,
@@ -152,6 +153,26 @@ def test_an_invariant_returning_false_is_reported_by_name() -> None:
     )
     assert report.counterexample is not None
     assert report.counterexample.message == "never_more_than_one_payment returned False"
+
+
+def test_a_replayed_retry_reports_its_phases_and_attempt_numbers() -> None:
+    scenario = (
+        funded()
+        .client(Pay("wallet-a", "wallet-b", WALLETS, 10))
+        .client(Pay("wallet-b", "wallet-c", WALLETS, 10))
+    )
+    both_read_then_one_commits = (0, 1, 0, 1, 0, 1, 1, 1, 1)
+    steps = Counterexample(scenario, both_read_then_one_commits, "").steps()
+    assert [(r.client, r.phase, r.attempt) for r in steps[4:]] == [
+        ("client 1", "commit", 1),
+        ("client 2", "backoff", 1),
+        ("client 2", "read", 2),
+        ("client 2", "decide", 2),
+        ("client 2", "commit", 2),
+    ]
+    assert steps[5].streams == ("wallet-b",) and "ConcurrencyConflict" in steps[5].detail
+    with pytest.raises(InvalidFormat, match="already finished"):
+        Counterexample(scenario, (0, 0, 0, 0), "").steps()
 
 
 # -- bounds and budgets -------------------------------------------------------------------------------

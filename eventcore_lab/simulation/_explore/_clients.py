@@ -51,7 +51,9 @@ class Move:
 @runtime_checkable
 class Client(Protocol):
     """What the explorer needs of an actor. ``step`` must be deterministic given (local, store contents)
-    and must do its store I/O only through the store it is handed (so its footprint is recorded)."""
+    and must do its store I/O only through the store it is handed (so its footprint is recorded). Each
+    step must move the client's ``key`` forward, never back to an earlier one, so that every interleaving
+    ends (the explored states form a graph without cycles)."""
 
     @property
     def name(self) -> str:
