@@ -308,18 +308,24 @@ def test_a_client_that_is_not_a_command_plugs_into_the_same_search() -> None:
 
 # -- soundness of the reduction ------------------------------------------------------------------------
 
-payments = st.builds(
-    PayFast, st.sampled_from(WALLETS), st.sampled_from(WALLETS), st.sampled_from([30, 70])
-) | st.builds(Fund, st.sampled_from(WALLETS), st.just(10))
+payments = (
+    st.builds(PayFast, st.sampled_from(WALLETS), st.sampled_from(WALLETS), st.sampled_from([30, 70]))
+    | st.builds(Pay, st.sampled_from(WALLETS), st.sampled_from(WALLETS), st.just(WALLETS), st.just(30))
+    | st.builds(Fund, st.sampled_from(WALLETS), st.just(10))
+)
+
+
+HALF_FULL = [(w, WalletFunded(amount=50)) for w in WALLETS]
 
 
 def contents(store: Any) -> frozenset[tuple[str, tuple[Any, ...]]]:
     return frozenset((sid, tuple(e.payload for e in store.read_stream(sid))) for sid in store.stream_ids())
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    concurrent_scenarios(payments, history=[(w, WalletFunded(amount=50)) for w in WALLETS], clients=(2, 3))
+    concurrent_scenarios(payments, history=HALF_FULL, clients=(2, 3), commands_per_client=(1, 1))
+    | concurrent_scenarios(payments, history=HALF_FULL, clients=(2, 2), commands_per_client=(2, 2))
 )
 def test_reduction_reaches_every_state_the_full_search_reaches(scenario: ConcurrentScenario) -> None:
     """Sleep sets prune steps, not states: each store reachable in some interleaving (streams' contents)
