@@ -21,8 +21,10 @@ from eventcore_lab.examples.wallets import (
     WalletFunded,
     balances,
     books_balance,
+    fold_balances,
 )
 from eventcore_lab.modeling.timeline import Timeline
+from eventcore_lab.projections import Projection, handles
 from eventcore_lab.simulation import (
     Client,
     ConcurrentScenario,
@@ -31,6 +33,7 @@ from eventcore_lab.simulation import (
     assert_every_interleaving,
     concurrent_scenarios,
     explore,
+    on_projection,
 )
 from eventcore_lab.testing.scenario import Scenario
 
@@ -173,6 +176,36 @@ def test_a_replayed_retry_reports_its_phases_and_attempt_numbers() -> None:
     assert steps[5].streams == ("wallet-b",) and "ConcurrencyConflict" in steps[5].detail
     with pytest.raises(InvalidFormat, match="already finished"):
         Counterexample(scenario, (0, 0, 0, 0), "").steps()
+
+
+class Balances(Projection):
+    """A read model of every wallet's balance."""
+
+    def __init__(self) -> None:
+        self.money: dict[str, int] = {}
+
+    @handles(WalletFunded, PaymentCredited)
+    def on_money(self, event: Any) -> None:
+        fold_balances(self.money, event)
+
+
+def test_an_invariant_can_be_stated_on_a_projection() -> None:
+    def nobody_overdrawn(view: Balances) -> bool:
+        return all(balance >= 0 for balance in view.money.values())
+
+    invariant = on_projection(Balances, nobody_overdrawn)
+    broken_report = explore(broken(), invariant)
+    assert broken_report.counterexample is not None
+    assert broken_report.counterexample.message == "nobody_overdrawn returned False"
+    assert len(broken_report.counterexample) == 6
+    careful = (
+        funded()
+        .client(Pay("wallet-a", "wallet-b", WALLETS, 60))
+        .client(Pay("wallet-a", "wallet-c", WALLETS, 60))
+    )
+    assert explore(careful, invariant).holds
+    with pytest.raises(InvalidFormat, match="two callables"):
+        on_projection(Balances, "no")  # type: ignore[arg-type]
 
 
 # -- bounds and budgets -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from ._explore import (
     assert_every_interleaving,
     concurrent_scenarios,
     explore,
+    on_projection,
 )
 from .concurrent import run_processes, run_threads
 from .presets import balances, bank_total, banking_workload
@@ -48,6 +49,7 @@ __all__ = [
     "banking_workload",
     "concurrent_scenarios",
     "explore",
+    "on_projection",
     "run_processes",
     "run_threads",
     "simulate",

@@ -9,6 +9,7 @@ from ._api import explore
 from ._clients import Client, CommandClient, Move
 from ._footprint import Footprint, RecordingStore
 from ._hypothesis import assert_every_interleaving, concurrent_scenarios
+from ._invariants import on_projection
 from ._report import Counterexample, ExplorationReport, StepRecord
 from ._scenario import ConcurrentScenario
 
@@ -25,4 +26,5 @@ __all__ = [
     "assert_every_interleaving",
     "concurrent_scenarios",
     "explore",
+    "on_projection",
 ]
