@@ -60,6 +60,7 @@ class AdvanceProcess(Command[ProcessRecord[Any]]):
                 return []  # cancelled (or fired) since it was picked up
             ended = manager.is_terminal(state.state)
             writes.append(DeadlineFired(trigger.deadline_id, trigger.name, trigger.now, ignored=ended))
+            apply_payload(manager, state, writes[-1])
             if ended:  # a finished process ignores its clock: checked before any timeout logic
                 return [emit(self.process, e) for e in writes]
             now = trigger.now
