@@ -205,7 +205,9 @@ class PlaceOrder(_ShopCommand):
         require(all(q > 0 for q in self.items.values()), "item quantities must be positive")
         require(self.total > 0, "an order total must be positive")
         require(not state.order(self.order_id).placed, f"order {self.order_id} was already placed")
-        placed = OrderPlaced(order_id=self.order_id, customer_id=self.customer_id, items=self.items, total=self.total)
+        placed = OrderPlaced(
+            order_id=self.order_id, customer_id=self.customer_id, items=self.items, total=self.total
+        )
         return [emit(self.order, placed)]
 
 
@@ -245,10 +247,17 @@ class ReserveStock(_ShopCommand):
     def handle(self, state: Shop, ctx: CommandContext) -> Sequence[EventToWrite]:
         writes = []
         for sku, quantity in sorted(self.items.items()):
-            require(self.order_id not in state.reserved.get(sku, {}), f"{sku} is already reserved for {self.order_id}")
+            require(
+                self.order_id not in state.reserved.get(sku, {}),
+                f"{sku} is already reserved for {self.order_id}",
+            )
             available = state.on_hand.get(sku, 0)
-            require(available >= quantity, f"Insufficient stock of {sku}: {available} left, {quantity} wanted")
-            writes.append(emit(stock_stream(sku), StockReserved(sku=sku, order_id=self.order_id, quantity=quantity)))
+            require(
+                available >= quantity, f"Insufficient stock of {sku}: {available} left, {quantity} wanted"
+            )
+            writes.append(
+                emit(stock_stream(sku), StockReserved(sku=sku, order_id=self.order_id, quantity=quantity))
+            )
         return writes
 
 
@@ -257,7 +266,9 @@ class ReleaseStock(_ShopCommand):
     order_id: str
 
     def handle(self, state: Shop, ctx: CommandContext) -> Sequence[EventToWrite]:
-        held = {sku: orders[self.order_id] for sku, orders in state.reserved.items() if self.order_id in orders}
+        held = {
+            sku: orders[self.order_id] for sku, orders in state.reserved.items() if self.order_id in orders
+        }
         require(held, f"no stock is reserved for {self.order_id}")
         return [
             emit(stock_stream(sku), StockReleased(sku=sku, order_id=self.order_id, quantity=q))
@@ -284,7 +295,9 @@ class DispatchShipment(_ShopCommand):
         view = state.order(self.order_id)
         require(view.placed and not view.cancelled, f"order {self.order_id} is not open")
         require(self.order_id not in state.dispatched, f"order {self.order_id} was already dispatched")
-        return [emit(self.shipment, ShipmentDispatched(order_id=self.order_id, tracking=f"TRK-{self.order_id}"))]
+        return [
+            emit(self.shipment, ShipmentDispatched(order_id=self.order_id, tracking=f"TRK-{self.order_id}"))
+        ]
 
 
 class DeliverShipment(_ShopCommand):
@@ -327,7 +340,9 @@ class SendPaymentReminder(_ShopCommand):
 
     def handle(self, state: Shop, ctx: CommandContext) -> Sequence[EventToWrite]:
         view = state.order(self.order_id)
-        require(view.reminders < self.attempt, f"reminder {self.attempt} for {self.order_id} was already sent")
+        require(
+            view.reminders < self.attempt, f"reminder {self.attempt} for {self.order_id} was already sent"
+        )
         return [emit(self.order, PaymentReminderSent(order_id=self.order_id, attempt=self.attempt))]
 
 
@@ -396,7 +411,7 @@ class Fulfilment:
     reason: str = ""
 
 
-_NEXT_STEP = {
+_NEXT_STEP: dict[type, FulfilmentStep] = {
     PaymentConfirmed: FulfilmentStep.PAYMENT_CONFIRMED,
     InventoryReserved: FulfilmentStep.INVENTORY_RESERVED,
     Shipped: FulfilmentStep.SHIPPED,
@@ -411,7 +426,15 @@ class OrderFulfilment(ProcessManager[Fulfilment]):
 
     name = "order-fulfilment"
     triggers = (OrderPlaced, PaymentReceived, ShipmentDelivered)
-    commands = (ReserveStock, ReleaseStock, RefundPayment, DispatchShipment, CompleteOrder, CancelOrder, SendPaymentReminder)
+    commands = (
+        ReserveStock,
+        ReleaseStock,
+        RefundPayment,
+        DispatchShipment,
+        CompleteOrder,
+        CancelOrder,
+        SendPaymentReminder,
+    )
 
     def __init__(
         self,
@@ -460,21 +483,30 @@ class OrderFulfilment(ProcessManager[Fulfilment]):
             if step is not FulfilmentStep.NEW:
                 return Decision()
             due = now + self.payment_window
-            started = FulfilmentStarted(order_id=trigger.order_id, items=trigger.items, total=trigger.total, timeout_at=due)
+            started = FulfilmentStarted(
+                order_id=trigger.order_id, items=trigger.items, total=trigger.total, timeout_at=due
+            )
             return Decision(record=[started], schedule=[Deadline("payment", due)])
         if isinstance(trigger, PaymentReceived):
             if step is FulfilmentStep.PAYMENT_PENDING:
                 reserve = ReserveStock([stock_stream(s) for s in sorted(state.items)], order_id, state.items)
                 return Decision(
-                    record=[PaymentConfirmed(amount=trigger.amount)], issue=[Issue(reserve, "reserve")], cancel=["payment"]
+                    record=[PaymentConfirmed(amount=trigger.amount)],
+                    issue=[Issue(reserve, "reserve")],
+                    cancel=["payment"],
                 )
             if step is FulfilmentStep.FAILED:  # paid after we gave up: give the money back
-                return Decision(issue=[Issue(RefundPayment(payment_stream(trigger.order_id), trigger.order_id), "refund")])
+                return Decision(
+                    issue=[Issue(RefundPayment(payment_stream(trigger.order_id), trigger.order_id), "refund")]
+                )
             return Decision()
         if isinstance(trigger, ShipmentDelivered):
             if step is not FulfilmentStep.SHIPPED:
                 return Decision()
-            return Decision(record=[Delivered()], issue=[Issue(CompleteOrder(order_stream(order_id), order_id), "complete")])
+            return Decision(
+                record=[Delivered()],
+                issue=[Issue(CompleteOrder(order_stream(order_id), order_id), "complete")],
+            )
         if isinstance(trigger, DeadlineReached):
             return self._payment_timeout(state, now) if trigger.name == "payment" else Decision()
         if isinstance(trigger, CommandOutcome):
@@ -516,7 +548,9 @@ class OrderFulfilment(ProcessManager[Fulfilment]):
         order_id = state.order_id
         issue = [Issue(RefundPayment(payment_stream(order_id), order_id), "refund")]
         if release:
-            issue.append(Issue(ReleaseStock([stock_stream(s) for s in sorted(state.items)], order_id), "release"))
+            issue.append(
+                Issue(ReleaseStock([stock_stream(s) for s in sorted(state.items)], order_id), "release")
+            )
         issue.append(Issue(CancelOrder(order_stream(order_id), order_id, reason), "cancel"))
         return Decision(record=[FulfilmentFailed(reason=reason)], issue=issue)
 
@@ -572,9 +606,14 @@ class Carrier(ProcessManager[Parcel]):
     def react(self, state: Parcel, trigger: Any, now: datetime) -> Decision:
         if isinstance(trigger, ShipmentDispatched) and not state.order_id:
             arrives = now + self.transit
-            return Decision(record=[ParcelAccepted(order_id=trigger.order_id, arrives_at=arrives)], schedule=[Deadline("arrival", arrives)])
+            return Decision(
+                record=[ParcelAccepted(order_id=trigger.order_id, arrives_at=arrives)],
+                schedule=[Deadline("arrival", arrives)],
+            )
         if isinstance(trigger, DeadlineReached) and trigger.name == "arrival":
-            return Decision(issue=[Issue(DeliverShipment(shipment_stream(state.order_id), state.order_id), "deliver")])
+            return Decision(
+                issue=[Issue(DeliverShipment(shipment_stream(state.order_id), state.order_id), "deliver")]
+            )
         if isinstance(trigger, CommandOutcome) and trigger.tag == "deliver" and trigger.ok:
             return Decision(record=[ParcelDelivered()])
         return Decision()

@@ -105,7 +105,11 @@ def apply_to_resource(state: Resource, event: StoredEvent) -> Resource:
             state.capacity += units
         case HotelBooked(reservation_id=r) | FlightBooked(reservation_id=r) | CarBooked(reservation_id=r):
             state.holders.add(r)
-        case HotelCancelled(reservation_id=r) | FlightCancelled(reservation_id=r) | CarCancelled(reservation_id=r):
+        case (
+            HotelCancelled(reservation_id=r)
+            | FlightCancelled(reservation_id=r)
+            | CarCancelled(reservation_id=r)
+        ):
             state.holders.discard(r)
     return state
 
@@ -141,7 +145,10 @@ class RequestTrip(Command[bool]):
     def handle(self, state: bool, ctx: CommandContext) -> Sequence[EventToWrite]:
         require(not state, f"trip {self.reservation_id} was already requested")
         trip = TripRequested(
-            reservation_id=self.reservation_id, hotel=self.hotel, flight=self.flight, car_agency=self.car_agency
+            reservation_id=self.reservation_id,
+            hotel=self.hotel,
+            flight=self.flight,
+            car_agency=self.car_agency,
         )
         return [emit(self.reservation, trip)]
 
@@ -169,9 +176,11 @@ class _Booking(Command[Resource]):
         holds = self.reservation_id in state.holders
         if self.cancel:
             require(holds, f"{self.what} {self.name} holds nothing for reservation {self.reservation_id}")
-            event: Any = self.cancelled(self.name, self.reservation_id)
+            event: Any = self.cancelled(self.name, self.reservation_id)  # (resource name, reservation)
         else:
-            require(not holds, f"{self.what} {self.name} is already booked for reservation {self.reservation_id}")
+            require(
+                not holds, f"{self.what} {self.name} is already booked for reservation {self.reservation_id}"
+            )
             require(len(state.holders) < state.capacity, "No availability")
             event = self.booked(self.name, self.reservation_id)
         return [emit(self.resource, event), emit(self.reservation, event)]
@@ -215,13 +224,38 @@ class TravelBookingSaga(Saga):
         trip: TripRequested = event
         reservation = reservation_stream(trip.reservation_id)
         rid = trip.reservation_id
-        hotel, flight, cars = hotel_stream(trip.hotel), flight_stream(trip.flight), cars_stream(trip.car_agency)
+        hotel, flight, cars = (
+            hotel_stream(trip.hotel),
+            flight_stream(trip.flight),
+            cars_stream(trip.car_agency),
+        )
         return [
-            SagaStep("book_hotel", BookHotel(hotel, reservation, trip.hotel, rid), CancelHotel(hotel, reservation, trip.hotel, rid)),
-            SagaStep("book_flight", BookFlight(flight, reservation, trip.flight, rid), CancelFlight(flight, reservation, trip.flight, rid)),
-            SagaStep("book_car", BookCar(cars, reservation, trip.car_agency, rid), CancelCar(cars, reservation, trip.car_agency, rid)),
+            SagaStep(
+                "book_hotel",
+                BookHotel(hotel, reservation, trip.hotel, rid),
+                CancelHotel(hotel, reservation, trip.hotel, rid),
+            ),
+            SagaStep(
+                "book_flight",
+                BookFlight(flight, reservation, trip.flight, rid),
+                CancelFlight(flight, reservation, trip.flight, rid),
+            ),
+            SagaStep(
+                "book_car",
+                BookCar(cars, reservation, trip.car_agency, rid),
+                CancelCar(cars, reservation, trip.car_agency, rid),
+            ),
         ]
 
 
 COMMANDS = (AddCapacity, RequestTrip, BookHotel, CancelHotel, BookFlight, CancelFlight, BookCar, CancelCar)
-EVENTS = (TripRequested, CapacityAdded, HotelBooked, HotelCancelled, FlightBooked, FlightCancelled, CarBooked, CarCancelled)
+EVENTS = (
+    TripRequested,
+    CapacityAdded,
+    HotelBooked,
+    HotelCancelled,
+    FlightBooked,
+    FlightCancelled,
+    CarBooked,
+    CarCancelled,
+)

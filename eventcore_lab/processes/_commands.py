@@ -15,7 +15,7 @@ from dataclasses import field
 from typing import Any
 
 from ..core.command import Command, CommandContext, emit, stream
-from ..core.errors import BusinessRuleViolation, StreamNotFound, Unauthorized, ValidationFailed
+from ..core.errors import BusinessRuleViolation, InvalidFormat, StreamNotFound, Unauthorized, ValidationFailed
 from ..core.events import EventToWrite, Metadata, StoredEvent
 from ..core.ids import StreamId
 from ._record import apply_payload, deadline_key, fold, new_record
@@ -28,7 +28,14 @@ from .events import (
     DeadlineScheduled,
     TriggerHandled,
 )
-from .manager import DeadlineReached, Decision, ProcessManager, ProcessRecord, command_type_name, encode_command
+from .manager import (
+    DeadlineReached,
+    Decision,
+    ProcessManager,
+    ProcessRecord,
+    command_type_name,
+    encode_command,
+)
 
 #: Errors by which a command refuses to run: the process hears about them; anything else is a fault.
 REFUSALS = (ValidationFailed, BusinessRuleViolation, StreamNotFound, Unauthorized)
@@ -59,7 +66,11 @@ class AdvanceProcess(Command[ProcessRecord[Any]]):
             if trigger.deadline_id not in state.deadlines:
                 return []  # cancelled (or fired) since it was picked up
             ended = manager.is_terminal(state.state)
-            writes.append(DeadlineFired(trigger.deadline_id, trigger.name, trigger.now, ignored=ended))
+            writes.append(
+                DeadlineFired(
+                    deadline_id=trigger.deadline_id, name=trigger.name, fired_at=trigger.now, ignored=ended
+                )
+            )
             apply_payload(manager, state, writes[-1])
             if ended:  # a finished process ignores its clock: checked before any timeout logic
                 return [emit(self.process, e) for e in writes]
@@ -73,23 +84,36 @@ class AdvanceProcess(Command[ProcessRecord[Any]]):
             apply_payload(manager, state, event)
             writes.append(event)
         result = [emit(self.process, e) for e in writes]
-        result += _issues(decision, state, self.trigger_key, self.process)
+        result += _issues(manager, decision, self.trigger_key, self.process)
         pending = dict(state.deadlines)
         for number, deadline in enumerate(decision.schedule, start=state.scheduled + 1):
             deadline_id = f"{deadline.name}#{number}"
             pending[deadline_id] = (deadline.name, deadline.at)
-            result.append(emit(self.process, DeadlineScheduled(deadline_id, deadline.name, deadline.at)))
+            result.append(
+                emit(
+                    self.process,
+                    DeadlineScheduled(deadline_id=deadline_id, name=deadline.name, due_at=deadline.at),
+                )
+            )
         cancel = set(decision.cancel)
         ended = manager.is_terminal(state.state)
         for deadline_id, (name, _) in pending.items():
             if ended or name in cancel:
-                result.append(emit(self.process, DeadlineCancelled(deadline_id, name)))
+                result.append(emit(self.process, DeadlineCancelled(deadline_id=deadline_id, name=name)))
         return result
 
 
-def _issues(decision: Decision, state: ProcessRecord[Any], trigger_key: str, process: str) -> list[EventToWrite]:
+def _issues(
+    manager: ProcessManager[Any], decision: Decision, trigger_key: str, process: str
+) -> list[EventToWrite]:
     writes = []
     for index, issue in enumerate(decision.issue):
+        if type(issue.command) not in manager.commands:
+            declared = ", ".join(c.__name__ for c in manager.commands) or "(none)"
+            raise InvalidFormat(
+                f"{type(manager).__name__} issued {type(issue.command).__name__}, which is not among its "
+                f"commands ({declared}); add it to {type(manager).__name__}.commands"
+            )
         command_id = f"{trigger_key}/{index}"
         issued = CommandIssued(
             command_id=command_id,
@@ -119,7 +143,9 @@ class DispatchCommand(Command[tuple[ProcessRecord[Any], Any]]):
     def initial_state(self) -> tuple[ProcessRecord[Any], Any]:
         return new_record(self.manager), self.command.initial_state()
 
-    def apply(self, state: tuple[ProcessRecord[Any], Any], event: StoredEvent) -> tuple[ProcessRecord[Any], Any]:
+    def apply(
+        self, state: tuple[ProcessRecord[Any], Any], event: StoredEvent
+    ) -> tuple[ProcessRecord[Any], Any]:
         record, inner = state
         if event.stream_id == self.process:
             return fold(self.manager, record, event), inner
@@ -132,7 +158,9 @@ class DispatchCommand(Command[tuple[ProcessRecord[Any], Any]]):
         try:
             writes = list(self.command.handle(inner, ctx))
         except REFUSALS as refusal:
-            rejected = CommandRejected(self.command_id, self.tag, refusal.code, refusal.message)
+            rejected = CommandRejected(
+                command_id=self.command_id, tag=self.tag, code=refusal.code, reason=refusal.message
+            )
             return [emit(self.process, rejected)]
         metadata = Metadata(
             correlation_id=ctx.metadata.correlation_id,
@@ -140,8 +168,10 @@ class DispatchCommand(Command[tuple[ProcessRecord[Any], Any]]):
             user_id=ctx.metadata.user_id,
             custom={"process": self.process, "command_id": self.command_id},
         )
-        stamped = [w if w.metadata is not None else EventToWrite(w.stream_id, w.event, metadata) for w in writes]
-        done = CommandSucceeded(self.command_id, self.tag, len(stamped))
+        stamped = [
+            w if w.metadata is not None else EventToWrite(w.stream_id, w.event, metadata) for w in writes
+        ]
+        done = CommandSucceeded(command_id=self.command_id, tag=self.tag, events=len(stamped))
         return [*stamped, emit(self.process, done)]
 
 

@@ -50,7 +50,9 @@ def process_records(store: Any, manager: ProcessManager[Any]) -> dict[str, Proce
     return records
 
 
-def processes_frame(store: Any, managers: ProcessManager[Any] | Sequence[ProcessManager[Any]], *, in_flight: bool = False) -> Any:
+def processes_frame(
+    store: Any, managers: ProcessManager[Any] | Sequence[ProcessManager[Any]], *, in_flight: bool = False
+) -> Any:
     """One row per process: its status, whether it ended, its commands and its pending deadlines.
 
     ``in_flight=True`` keeps only processes that have not ended.

@@ -123,7 +123,9 @@ class ProcessManager(Generic[S]):
 
     def concerns(self, event: StoredEvent) -> bool:
         """Whether ``event`` may be a trigger (by type or stream category) before ``correlate`` decides."""
-        return isinstance(event.payload, self.triggers) or event.stream_id.startswith(self.categories or ("\0",))
+        return isinstance(event.payload, self.triggers) or event.stream_id.startswith(
+            self.categories or ("\0",)
+        )
 
     def check(self) -> None:
         """Refuse a manager that cannot work, with the reason."""
@@ -154,7 +156,9 @@ def encode_command(command: Command[Any]) -> dict[str, Any]:
     return value
 
 
-def decode_command(classes: Sequence[type[Command[Any]]], type_name: str, arguments: dict[str, Any]) -> Command[Any]:
+def decode_command(
+    classes: Sequence[type[Command[Any]]], type_name: str, arguments: dict[str, Any]
+) -> Command[Any]:
     """Rebuild an issued command from its stored form, with the manager's list of command classes."""
     for cls in classes:
         if cls.__name__ == type_name:

@@ -60,7 +60,9 @@ class ExponentialBackoff:
         _check_delay("base_delay", self.base_delay)
         _check_delay("max_delay", self.max_delay)
         if self.max_delay < self.base_delay:
-            raise InvalidFormat(f"max_delay ({self.max_delay}) is shorter than base_delay ({self.base_delay})")
+            raise InvalidFormat(
+                f"max_delay ({self.max_delay}) is shorter than base_delay ({self.base_delay})"
+            )
 
     def delay_for(self, retries: int) -> timedelta:
         _check_retries(retries)
@@ -104,8 +106,14 @@ class ProcessTimeout:
 
     def __post_init__(self) -> None:
         if not isinstance(self.policy, FixedDelay | ExponentialBackoff | LinearBackoff):
-            raise InvalidFormat(f"policy must be FixedDelay, ExponentialBackoff or LinearBackoff, got {self.policy!r}")
-        if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
+            raise InvalidFormat(
+                f"policy must be FixedDelay, ExponentialBackoff or LinearBackoff, got {self.policy!r}"
+            )
+        if (
+            not isinstance(self.max_retries, int)
+            or isinstance(self.max_retries, bool)
+            or self.max_retries < 0
+        ):
             raise InvalidFormat(f"max_retries must be an int >= 0, got {self.max_retries!r}")
 
     def should_retry(self, retries_done: int) -> bool:

@@ -76,7 +76,9 @@ class ProcessRunner:
         _check_managers(self.managers)
         index, count = partition
         if not (isinstance(count, int) and count >= 1 and isinstance(index, int) and 0 <= index < count):
-            raise InvalidFormat(f"partition must be (index, count) with 0 <= index < count, got {partition!r}")
+            raise InvalidFormat(
+                f"partition must be (index, count) with 0 <= index < count, got {partition!r}"
+            )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidFormat(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.store = store
@@ -84,7 +86,9 @@ class ProcessRunner:
         self.partition = (index, count)
         self.clock = clock or _utc_now
         self.executor = executor or Executor(
-            store, retry=retry or RetryConfig(max_attempts=20, initial_delay=0.001, max_delay=0.05), clock=self.clock
+            store,
+            retry=retry or RetryConfig(max_attempts=20, initial_delay=0.001, max_delay=0.05),
+            clock=self.clock,
         )
         self.checkpoints = checkpoints if checkpoints is not None else checkpoints_for(store)
         self.batch_size = batch_size
@@ -97,7 +101,8 @@ class ProcessRunner:
 
     def __repr__(self) -> str:
         names = ", ".join(m.name for m in self.managers)
-        return f"<ProcessRunner {self.name!r} [{names}] at position {self.position}, {len(self.deadlines)} deadlines>"
+        pending = len(self.deadlines)
+        return f"<ProcessRunner {self.name!r} [{names}] at position {self.position}, {pending} deadlines>"
 
     # -- feeding the log ----------------------------------------------------------------------------
 
@@ -138,7 +143,12 @@ class ProcessRunner:
                 raise
             self.stats.retriable_failures += 1
             self.last_error = error
-            log.info("process runner %r will retry the event after position %s: %s", self.name, self.position, error)
+            log.info(
+                "process runner %r will retry the event after position %s: %s",
+                self.name,
+                self.position,
+                error,
+            )
         finally:
             if done:
                 self.checkpoints.save(self.name, self.position)
@@ -185,10 +195,17 @@ class ProcessRunner:
         except Exception as exc:
             raise _fault(manager, "correlate", event, exc) from exc
         if key is not None and (not isinstance(key, str) or not key.strip()):
-            raise _fault(manager, "correlate", event, InvalidFormat(f"a process key is a non-empty string, got {key!r}"))
+            raise _fault(
+                manager,
+                "correlate",
+                event,
+                InvalidFormat(f"a process key is a non-empty string, got {key!r}"),
+            )
         return key
 
-    def _advance(self, manager: ProcessManager[Any], process: str, trigger: Any, key: str, causation: str) -> None:
+    def _advance(
+        self, manager: ProcessManager[Any], process: str, trigger: Any, key: str, causation: str
+    ) -> None:
         command = AdvanceProcess(process, manager, trigger, key)
         result = self._execute(manager, command, Metadata(correlation_id=process, causation_id=causation))
         if result:
@@ -212,11 +229,16 @@ class ProcessRunner:
     def _execute(self, manager: ProcessManager[Any], command: Any, metadata: Metadata) -> int:
         try:
             return len(self.executor.execute(command, metadata=metadata).events_written)
-        except EventCoreError:
-            raise
+        except EventCoreError as error:
+            if error.retriable:
+                raise
+            raise ProcessingFailed(
+                f"process manager {manager.name!r} failed on stream {command.process!r}: {error}"
+            ) from error
         except Exception as exc:  # the manager's own code failed: a bug, not something to retry
             raise ProcessingFailed(
-                f"process manager {manager.name!r} failed on stream {command.process!r}: {type(exc).__name__}: {exc}"
+                f"process manager {manager.name!r} failed on stream {command.process!r}: "
+                f"{type(exc).__name__}: {exc}"
             ) from exc
 
     # -- deadlines ------------------------------------------------------------------------------------
@@ -302,10 +324,14 @@ def _check_managers(managers: Sequence[ProcessManager[Any]]) -> None:
     for i, a in enumerate(names):
         for j, b in enumerate(names):
             if i != j and (a == b or b.startswith(f"{a}-")):
-                raise InvalidFormat(f"process names {a!r} and {b!r} clash: one's streams would look like the other's")
+                raise InvalidFormat(
+                    f"process names {a!r} and {b!r} clash: one's streams would look like the other's"
+                )
 
 
-def _fault(manager: ProcessManager[Any], what: str, event: StoredEvent, exc: BaseException) -> ProcessingFailed:
+def _fault(
+    manager: ProcessManager[Any], what: str, event: StoredEvent, exc: BaseException
+) -> ProcessingFailed:
     return ProcessingFailed(
         f"process manager {manager.name!r} failed in {what} on the event at position {event.position} "
         f"(stream {event.stream_id!r}, type {event.event_type}): {type(exc).__name__}: {exc}"

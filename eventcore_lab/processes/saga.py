@@ -26,8 +26,8 @@ from ..core.command import Command
 from ..core.registry import Event
 from .manager import (
     CommandOutcome,
-    DeadlineReached,
     Deadline,
+    DeadlineReached,
     Decision,
     Issue,
     ProcessManager,
@@ -184,7 +184,9 @@ def evolve_saga(state: SagaState, event: Any) -> SagaState:
     replace = dataclasses.replace
     match event:
         case SagaStarted(steps=steps):
-            return replace(state, mode=SagaMode.FORWARD, steps=tuple(steps), statuses=(StepStatus.PENDING,) * len(steps))
+            return replace(
+                state, mode=SagaMode.FORWARD, steps=tuple(steps), statuses=(StepStatus.PENDING,) * len(steps)
+            )
         case StepStarted(index=index):
             return replace(state, current=index)
         case StepCompleted(index=index):
@@ -277,7 +279,9 @@ class Saga(ProcessManager[SagaState]):
             if index + 1 < len(state.steps):
                 following = state.steps[index + 1]
                 done.append(StepStarted(index=index + 1, name=following.name))
-                return Decision(record=done, issue=[Issue(self._command(following, forward=True), f"step:{index + 1}")])
+                return Decision(
+                    record=done, issue=[Issue(self._command(following, forward=True), f"step:{index + 1}")]
+                )
             return Decision(record=[*done, SagaCompleted()])
         if state.mode is not SagaMode.COMPENSATING:
             return Decision()
@@ -300,7 +304,9 @@ class Saga(ProcessManager[SagaState]):
             return Decision(record=[*record, SagaCompensated()])
         step = after.steps[index]
         started = CompensationStepStarted(index=index, name=step.name, attempt=1)
-        return Decision(record=[*record, started], issue=[Issue(self._command(step, forward=False), f"undo:{index}")])
+        return Decision(
+            record=[*record, started], issue=[Issue(self._command(step, forward=False), f"undo:{index}")]
+        )
 
     def _retry_compensation(self, state: SagaState, deadline: DeadlineReached) -> Decision:
         if state.mode is not SagaMode.COMPENSATING or not deadline.name.startswith("retry-compensation-"):
