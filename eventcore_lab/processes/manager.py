@@ -114,8 +114,9 @@ class ProcessManager(Generic[S]):
 
     # -- derived, not meant to be overridden --------------------------------------------------------
 
-    def stream_for(self, key: str) -> StreamId:
-        return StreamId(f"{self.name}-{key}")
+    def stream_for(self, key: str) -> str:
+        """The process's stream id, validated (a plain ``str``, so that it encodes into metadata)."""
+        return str(StreamId(f"{self.name}-{key}"))
 
     def key_of(self, stream_id: str) -> str | None:
         prefix = f"{self.name}-"

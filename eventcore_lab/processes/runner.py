@@ -187,7 +187,7 @@ class ProcessRunner:
                 "" if ok else payload.reason,  # type: ignore[union-attr]
                 "" if ok else payload.code,  # type: ignore[union-attr]
             )
-            self._advance(manager, event.stream_id, outcome, str(event.event_id), str(event.event_id))
+            self._advance(manager, str(event.stream_id), outcome, str(event.event_id), str(event.event_id))
 
     def _correlate(self, manager: ProcessManager[Any], event: StoredEvent) -> str | None:
         try:
@@ -207,7 +207,9 @@ class ProcessRunner:
         self, manager: ProcessManager[Any], process: str, trigger: Any, key: str, causation: str
     ) -> None:
         command = AdvanceProcess(process, manager, trigger, key)
-        result = self._execute(manager, command, Metadata(correlation_id=process, causation_id=causation))
+        result = self._execute(
+            manager, command, Metadata(correlation_id=str(process), causation_id=causation)
+        )
         if result:
             self.stats.advanced += 1
         else:
@@ -220,7 +222,7 @@ class ProcessRunner:
             raise _fault(manager, "commands", event, exc) from exc
         caused_by = str(event.event_id) if issued.caused_by.startswith("deadline:") else issued.caused_by
         command = DispatchCommand(event.stream_id, manager, inner, issued.command_id, issued.tag, caused_by)
-        metadata = Metadata(correlation_id=event.stream_id, causation_id=str(event.event_id))
+        metadata = Metadata(correlation_id=str(event.stream_id), causation_id=str(event.event_id))
         if self._execute(manager, command, metadata):
             self.stats.dispatched += 1
         else:
@@ -256,7 +258,7 @@ class ProcessRunner:
             trigger = DeadlineReached(due.deadline_id, due.name, due.due_at, moment)
             command = AdvanceProcess(due.process, manager, trigger, deadline_key(due.deadline_id))
             try:
-                written = self._execute(manager, command, Metadata(correlation_id=due.process))
+                written = self._execute(manager, command, Metadata(correlation_id=str(due.process)))
             except EventCoreError as error:
                 if not error.retriable:
                     raise
