@@ -26,6 +26,8 @@ class PendingDeadline:
     process: str
     deadline_id: str
     name: str
+    #: The id of the ``DeadlineScheduled`` event: the cause of what the firing writes.
+    scheduled_by: str = ""
 
 
 class DeadlineScheduler:
@@ -46,7 +48,9 @@ class DeadlineScheduler:
         if isinstance(payload, DeadlineScheduled):
             key = (event.stream_id, payload.deadline_id)
             if key not in self._done and key not in self._pending:
-                item = PendingDeadline(payload.due_at, event.stream_id, payload.deadline_id, payload.name)
+                item = PendingDeadline(
+                    payload.due_at, event.stream_id, payload.deadline_id, payload.name, str(event.event_id)
+                )
                 self._pending[key] = item
         elif isinstance(payload, DeadlineFired | DeadlineCancelled):
             key = (event.stream_id, payload.deadline_id)

@@ -258,7 +258,7 @@ class ProcessRunner:
             trigger = DeadlineReached(due.deadline_id, due.name, due.due_at, moment)
             command = AdvanceProcess(due.process, manager, trigger, deadline_key(due.deadline_id))
             try:
-                written = self._execute(manager, command, Metadata(correlation_id=str(due.process)))
+                written = self._execute(manager, command, Metadata(correlation_id=str(due.process), causation_id=due.scheduled_by or None))
             except EventCoreError as error:
                 if not error.retriable:
                     raise
