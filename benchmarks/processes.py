@@ -40,13 +40,18 @@ REPO = Path(__file__).resolve().parent.parent
 ENDINGS = ("fulfilment.Completed", "fulfilment.Failed", "carrier.ParcelDelivered")
 
 
+SKUS = 50
+
+
 def seed_orders(store: Any, orders: int) -> None:
+    """Stock of ``SKUS`` products and paid orders of two products each (so runners share stock streams
+    now and then, as in a real shop, without all queuing on one hot stream)."""
     executor = Executor(store)
-    executor.execute(shop.AddStock(shop.stock_stream("apple"), "apple", 10 * orders))
-    executor.execute(shop.AddStock(shop.stock_stream("pear"), "pear", 10 * orders))
+    for n in range(SKUS):
+        executor.execute(shop.AddStock(shop.stock_stream(f"sku{n}"), f"sku{n}", 10 * orders))
     for i in range(orders):
         oid = f"o{i}"
-        items = {"apple": 1, "pear": 1 + i % 3}
+        items = {f"sku{i % SKUS}": 1, f"sku{(i * 7 + 3) % SKUS}": 1 + i % 3}
         executor.execute(shop.PlaceOrder(shop.order_stream(oid), oid, f"c{i % 13}", items, 100 + i))
         executor.execute(shop.PayOrder(shop.payment_stream(oid), shop.order_stream(oid), oid, 100 + i))
 
