@@ -458,3 +458,50 @@ def test_issuing_a_command_the_manager_did_not_declare_fails_clearly() -> None:
     with pytest.raises(ProcessingFailed, match=r"issued AddCapacity, which is not among its commands"):
         ProcessRunner(store, [Undeclared()]).run_until_idle()
     assert store.head() == head
+
+
+# -- in the workbench ------------------------------------------------------------------------------------
+
+
+def test_the_board_shows_each_process_with_its_triggers_and_commands() -> None:
+    from eventcore_lab.modeling import Kind, derive_model
+    from eventcore_lab.processes import add_processes
+
+    model = add_processes(derive_model(shop.COMMANDS, name="shop"), managers())
+    kinds = {name: e.kind for name, e in model.elements.items()}
+    assert kinds["order-fulfilment"] is Kind.AUTOMATION and kinds["order-fulfilment state"] is Kind.READ_MODEL
+    flows = {(f.source, f.target) for f in model.flows}
+    for trigger in ("shop.OrderPlaced", "shop.PaymentReceived", "shop.ShipmentDelivered"):
+        assert (trigger, "order-fulfilment state") in flows
+    assert ("order-fulfilment state", "order-fulfilment") in flows
+    issued = {target for source, target in flows if source == "order-fulfilment"}
+    assert issued == {c.__name__ for c in shop.OrderFulfilment.commands}
+    assert ("carrier", "DeliverShipment") in flows
+    with pytest.raises(InvalidFormat, match="ProcessManager"):
+        add_processes(model, [object()])  # type: ignore[list-item]
+
+
+def test_a_causation_chain_draws_as_a_timeline_of_the_process_commits() -> None:
+    from eventcore_lab.modeling import timeline
+    from eventcore_lab.processes import chain_events
+
+    store, clock = shop_world(1)
+    drive([ProcessRunner(store, managers(), clock=clock)], clock)
+    paid = store.read_stream("payment-o0")[0]
+    events = chain_events(store, paid.event_id)
+    assert events[0] == paid and [e.position for e in events] == sorted(e.position for e in events)
+    assert {
+        "shop.StockReserved",
+        "shop.ShipmentDelivered",
+        "shop.OrderCompleted",
+        "fulfilment.Completed",
+    } <= {e.event_type for e in events}
+    labels = [c.label for c in timeline(events).commits()]
+    assert {
+        "order-fulfilment",
+        "ReserveStock",
+        "DispatchShipment",
+        "DeliverShipment",
+        "CompleteOrder",
+    } <= set(labels)
+    assert "carrier (arrival deadline)" in labels  # the carrier's deadline firing, caused by its scheduling

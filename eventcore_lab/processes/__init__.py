@@ -7,6 +7,7 @@ once. :class:`ProcessRunner` feeds the log to managers, runs the commands they i
 deadlines; :class:`Saga` is a manager for ordered steps with compensation.
 """
 
+from .board import add_processes
 from .deadlines import DeadlineScheduler, PendingDeadline
 from .events import (
     CommandIssued,
@@ -17,7 +18,7 @@ from .events import (
     DeadlineScheduled,
     TriggerHandled,
 )
-from .frames import causation_chain, process_records, processes_frame
+from .frames import causation_chain, chain_events, process_records, processes_frame
 from .manager import (
     CommandOutcome,
     Deadline,
@@ -68,7 +69,9 @@ __all__ = [
     "SagaStep",
     "StepStatus",
     "TriggerHandled",
+    "add_processes",
     "causation_chain",
+    "chain_events",
     "process_records",
     "processes_frame",
 ]

@@ -166,7 +166,11 @@ class DispatchCommand(Command[tuple[ProcessRecord[Any], Any]]):
             correlation_id=ctx.metadata.correlation_id,
             causation_id=self.caused_by,
             user_id=ctx.metadata.user_id,
-            custom={"process": str(self.process), "command_id": self.command_id},
+            custom={
+                "command": type(self.command).__name__,  # the timeline's commit label
+                "process": str(self.process),
+                "command_id": self.command_id,
+            },
         )
         stamped = [
             w if w.metadata is not None else EventToWrite(w.stream_id, w.event, metadata) for w in writes

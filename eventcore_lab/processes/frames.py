@@ -88,49 +88,63 @@ def processes_frame(
     return frame
 
 
-def causation_chain(store: Any, event_id: object) -> Any:
-    """The event ``event_id`` and everything it caused, transitively, as a DataFrame in log order.
+def chain_events(store: Any, event_id: object) -> list[StoredEvent]:
+    """The event ``event_id`` and everything it caused, transitively, in log order.
 
     Follows ``metadata.causation_id``: a trigger, the process decision it caused, the commands the
-    process issued and the events they wrote. ``depth`` counts the hops from the first event.
+    process issued and the events they wrote, what the deadlines it set did later. Pass the result to
+    :func:`eventcore_lab.modeling.timeline` to see the chain drawn, causation arrows included.
     """
-    import pandas as pd
+    return [event for event, _ in _chain(store, event_id)]
 
+
+def _chain(store: Any, event_id: object) -> list[tuple[StoredEvent, int]]:
     children: dict[str, list[StoredEvent]] = defaultdict(list)
     by_id: dict[str, StoredEvent] = {}
     for event in _events(store):
         by_id[str(event.event_id)] = event
         if event.metadata.causation_id:
             children[event.metadata.causation_id].append(event)
-    root = str(event_id)
-    rows = []
-    if root in by_id:
-        depth = {root: 0}
-        queue = [by_id[root]]
-        seen = {root}
-        while queue:
-            event = queue.pop()
-            rows.append(event)
-            for child in children.get(str(event.event_id), ()):
-                key = str(child.event_id)
-                if key not in seen:
-                    seen.add(key)
-                    depth[key] = depth[str(event.event_id)] + 1
-                    queue.append(child)
-        rows.sort(key=lambda e: e.position)
-        records = [
-            {
-                "position": e.position,
-                "depth": depth[str(e.event_id)],
-                "stream_id": e.stream_id,
-                "event_type": e.event_type,
-                "event_id": str(e.event_id),
-                "causation_id": e.metadata.causation_id,
-                "correlation_id": e.metadata.correlation_id,
-            }
-            for e in rows
-        ]
-    else:
-        records = []
-    columns = ["position", "depth", "stream_id", "event_type", "event_id", "causation_id", "correlation_id"]
+    root = by_id.get(str(event_id))
+    if root is None:
+        return []
+    found = {str(root.event_id): (root, 0)}
+    queue = [root]
+    while queue:
+        event = queue.pop()
+        depth = found[str(event.event_id)][1]
+        for child in children.get(str(event.event_id), ()):
+            if str(child.event_id) not in found:
+                found[str(child.event_id)] = (child, depth + 1)
+                queue.append(child)
+    return sorted(found.values(), key=lambda item: item[0].position)
+
+
+def causation_chain(store: Any, event_id: object) -> Any:
+    """:func:`chain_events` as a DataFrame; ``depth`` counts the causation hops from the first event."""
+    import pandas as pd
+
+    records = [
+        {
+            "position": e.position,
+            "depth": depth,
+            "stream_id": e.stream_id,
+            "event_type": e.event_type,
+            "event_id": str(e.event_id),
+            "causation_id": e.metadata.causation_id,
+            "correlation_id": e.metadata.correlation_id,
+            "command": (e.metadata.custom or {}).get("command"),
+        }
+        for e, depth in _chain(store, event_id)
+    ]
+    columns = [
+        "position",
+        "depth",
+        "stream_id",
+        "event_type",
+        "event_id",
+        "causation_id",
+        "correlation_id",
+        "command",
+    ]
     return pd.DataFrame(records, columns=columns)

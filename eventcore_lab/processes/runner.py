@@ -208,7 +208,9 @@ class ProcessRunner:
     ) -> None:
         command = AdvanceProcess(process, manager, trigger, key)
         result = self._execute(
-            manager, command, Metadata(correlation_id=str(process), causation_id=causation)
+            manager,
+            command,
+            Metadata(correlation_id=str(process), causation_id=causation, custom={"command": manager.name}),
         )
         if result:
             self.stats.advanced += 1
@@ -222,7 +224,11 @@ class ProcessRunner:
             raise _fault(manager, "commands", event, exc) from exc
         caused_by = str(event.event_id) if issued.caused_by.startswith("deadline:") else issued.caused_by
         command = DispatchCommand(event.stream_id, manager, inner, issued.command_id, issued.tag, caused_by)
-        metadata = Metadata(correlation_id=str(event.stream_id), causation_id=str(event.event_id))
+        metadata = Metadata(
+            correlation_id=str(event.stream_id),
+            causation_id=str(event.event_id),
+            custom={"command": issued.command_type},  # the label of the commit on a timeline
+        )
         if self._execute(manager, command, metadata):
             self.stats.dispatched += 1
         else:
@@ -258,7 +264,15 @@ class ProcessRunner:
             trigger = DeadlineReached(due.deadline_id, due.name, due.due_at, moment)
             command = AdvanceProcess(due.process, manager, trigger, deadline_key(due.deadline_id))
             try:
-                written = self._execute(manager, command, Metadata(correlation_id=str(due.process), causation_id=due.scheduled_by or None))
+                written = self._execute(
+                    manager,
+                    command,
+                    Metadata(
+                        correlation_id=str(due.process),
+                        causation_id=due.scheduled_by or None,
+                        custom={"command": f"{manager.name} ({due.name} deadline)"},
+                    ),
+                )
             except EventCoreError as error:
                 if not error.retriable:
                     raise
