@@ -505,3 +505,66 @@ def test_a_causation_chain_draws_as_a_timeline_of_the_process_commits() -> None:
         "CompleteOrder",
     } <= set(labels)
     assert "carrier (arrival deadline)" in labels  # the carrier's deadline firing, caused by its scheduling
+
+
+class _TripWatcher(ProcessManager[int]):
+    """Sees every event of the reservation streams (a stream category), counts them."""
+
+    name = "trip-watch"
+    categories = ("reservation-",)
+
+    def correlate(self, event: StoredEvent) -> str | None:
+        return event.stream_id.removeprefix("reservation-")
+
+    def initial_state(self) -> int:
+        return 0
+
+    def evolve(self, state: int, event: Any) -> int:
+        return state + 1 if isinstance(event, travel.TripRequested) else state
+
+    def react(self, state: int, trigger: Any, now: datetime) -> Decision:
+        return Decision(record=[trigger]) if isinstance(trigger, travel.TripRequested) else Decision()
+
+
+def test_a_process_can_follow_a_stream_category() -> None:
+    store, executor = travel_world()
+    request_trip(executor, "r1")
+    request_trip(executor, "r2")
+    ProcessRunner(store, [_TripWatcher()]).run_until_idle()
+    frame = processes_frame(store, _TripWatcher()).set_index("key")
+    assert sorted(frame.index) == ["r1", "r2"]
+    copied = [e.event_type for e in store.read_stream("trip-watch-r1")]
+    assert copied == ["process.TriggerHandled", "travel.TripRequested"]
+
+
+def test_a_bad_correlation_key_is_reported_with_the_event() -> None:
+    class Keyless(_Triggered):
+        def correlate(self, event: StoredEvent) -> str | None:
+            return 42  # type: ignore[return-value]
+
+    store, executor = travel_world()
+    request_trip(executor)
+    with pytest.raises(ProcessingFailed, match=r"correlate on the event at position 4 .*non-empty string"):
+        ProcessRunner(store, [Keyless()]).run_until_idle()
+
+
+def test_a_live_runner_follows_the_log_until_stopped() -> None:
+    import threading
+
+    store, _ = shop_world(3)
+    live = [shop.OrderFulfilment(), shop.Carrier(transit=timedelta(0))]  # parcels arrive at once
+    runner = ProcessRunner(store, live)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), kwargs={"poll_interval": 0.01})
+    thread.start()
+    try:
+        for _ in range(500):  # up to ~5 s of real time on a loaded machine; no speed is asserted
+            frame = processes_frame(store, managers())
+            if len(frame) == 6 and frame["terminal"].all():
+                break
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert processes_frame(store, managers())["status"].tolist() == ["completed"] * 3 + ["delivered"] * 3
