@@ -568,3 +568,46 @@ def test_a_live_runner_follows_the_log_until_stopped() -> None:
         thread.join(5)
     assert not thread.is_alive()
     assert processes_frame(store, managers())["status"].tolist() == ["completed"] * 3 + ["delivered"] * 3
+
+
+def test_racing_runner_threads_on_one_log_still_apply_every_command_once() -> None:
+    """Real races (not interleaved by hand): both runners handle every event and fire every deadline;
+    the process stream's version check and markers let exactly one of them win each step."""
+    import threading
+
+    store, clock = shop_world(20, unpaid={3, 11}, greedy={5})
+    clock.now = EPOCH + timedelta(days=1)  # every payment deadline is due when checked
+    racing = [
+        ProcessRunner(
+            store,
+            [shop.OrderFulfilment(payment_window=timedelta(0)), shop.Carrier(transit=timedelta(0))],
+            clock=clock,
+            checkpoints=MemoryCheckpoints(),
+            retry=RetryConfig(max_attempts=50, initial_delay=0.0005, max_delay=0.005),
+        )
+        for _ in range(2)
+    ]
+    errors: list[BaseException] = []
+
+    def work(runner: ProcessRunner) -> None:
+        try:
+            idle = 0
+            while idle < 3:
+                busy = runner.run_until_idle() + runner.check_deadlines(clock.now + timedelta(days=30))
+                idle = 0 if busy or runner.position < store.head() else idle + 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in racing]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    drive(racing, clock)  # whatever one thread stopped short of
+    assert applied_twice(store) == []
+    frame = processes_frame(store, managers()).set_index("key")
+    assert frame["terminal"].all()
+    fulfilment = frame[frame["process"] == "order-fulfilment"]["status"]
+    assert (fulfilment.drop(["o3", "o11", "o5"]) == "completed").all()
+    assert sum(r.stats.duplicates for r in racing) > 0  # they really did compete for the same steps
