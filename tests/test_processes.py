@@ -18,6 +18,7 @@ from eventcore_lab.processes import (
     CommandIssued,
     CommandRejected,
     CommandSucceeded,
+    Deadline,
     Decision,
     ExponentialBackoff,
     FixedDelay,
@@ -611,3 +612,43 @@ def test_racing_runner_threads_on_one_log_still_apply_every_command_once() -> No
     fulfilment = frame[frame["process"] == "order-fulfilment"]["status"]
     assert (fulfilment.drop(["o3", "o11", "o5"]) == "completed").all()
     assert sum(r.stats.duplicates for r in racing) > 0  # they really did compete for the same steps
+
+
+class _Snoozer(_Triggered):
+    """Every trip request pushes one deadline later: cancel the pending one, set a new one."""
+
+    def react(self, state: None, trigger: Any, now: datetime) -> Decision:
+        if isinstance(trigger, travel.TripRequested):
+            return Decision(schedule=[Deadline("snooze", now + timedelta(minutes=5))], cancel=["snooze"])
+        return Decision()
+
+
+def test_cancel_and_schedule_of_the_same_name_replaces_the_pending_deadline() -> None:
+    clock = Clock()
+    store, executor = travel_world()
+    runner = ProcessRunner(store, [_Snoozer()], clock=clock)
+    request_trip(executor, "r1")
+    runner.run_until_idle()
+    clock.now += timedelta(minutes=3)
+    request_trip(executor, "r2")
+    runner.run_until_idle()
+    types = [(e.event_type, getattr(e.payload, "deadline_id", "")) for e in store.read_stream("broken-k")]
+    assert [t for t in types if t[1]] == [
+        ("process.DeadlineScheduled", "snooze#1"),
+        ("process.DeadlineCancelled", "snooze#1"),
+        ("process.DeadlineScheduled", "snooze#2"),
+    ]
+    assert [d.due_at for d in runner.deadlines.pending()] == [EPOCH + timedelta(minutes=8)]
+
+
+def test_a_deadline_without_a_timezone_is_refused() -> None:
+    class Naive(_Triggered):
+        def react(self, state: None, trigger: Any, now: datetime) -> Decision:
+            return Decision(schedule=[Deadline("t", datetime(2024, 1, 1))])
+
+    store, executor = travel_world()
+    request_trip(executor)
+    head = store.head()
+    with pytest.raises(ProcessingFailed, match="timezone-aware"):
+        ProcessRunner(store, [Naive()]).run_until_idle()
+    assert store.head() == head

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import field
+from datetime import datetime
 from typing import Any
 
 from ..core.command import Command, CommandContext, emit, stream
@@ -29,6 +30,7 @@ from .events import (
     TriggerHandled,
 )
 from .manager import (
+    Deadline,
     DeadlineReached,
     Decision,
     ProcessManager,
@@ -85,22 +87,29 @@ class AdvanceProcess(Command[ProcessRecord[Any]]):
             writes.append(event)
         result = [emit(self.process, e) for e in writes]
         result += _issues(manager, decision, self.trigger_key, self.process)
-        pending = dict(state.deadlines)
-        for number, deadline in enumerate(decision.schedule, start=state.scheduled + 1):
-            deadline_id = f"{deadline.name}#{number}"
-            pending[deadline_id] = (deadline.name, deadline.at)
-            result.append(
-                emit(
-                    self.process,
-                    DeadlineScheduled(deadline_id=deadline_id, name=deadline.name, due_at=deadline.at),
-                )
-            )
-        cancel = set(decision.cancel)
         ended = manager.is_terminal(state.state)
-        for deadline_id, (name, _) in pending.items():
+        cancel = set(decision.cancel)
+        for deadline_id, (name, _) in state.deadlines.items():  # pending before this decision
             if ended or name in cancel:
                 result.append(emit(self.process, DeadlineCancelled(deadline_id=deadline_id, name=name)))
+        if not ended:  # an ended process sets no new deadlines
+            for number, deadline in enumerate(decision.schedule, start=state.scheduled + 1):
+                _check_deadline(manager, deadline)
+                scheduled = DeadlineScheduled(
+                    deadline_id=f"{deadline.name}#{number}", name=deadline.name, due_at=deadline.at
+                )
+                result.append(emit(self.process, scheduled))
         return result
+
+
+def _check_deadline(manager: ProcessManager[Any], deadline: Any) -> None:
+    if not isinstance(deadline, Deadline) or not isinstance(deadline.name, str) or not deadline.name.strip():
+        raise InvalidFormat(f"{type(manager).__name__} scheduled {deadline!r}; use Deadline(name, at)")
+    if not isinstance(deadline.at, datetime) or deadline.at.tzinfo is None:
+        raise InvalidFormat(
+            f"{type(manager).__name__} scheduled deadline {deadline.name!r} at {deadline.at!r}; "
+            "the time must be a timezone-aware datetime"
+        )
 
 
 def _issues(
