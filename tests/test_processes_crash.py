@@ -1,9 +1,9 @@
 """A process runner killed with SIGKILL at random points, restarted, still applies every command once.
 
-200 order-fulfilment processes (plus their carrier processes) on DuckDB and on PostgreSQL: the runner is
-a subprocess (tests/process_crash_worker.py) killed several times mid-run and restarted; at the end every
-process must be in the same terminal state as in an uncrashed run on the memory store, and the log must
-show no effect applied twice.
+200 order-fulfilment processes (plus their carrier processes) on DuckDB and on PostgreSQL: the runner
+service is a subprocess with four partitioned runner threads (tests/process_crash_worker.py), killed
+several times mid-run and restarted; at the end every process must be in the same terminal state as in
+an uncrashed run on the memory store, and the log must show no effect applied twice.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from eventcore_lab.stores.memory import MemoryStore
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "process_crash_worker.py"
 ORDERS = int(os.environ.get("EVENTCORE_CRASH_ORDERS", "200"))
-KILLS = 4
+KILLS = 3
 
 
 def seed_orders(store: Any, orders: int = ORDERS) -> None:
@@ -47,7 +47,10 @@ def seed_orders(store: Any, orders: int = ORDERS) -> None:
 def final_states(store: Any) -> dict[str, str]:
     frame = processes_frame(store, [shop.OrderFulfilment(), shop.Carrier()])
     assert frame["terminal"].all(), frame[~frame["terminal"]]
-    return dict(zip(frame["stream"], frame["status"], strict=True))
+    # the outcome and its reason, without the stock figures a refusal quotes (they depend on the order
+    # in which concurrent runner threads reserved)
+    outcome = frame["status"].map(lambda status: ":".join(status.split(":")[:2]))
+    return dict(zip(frame["stream"], outcome, strict=True))
 
 
 def effects_applied_twice(store: Any) -> list[Any]:
