@@ -38,6 +38,7 @@ from .saga import (
     SagaStep,
     StepStatus,
 )
+from .simulation import External, ProcessSimulationResult, simulate_processes
 
 __all__ = [
     "SAGA_EVENTS",
@@ -53,6 +54,7 @@ __all__ = [
     "DeadlineScheduler",
     "Decision",
     "ExponentialBackoff",
+    "External",
     "FixedDelay",
     "Issue",
     "LinearBackoff",
@@ -60,6 +62,7 @@ __all__ = [
     "ProcessManager",
     "ProcessRecord",
     "ProcessRunner",
+    "ProcessSimulationResult",
     "ProcessTimeout",
     "RetryPolicy",
     "RunnerStats",
@@ -74,4 +77,5 @@ __all__ = [
     "chain_events",
     "process_records",
     "processes_frame",
+    "simulate_processes",
 ]
