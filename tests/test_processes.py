@@ -652,3 +652,23 @@ def test_a_deadline_without_a_timezone_is_refused() -> None:
     with pytest.raises(ProcessingFailed, match="timezone-aware"):
         ProcessRunner(store, [Naive()]).run_until_idle()
     assert store.head() == head
+
+
+def test_process_summary_counts_started_ended_in_flight_and_stuck() -> None:
+    from eventcore_lab.processes import process_summary
+
+    store, clock = shop_world(4, unpaid={1})
+    runner = ProcessRunner(store, managers(), clock=clock)
+    runner.run_until_idle()  # paid orders wait for the carrier; o1 waits for its payment
+    clock.now = EPOCH + timedelta(hours=5)
+    summary = process_summary(
+        processes_frame(store, managers()), now=clock.now, stuck_after=timedelta(hours=4)
+    )
+    assert summary.loc["order-fulfilment", ["started", "ended", "in_flight"]].tolist() == [4, 0, 4]
+    assert summary.loc["carrier", "in_flight"] == 3
+    assert summary.loc["order-fulfilment", "stuck"] == 4  # all older than 4 hours at 5 hours
+    drive([runner], clock)
+    done = process_summary(processes_frame(store, managers()))
+    assert done.loc["order-fulfilment", ["ended", "in_flight"]].tolist() == [4, 0]
+    assert done.loc["carrier", "mean_duration"] == timedelta(days=2)  # the transit time
+    assert process_summary(processes_frame(MemoryStore(), managers())).empty

@@ -18,7 +18,7 @@ from .events import (
     DeadlineScheduled,
     TriggerHandled,
 )
-from .frames import causation_chain, chain_events, process_records, processes_frame
+from .frames import causation_chain, chain_events, process_records, process_summary, processes_frame
 from .manager import (
     CommandOutcome,
     Deadline,
@@ -76,6 +76,7 @@ __all__ = [
     "causation_chain",
     "chain_events",
     "process_records",
+    "process_summary",
     "processes_frame",
     "simulate_processes",
 ]

@@ -148,3 +148,37 @@ def causation_chain(store: Any, event_id: object) -> Any:
         "command",
     ]
     return pd.DataFrame(records, columns=columns)
+
+
+def process_summary(frame: Any, *, now: Any = None, stuck_after: Any = None) -> Any:
+    """Per process type: how many started, ended and are still in flight, how long ended ones took, and
+    how many in-flight ones are older than ``stuck_after`` (a timedelta; needs ``now``).
+
+    The manual's process metrics (started, completed, failed, duration, active) as one table, computed
+    from :func:`processes_frame` rather than kept in counters.
+    """
+    import pandas as pd
+
+    columns = ["started", "ended", "in_flight", "mean_duration", "oldest_in_flight", "stuck"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns).rename_axis("process")
+    data = frame.assign(
+        duration=frame["updated_at"] - frame["started_at"],
+        age=(now - frame["started_at"]) if now is not None else pd.NaT,
+    )
+    rows = {}
+    for process, group in data.groupby("process"):
+        ended = group[group["terminal"].astype(bool)]
+        open_ = group[~group["terminal"].astype(bool)]
+        stuck = 0
+        if stuck_after is not None and now is not None:
+            stuck = int((open_["age"] > stuck_after).sum())
+        rows[process] = {
+            "started": len(group),
+            "ended": len(ended),
+            "in_flight": len(open_),
+            "mean_duration": ended["duration"].mean() if len(ended) else pd.NaT,
+            "oldest_in_flight": open_["age"].max() if len(open_) and now is not None else pd.NaT,
+            "stuck": stuck,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("process")
