@@ -57,6 +57,9 @@ class ProcessRunner:
     processes' state is there too). ``clock`` gives ``now`` to processes and deadlines; pass a virtual
     clock for tests and simulations. ``partition=(i, n)`` makes this runner serve only the processes whose
     stream hashes to ``i`` modulo ``n``, so that ``n`` runners can share the work.
+
+    Starting reads the log once up to the checkpoint, to rebuild the pending deadlines (they live only
+    in the log); on a very long log that is the price of a restart.
     """
 
     def __init__(
