@@ -30,10 +30,10 @@ class Interloper:
         return self.inner.append(events, expected)
 
 
-def bank_history(executor: Any, accounts: int = 5, rounds: int = 4) -> int:
+def bank_history(executor: Any, accounts: int = 5, rounds: int = 4, *, open_accounts: bool = True) -> int:
     """Open ``accounts`` accounts and move money around; return the number of commands run."""
     count = 0
-    for a in range(accounts):
+    for a in range(accounts if open_accounts else 0):
         executor.execute(OpenAccount(f"account-{a}", owner=f"owner {a}", initial_balance=1000))
         count += 1
     for r in range(rounds):

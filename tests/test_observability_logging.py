@@ -10,14 +10,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+from _ops_helpers import Interloper
+
 from eventcore_lab.core.events import Metadata
 from eventcore_lab.core.executor import Executor
 from eventcore_lab.core.retry import RetryConfig
 from eventcore_lab.examples.banking import Deposit, OpenAccount
 from eventcore_lab.observability import LoggingObserver, configure_logging
 from eventcore_lab.stores import MemoryStore
-
-from _ops_helpers import Interloper
 
 ROOT = Path(__file__).resolve().parents[1]
 

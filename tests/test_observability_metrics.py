@@ -6,6 +6,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+from _ops_helpers import Interloper
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventcore_lab.core.errors import ValidationFailed
@@ -16,8 +17,6 @@ from eventcore_lab.observability import ObservedStore, Recorder
 from eventcore_lab.observability.metrics import MetricsObserver, pool_stats_of, serve_metrics
 from eventcore_lab.projections import ProjectionRunner
 from eventcore_lab.stores import MemoryStore
-
-from _ops_helpers import Interloper
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

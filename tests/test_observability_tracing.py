@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _ops_helpers import Interloper
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -22,8 +23,6 @@ from eventcore_lab.examples.banking import Deposit, OpenAccount
 from eventcore_lab.observability import caused_by
 from eventcore_lab.observability.tracing import TracingObserver
 from eventcore_lab.stores import MemoryStore
-
-from _ops_helpers import Interloper
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -103,7 +103,7 @@ def content_bytes(event: StoredEvent, payload_json: bytes) -> bytes:
     return _encoder.encode(
         _Content(
             event.event_id,
-            event.stream_id,
+            str(event.stream_id),
             event.version,
             event.event_type,
             msgspec.Raw(payload_json),
