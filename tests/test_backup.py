@@ -138,7 +138,7 @@ def test_one_changed_byte_fails_verify_naming_the_file_and_first_bad_event(
     assert "events-000002.jsonl" in report.problem
     assert "line 7" in report.problem and str(victim.event_id) in report.problem
     target = MemoryStore()
-    with pytest.raises(BackupError, match="events-000002.jsonl"):
+    with pytest.raises(BackupError, match=r"events-000002\.jsonl"):
         restore(target, tmp_path / "full")
     assert target.head() == 0  # nothing half-restored
     restore(target, [tmp_path / "full"], until_position=20)  # the intact prefix still restores
@@ -165,7 +165,7 @@ def test_a_missing_manifest_or_broken_chain_is_refused(bank: MemoryStore, tmp_pa
         restore(MemoryStore(), [tmp_path / "full", tmp_path / "inc"])
     with pytest.raises(BackupError, match="not empty"):
         restore(bank, tmp_path / "full")
-    with pytest.raises(BackupError, match="no manifest.json"):
+    with pytest.raises(BackupError, match=r"no manifest\.json"):
         verify(tmp_path)
     with pytest.raises(BackupError, match="already exists"):
         backup(bank, tmp_path / "full")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -34,10 +35,8 @@ def test_json_log_records_of_a_command_carry_its_ids() -> None:
         store.races = 1
         meta = Metadata(correlation_id="corr-2", causation_id="cause-2")
         executor.execute(Deposit("account-1", amount=4), metadata=meta)
-        try:
+        with contextlib.suppress(Exception):
             executor.execute(Deposit("account-1", amount=-4), correlation_id="corr-3")
-        except Exception:
-            pass
     finally:
         logging.getLogger("eventcore_lab").removeHandler(handler)
     records = [json.loads(line) for line in out.getvalue().splitlines()]

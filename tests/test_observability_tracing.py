@@ -73,7 +73,7 @@ def test_a_retried_command_has_a_backoff_span_between_attempts(exporter: InMemor
     result = executor.execute(Deposit("account-1", amount=3))
     assert result.attempts == 2
     spans = exporter.get_finished_spans()
-    command = [s for s in spans if s.name == "command Deposit"][0]
+    command = next(s for s in spans if s.name == "command Deposit")
     assert children(spans, command) == ["read", "decide", "commit", "backoff", "read", "decide", "commit"]
     assert command.attributes["command.attempts"] == 2
     assert [e.name for e in command.events] == ["retry"]
@@ -139,6 +139,6 @@ def test_a_command_in_another_os_process_continues_the_trace(
         check=True,
     )
     child = json.loads(out.stdout.strip().splitlines()[-1])
-    opened = [s for s in exporter.get_finished_spans() if s.name == "command OpenAccount"][0]
+    opened = next(s for s in exporter.get_finished_spans() if s.name == "command OpenAccount")
     assert child["trace"] == opened.context.trace_id
     assert child["parent"] == opened.context.span_id
