@@ -510,6 +510,12 @@ class EventCoreConfig:
             "poll_interval": self["projections.poll_interval"],
         }
 
+    def serve_metrics(self, observer: Any) -> tuple[Any, int]:
+        """Serve ``observer``'s metrics on the configured address and port; returns (server, port)."""
+        from .observability.metrics import serve_metrics
+
+        return serve_metrics(observer, self["metrics.port"], self["metrics.address"])
+
     def health_options(self) -> dict[str, float]:
         return {"lag_warning": self["health.lag_warning"], "lag_critical": self["health.lag_critical"]}
 
