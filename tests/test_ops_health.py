@@ -14,6 +14,7 @@ from eventcore_lab.core.executor import Executor
 from eventcore_lab.health import check_health, check_store_url, liveness
 from eventcore_lab.projections import ProjectionRunner
 from eventcore_lab.stores import MemoryStore
+from eventcore_lab.stores.duckdb import DuckDBStore
 
 
 class Nothing:
@@ -84,8 +85,9 @@ def test_a_stopped_runner_and_a_closed_store_are_unhealthy() -> None:
         time.sleep(0.01)
     report = check_health(store, [runner])
     assert report.status == "unhealthy" and "projection bug" in (report.checks[1].details or "")
-    store.close()
-    closed = check_health(store)
+    duck = DuckDBStore()
+    duck.close()
+    closed = check_health(duck)
     assert closed.status == "unhealthy" and closed.checks[0].status == "unhealthy"
 
 
