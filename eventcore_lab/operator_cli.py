@@ -89,17 +89,26 @@ class _FileBackedMemory:
         self.loaded = self.store.head()
 
     def save(self) -> None:
-        import msgspec
-
         from .stores.bulk import iter_store, write_events
 
         if self.store.head() == self.loaded and self.path.exists():
             return
         partial = self.path.with_name(self.path.name + ".partial" + "".join(self.path.suffixes))
-        # plain str stream ids: the bulk writer cannot encode the StreamId the memory store keeps on import
-        events = (msgspec.structs.replace(e, stream_id=str(e.stream_id)) for e in iter_store(self.store))
-        write_events(events, partial, self.store.registry, progress=False)
+        write_events(_plain_ids(iter_store(self.store)), partial, self.store.registry, progress=False)
         os.replace(partial, self.path)
+
+
+def _plain_ids(events: Iterator[Any]) -> Iterator[Any]:
+    """Events with plain ``str`` stream ids: the bulk writer cannot encode the ``StreamId`` subclass
+    that the memory store keeps."""
+    import msgspec
+
+    for event in events:
+        yield (
+            event
+            if type(event.stream_id) is str
+            else msgspec.structs.replace(event, stream_id=str(event.stream_id))
+        )
 
 
 @contextmanager
@@ -137,16 +146,17 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
-    from .health import check_store_url
+    from .health import check_health, check_store_url
 
     _load_modules(args)
     config = _config(args)
     url = config.store_url()
-    report = check_store_url(
-        url,
-        schema=config["database.schema"],
-        connect_timeout=args.timeout or config["database.connect_timeout"],
-    )
+    if url.startswith(("postgresql://", "postgres://")):  # opening may fail: that is a finding, not an error
+        timeout = args.timeout or config["database.connect_timeout"]
+        report = check_store_url(url, schema=config["database.schema"], connect_timeout=timeout)
+    else:
+        with _opened(args) as store:
+            report = check_health(store, **config.health_options())
     lines = [f"{report.status.upper()}"] + [f"  {c.name}: {c.status} - {c.details}" for c in report.checks]
     _emit(args, report.to_dict(), "\n".join(lines))
     return {"healthy": EXIT_OK, "degraded": EXIT_DEGRADED}.get(report.status, EXIT_PROBLEM)
@@ -249,10 +259,11 @@ def _events_tail(args: argparse.Namespace) -> int:
 
 
 def _events_export(args: argparse.Namespace) -> int:
-    from .stores.bulk import export_store
+    from .stores.bulk import iter_store, write_events
 
     with _opened(args) as store:
-        count = export_store(store, args.file, after=args.after, progress=None)
+        events = _plain_ids(iter_store(store, after=args.after))
+        count = write_events(events, args.file, store.registry, progress=None)
     _emit(args, {"events": count, "file": args.file}, f"exported {count} events to {args.file}")
     return EXIT_OK
 
