@@ -152,12 +152,14 @@ def test_recorder_summarises_rates_and_latency() -> None:
     assert summary["commands"] == 15
     assert summary["error_rate"] == pytest.approx(5 / 15)
     assert summary["retried_rate"] == pytest.approx(2 / 15)
+    assert summary["conflict_rate"] == pytest.approx(2 / 15)
     assert summary["p99_ms"] >= summary["p50_ms"] > 0
     frame = recorder.frame()
     assert set(frame["kind"]) == {"command", "store"}
     per = recorder.per_second()
     assert per["commands"].sum() == 15
     assert per["errors"].sum() == 5
+    assert per["conflicts"].sum() == 2
 
 
 def test_a_failing_observer_does_not_break_commands(caplog: pytest.LogCaptureFixture) -> None:

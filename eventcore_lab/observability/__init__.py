@@ -34,6 +34,7 @@ __all__ = [
     "CommandRetried",
     "CommandStarted",
     "CommandSucceeded",
+    "Dashboard",
     "JsonFormatter",
     "LoggingObserver",
     "MetricsObserver",
@@ -56,6 +57,10 @@ def __getattr__(name: str) -> Any:
         from . import metrics
 
         return getattr(metrics, name)
+    if name == "Dashboard":
+        from .dashboard import Dashboard
+
+        return Dashboard
     if name == "TracingObserver":
         from .tracing import TracingObserver
 

@@ -12,29 +12,57 @@ from typing import Any
 
 import pandas as pd
 
-from .events import CommandFailed, CommandSucceeded, Observation, ProjectionProgress, StoreOperation
+from .events import (
+    CommandFailed,
+    CommandRetried,
+    CommandSucceeded,
+    Observation,
+    ProjectionProgress,
+    StoreOperation,
+)
 
-_COLUMNS = ("time", "kind", "name", "ok", "conflict", "code", "attempts", "duration", "events", "lag_seconds")
+_COLUMNS = (
+    "time",
+    "kind",
+    "name",
+    "ok",
+    "conflicts",
+    "code",
+    "attempts",
+    "duration",
+    "events",
+    "lag_seconds",
+)
 
 
 class Recorder:
-    """An observer that records command ends, store calls and projection progress as rows."""
+    """An observer that records command ends, store calls and projection progress as rows.
+
+    ``conflicts`` counts the concurrency conflicts a command met, retried or final.
+    """
 
     def __init__(self, maxlen: int = 100_000) -> None:
         self._rows: deque[tuple[Any, ...]] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
+        self._conflicts: dict[int, int] = {}  # command id -> conflicts met so far
 
     def observe(self, observation: Observation) -> None:
         now = time.time()
         kind = type(observation)
         o: Any = observation
+        if kind is CommandRetried:
+            if o.conflict:
+                with self._lock:
+                    self._conflicts[o.command_id] = self._conflicts.get(o.command_id, 0) + 1
+            return
         if kind is CommandSucceeded:
+            met = self._met(o.command_id)
             row = (
                 now,
                 "command",
                 o.command_type,
                 True,
-                False,
+                met,
                 "",
                 o.attempts,
                 o.duration,
@@ -42,26 +70,20 @@ class Recorder:
                 None,
             )
         elif kind is CommandFailed:
-            row = (
-                now,
-                "command",
-                o.command_type,
-                False,
-                o.conflict,
-                o.error_code,
-                o.attempts,
-                o.duration,
-                0,
-                None,
-            )
+            met = self._met(o.command_id) + int(o.conflict)
+            row = (now, "command", o.command_type, False, met, o.error_code, o.attempts, o.duration, 0, None)
         elif kind is StoreOperation:
-            row = (now, "store", o.operation, o.ok, False, "", 1, o.duration, o.events, None)
+            row = (now, "store", o.operation, o.ok, 0, "", 1, o.duration, o.events, None)
         elif kind is ProjectionProgress:
-            row = (now, "projection", o.projection, True, False, "", 1, 0.0, o.events, o.lag_seconds)
+            row = (now, "projection", o.projection, True, 0, "", 1, 0.0, o.events, o.lag_seconds)
         else:
             return
         with self._lock:
             self._rows.append(row)
+
+    def _met(self, command_id: int) -> int:
+        with self._lock:
+            return self._conflicts.pop(command_id, 0)
 
     def frame(self) -> pd.DataFrame:
         """Every recorded row, oldest first, with ``time`` as UTC timestamps."""
@@ -86,7 +108,7 @@ class Recorder:
             "commands": float(count),
             "commands_per_second": count / span if span > 0 else float(count),
             "error_rate": float((~commands["ok"].astype(bool)).mean()) if count else 0.0,
-            "conflict_rate": float(commands["conflict"].astype(bool).mean()) if count else 0.0,
+            "conflict_rate": float((commands["conflicts"] > 0).mean()) if count else 0.0,
             "retried_rate": float((commands["attempts"] > 1).mean()) if count else 0.0,
             "p50_ms": float(latency.quantile(0.5)) if count else 0.0,
             "p95_ms": float(latency.quantile(0.95)) if count else 0.0,
@@ -107,7 +129,7 @@ class Recorder:
             {
                 "commands": commands["ok"].resample("1s").count(),
                 "errors": (~commands["ok"].astype(bool)).resample("1s").sum(),
-                "conflicts": commands["conflict"].astype(bool).resample("1s").sum(),
+                "conflicts": commands["conflicts"].resample("1s").sum(),
                 "p95_ms": (commands["duration"] * 1000).resample("1s").quantile(0.95),
             }
         )
