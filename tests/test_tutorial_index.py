@@ -5,6 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = {"1.1", "1.2", "1.3", "1.4", "2.1", "2.2", "2.3", "2.4", "2.5", "3.1", "3.2", "3.3", "3.4", "3.5"}
+CHAPTERS |= {"6.1", "6.2", "6.3", "6.4", "6.5"}  # Part 6: operations
 
 
 def tutorial_notebooks() -> list[Path]:
