@@ -224,9 +224,10 @@ class Executor:
     def _watch(self, command: Command[Any]) -> CommandWatch | None:
         if not self.observers:
             return None
-        from ..observability._hook import CommandWatch
-
-        return CommandWatch(self.observers, command)
+        global _CommandWatch
+        if _CommandWatch is None:
+            from ..observability._hook import CommandWatch as _CommandWatch
+        return _CommandWatch(self.observers, command)
 
     def _attempt(
         self, command: Command[Any], metadata: Metadata, attempt: int, watch: CommandWatch | None = None
@@ -288,6 +289,9 @@ class Executor:
         if watch is not None:
             watch.phase("commit", attempt, mark, versions)
         return written
+
+
+_CommandWatch: Any = None  # imported on first use, so that executors without observers never load it
 
 
 def _position(event: StoredEvent) -> int:

@@ -42,7 +42,7 @@ def _conflict(error: BaseException) -> bool:
 class CommandWatch:
     """Reports one command's life to observers; created by the executor only when it has observers."""
 
-    __slots__ = ("_done", "_observers", "_started", "command_id", "command_type", "correlation_id")
+    __slots__ = ("_done", "_observers", "_phases", "_started", "command_id", "command_type", "correlation_id")
 
     def __init__(self, observers: Sequence[Observer], command: object) -> None:
         self._observers = observers
@@ -51,6 +51,8 @@ class CommandWatch:
         self._started = time.perf_counter()
         self._done = False
         self.command_id = next(_serial)
+        # observers that only count commands (metrics) say so with ``wants_phases = False``
+        self._phases = any(getattr(o, "wants_phases", True) for o in observers)
 
     def begin(self, metadata: Any) -> Any:
         """Announce the command; return its metadata, with what observers asked to carry in ``custom``."""
@@ -59,7 +61,7 @@ class CommandWatch:
             self.command_type,
             metadata.correlation_id,
             metadata.causation_id,
-            dict(metadata.custom),
+            metadata.custom,
             time.time_ns(),
             command_id=self.command_id,
         )
@@ -71,6 +73,8 @@ class CommandWatch:
         return msgspec.structs.replace(metadata, custom={**metadata.custom, **started.carry})
 
     def phase(self, phase: str, attempt: int, start_ns: int, streams: Iterable[str], ok: bool = True) -> None:
+        if not self._phases:
+            return
         notify(
             self._observers,
             PhaseCompleted(

@@ -9,7 +9,6 @@ version gauge; per-stream questions belong to SQL over the store (``eventcore-la
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -120,38 +119,56 @@ class MetricsObserver:
         )
         if pool_stats is not None:
             r.register(_PoolCollector(pool_stats))
-        self._lock = threading.Lock()
+        self._per_command: dict[str, tuple[Any, Any, Any, Any, Any]] = {}
+        self._per_operation: dict[str, Any] = {}
+
+    #: Metrics need command ends and store calls only: the executor skips phase observations for it.
+    wants_phases = False
+
+    def _for_command(self, command_type: str) -> tuple[Any, Any, Any, Any, Any]:
+        """The labelled children of one command type, looked up once (``labels()`` is not free)."""
+        children = self._per_command.get(command_type)
+        if children is None:
+            children = self._per_command[command_type] = (
+                self.commands.labels(command_type),
+                self.duration.labels(command_type),
+                self.retries.labels(command_type),
+                self.events_written.labels(command_type),
+                self.conflicts.labels(command_type),
+            )
+        return children
 
     def observe(self, observation: Observation) -> None:
         kind = type(observation)
-        if kind is CommandSucceeded:
-            o: Any = observation
-            self.commands.labels(o.command_type).inc()
-            self.duration.labels(o.command_type).observe(o.duration)
-            self.retries.labels(o.command_type).observe(o.attempts - 1)
-            if o.events_written:
-                self.events_written.labels(o.command_type).inc(o.events_written)
-        elif kind is CommandFailed:
-            o = observation
-            self.commands.labels(o.command_type).inc()
-            self.duration.labels(o.command_type).observe(o.duration)
-            self.retries.labels(o.command_type).observe(max(o.attempts - 1, 0))
-            self.errors.labels(o.command_type, o.error_code).inc()
-            if o.conflict:
-                self.conflicts.labels(o.command_type).inc()
-        elif kind is CommandRetried:
-            o = observation
-            if o.conflict:
-                self.conflicts.labels(o.command_type).inc()
-        elif kind is StoreOperation:
-            o = observation
-            self.store_latency.labels(o.operation).observe(o.duration)
+        o: Any = observation
+        if kind is StoreOperation:
+            latency = self._per_operation.get(o.operation)
+            if latency is None:
+                latency = self._per_operation[o.operation] = self.store_latency.labels(o.operation)
+            latency.observe(o.duration)
             if not o.ok:
                 self.store_errors.labels(o.operation).inc()
             if o.new_streams:
                 self.active_streams.inc(o.new_streams)
+        elif kind is CommandSucceeded:
+            commands, duration, retries, written, _ = self._for_command(o.command_type)
+            commands.inc()
+            duration.observe(o.duration)
+            retries.observe(o.attempts - 1)
+            if o.events_written:
+                written.inc(o.events_written)
+        elif kind is CommandFailed:
+            commands, duration, retries, _, conflicts = self._for_command(o.command_type)
+            commands.inc()
+            duration.observe(o.duration)
+            retries.observe(max(o.attempts - 1, 0))
+            self.errors.labels(o.command_type, o.error_code).inc()
+            if o.conflict:
+                conflicts.inc()
+        elif kind is CommandRetried:
+            if o.conflict:
+                self._for_command(o.command_type)[4].inc()
         elif kind is ProjectionProgress:
-            o = observation
             if o.events:
                 self.projection_events.labels(o.projection).inc(o.events)
             self.projection_lag.labels(o.projection).set(o.lag_seconds)
