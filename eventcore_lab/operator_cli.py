@@ -368,6 +368,128 @@ def _stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _checkpoint_lag(store: Any, name: str) -> tuple[int, int, float]:
+    """(checkpoint position, events behind, seconds the oldest unapplied event has waited)."""
+    from .projections import checkpoints_for
+
+    position = checkpoints_for(store).load(name)
+    pending = store.read_all(after=position, limit=1)
+    head = store.head()
+    waited = (
+        (datetime.now(pending[0].recorded_at.tzinfo) - pending[0].recorded_at).total_seconds()
+        if pending
+        else 0.0
+    )
+    return position, (head - position) if pending else 0, max(waited, 0.0)
+
+
+def _projections_status(args: argparse.Namespace) -> int:
+    config = _config(args)
+    warning, critical = config["health.lag_warning"], config["health.lag_critical"]
+    rows = []
+    with _opened(args) as store:
+        for name in args.names:
+            position, behind, waited = _checkpoint_lag(store, name)
+            status = "unhealthy" if waited > critical else "degraded" if waited > warning else "healthy"
+            rows.append(
+                {
+                    "projection": name,
+                    "checkpoint": position,
+                    "behind": behind,
+                    "waiting_seconds": waited,
+                    "status": status,
+                }
+            )
+    text = "\n".join(
+        f"{r['projection']}: {r['status']}, checkpoint {r['checkpoint']}, {r['behind']} event(s) behind, "
+        f"oldest waiting {r['waiting_seconds']:.1f} s"
+        for r in rows
+    )
+    _emit(args, rows, text)
+    worst = {r["status"] for r in rows}
+    return EXIT_PROBLEM if "unhealthy" in worst else EXIT_DEGRADED if "degraded" in worst else EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """The manual's troubleshooting scenarios as checks: each finding says what to do."""
+    import time as _time
+
+    from .backup import check_integrity
+    from .observability.metrics import pool_stats_of
+
+    config = _config(args)
+    findings: list[dict[str, str]] = []
+
+    def found(check: str, status: str, detail: str, advice: str = "") -> None:
+        findings.append({"check": check, "status": status, "detail": detail, "advice": advice})
+
+    with _opened(args) as store:
+        started = _time.perf_counter()
+        head = store.head()
+        recent = store.read_all(after=max(head - args.window, 0), limit=args.window)
+        read_ms = (_time.perf_counter() - started) * 1000
+        slow = read_ms > args.slow_ms
+        found(
+            "slow store",
+            "warning" if slow else "ok",
+            f"head and a read of {len(recent)} events took {read_ms:.0f} ms",
+            "check the database's load, indexes and network; compare eventcore_event_store_latency_seconds"
+            if slow
+            else "",
+        )
+        if recent:
+            hot, count = Counter(e.stream_id for e in recent).most_common(1)[0]
+            share = count / len(recent)
+            found(
+                "conflict hot spot",
+                "warning" if share > args.hot_share and len(recent) >= 20 else "ok",
+                f"the busiest stream {hot!r} has {share:.0%} of the last {len(recent)} events",
+                "commands on one busy stream conflict and retry: split the stream (per day, per shard) or "
+                "read fewer streams"
+                if share > args.hot_share
+                else "",
+            )
+        stats = pool_stats_of(store)
+        if stats is not None:
+            pool = stats()
+            exhausted = pool["errors"] > 0 or pool["pool_size"] >= pool["pool_max"]
+            found(
+                "connection pool",
+                "warning" if exhausted else "ok",
+                f"{pool['pool_size']} of {pool['pool_max']} connections, {pool['errors']} errors",
+                "raise database.max_connections or lower the concurrency (ES003 means the pool ran dry)"
+                if exhausted
+                else "",
+            )
+        for name in args.projection:
+            position, behind, waited = _checkpoint_lag(store, name)
+            stuck = waited > config["health.lag_warning"]
+            found(
+                f"projection {name}",
+                "problem" if waited > config["health.lag_critical"] else "warning" if stuck else "ok",
+                f"checkpoint {position}, {behind} event(s) behind, oldest waiting {waited:.0f} s",
+                "the runner is stopped or failing: look at its error (it names the event), fix, restart"
+                if stuck
+                else "",
+            )
+        integrity = check_integrity(store)
+        found(
+            "integrity",
+            "ok" if integrity.ok else "problem",
+            f"{integrity.events} events checked"
+            + ("" if integrity.ok else ": " + "; ".join(integrity.problems[:3])),
+            "" if integrity.ok else "restore from the last verified backup into a new store and compare",
+        )
+    text = "\n".join(
+        f"[{f['status'].upper():>7}] {f['check']}: {f['detail']}"
+        + (f"\n          -> {f['advice']}" if f["advice"] else "")
+        for f in findings
+    )
+    _emit(args, findings, text)
+    statuses = {f["status"] for f in findings}
+    return EXIT_PROBLEM if "problem" in statuses else EXIT_DEGRADED if "warning" in statuses else EXIT_OK
+
+
 # -- registration ----------------------------------------------------------------------------------
 
 
@@ -428,3 +550,16 @@ def add_operator_commands(commands: argparse._SubParsersAction[argparse.Argument
     add("check", "check a live store: versions, positions, ids, payloads", _check)
     stats = add("stats", "counts by event type, stream category and day; hot streams", _stats)
     stats.add_argument("--top", type=int, default=10, help="how many hot streams")
+    doctor = add("doctor", "troubleshooting checks; exit 0 all ok, 4 warnings, 3 problems", _doctor)
+    doctor.add_argument(
+        "--projection", action="append", default=[], help="a checkpoint name to check (repeatable)"
+    )
+    doctor.add_argument("--window", type=int, default=10_000, help="recent events to look at")
+    doctor.add_argument("--hot-share", type=float, default=0.2, help="busiest stream share that warns")
+    doctor.add_argument("--slow-ms", type=float, default=1000.0, help="read latency that warns")
+
+    projections = commands.add_parser("projections", help="status of projection checkpoints")
+    projections_sub = projections.add_subparsers(dest="projections_command", required=True)
+    status = projections_sub.add_parser("status", parents=[common], help="lag of named checkpoints")
+    status.add_argument("names", nargs="+", help="checkpoint (projection) names")
+    status.set_defaults(run=_projections_status)

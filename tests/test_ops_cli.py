@@ -179,3 +179,38 @@ def test_config_redacts_the_password_and_warns_of_unread_variables() -> None:
     assert result.returncode == 0
     assert "s3cret" not in result.stdout and "me:***@db" in result.stdout
     assert "EVENTCORE_LOG_LEVL is set but is not an eventcore-lab option" in result.stdout
+
+
+def test_doctor_and_projection_status_report_with_exit_codes(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "doc.duckdb"
+    store = DuckDBStore(path)
+    bank_history(Executor(store), accounts=4, rounds=3)
+    store.checkpoint_save("balances", 10)
+    store.close()
+    where = ["--store", str(path), "--import", DOMAIN]
+
+    status = cli("projections", "status", "balances", *where, "--json")
+    assert status.returncode == 0, status.stderr
+    (row,) = json.loads(status.stdout)
+    assert row["checkpoint"] == 10 and row["behind"] == 40 - 10
+
+    calm = cli("doctor", *where, "--projection", "balances", "--hot-share", "0.5", "--json")
+    assert calm.returncode == 0, calm.stdout
+    checks = {f["check"]: f["status"] for f in json.loads(calm.stdout)}
+    assert checks == {
+        "slow store": "ok",
+        "conflict hot spot": "ok",
+        "projection balances": "ok",
+        "integrity": "ok",
+    }
+
+    hot = cli("doctor", *where, "--hot-share", "0.1")
+    assert hot.returncode == 4 and "split the stream" in hot.stdout
+
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE events SET version = 42 WHERE position = 7")
+    con.close()
+    broken = cli("doctor", *where)
+    assert broken.returncode == 3 and "[PROBLEM] integrity" in broken.stdout
