@@ -92,9 +92,12 @@ class TracingObserver:
             span = self.tracer.start_span("backoff", context=ctx, start_time=start)
             span.set_attribute("command.attempt", attempt)
             span.end(end_time=o.start_ns)
-        span = self.tracer.start_span(o.phase, context=ctx, start_time=o.start_ns)
-        span.set_attribute("command.attempt", o.attempt)
-        span.set_attribute("streams.count", len(o.streams))
+        span = self.tracer.start_span(
+            o.phase,
+            context=ctx,
+            start_time=o.start_ns,
+            attributes={"command.attempt": o.attempt, "streams.count": len(o.streams)},
+        )
         if not o.ok:
             span.set_status(Status(StatusCode.ERROR, "version conflict"))
         span.end(end_time=o.end_ns)
