@@ -1,5 +1,5 @@
 """The operator's subcommands of ``eventcore-lab``: migrate, health, config, streams, events, backup,
-restore, verify, check and stats.
+restore, verify, check, stats, doctor and projections.
 
 Every command takes ``--store`` (``memory``, ``memory:FILE`` for an in-memory store kept in an event
 file, a DuckDB path, or a ``postgresql://`` URL; default from the configuration), ``--import MODULE``
@@ -410,6 +410,45 @@ def _projections_status(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if "unhealthy" in worst else EXIT_DEGRADED if "degraded" in worst else EXIT_OK
 
 
+def _factory(spec: str) -> Any:
+    """``module:attribute`` (or ``file.py:attribute``) -> the callable that makes a fresh projection."""
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise SystemExit(f"error: --factory {spec!r} must be MODULE:CALLABLE, e.g. myapp.views:Balances")
+    if module_name.endswith(".py"):
+        spec_ = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
+        if spec_ is None or spec_.loader is None:
+            raise SystemExit(f"error: cannot load {module_name!r}")
+        module = importlib.util.module_from_spec(spec_)
+        spec_.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise SystemExit(f"error: {module_name} has no {attribute!r}") from None
+
+
+def _projections_rebuild(args: argparse.Namespace) -> int:
+    """Replay the whole log into a fresh projection whose ``apply`` keeps its own read model (a table,
+    a file), then move its checkpoint to where the replay ended."""
+    from .projections import ProjectionRunner, checkpoints_for
+
+    make = _factory(args.factory)
+    with _opened(args) as store:
+        checkpoints = checkpoints_for(store)
+        checkpoints.save(args.name, 0)
+        runner = ProjectionRunner(store, make(), checkpoints=checkpoints, name=args.name, factory=make)
+        applied = runner.run_until_caught_up(progress=None)
+        position = runner.position
+    _emit(
+        args,
+        {"projection": args.name, "applied": applied, "checkpoint": position},
+        f"rebuilt {args.name}: {applied} events applied, checkpoint at {position}",
+    )
+    return EXIT_OK
+
+
 def _doctor(args: argparse.Namespace) -> int:
     """The manual's troubleshooting scenarios as checks: each finding says what to do."""
     import time as _time
@@ -558,8 +597,14 @@ def add_operator_commands(commands: argparse._SubParsersAction[argparse.Argument
     doctor.add_argument("--hot-share", type=float, default=0.2, help="busiest stream share that warns")
     doctor.add_argument("--slow-ms", type=float, default=1000.0, help="read latency that warns")
 
-    projections = commands.add_parser("projections", help="status of projection checkpoints")
+    projections = commands.add_parser("projections", help="status of projection checkpoints, or rebuild one")
     projections_sub = projections.add_subparsers(dest="projections_command", required=True)
     status = projections_sub.add_parser("status", parents=[common], help="lag of named checkpoints")
     status.add_argument("names", nargs="+", help="checkpoint (projection) names")
     status.set_defaults(run=_projections_status)
+    rebuild = projections_sub.add_parser(
+        "rebuild", parents=[common], help="replay the log into a fresh projection and reset its checkpoint"
+    )
+    rebuild.add_argument("name", help="the projection's checkpoint name")
+    rebuild.add_argument("--factory", required=True, help="MODULE:CALLABLE making a fresh projection")
+    rebuild.set_defaults(run=_projections_rebuild)
