@@ -570,13 +570,12 @@ def _plain(value: Any) -> Any:
 
 
 def _redact(value: Any) -> Any:
-    """Hide passwords in URLs and any other secret text."""
+    """Hide passwords in store URLs and DSNs (``user:pw@``, ``password=pw``); other text (a DuckDB path,
+    ``memory``) is not secret and shows as it is."""
     if value is None:
         return None
-    text = str(value)
-    if "://" in text:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
-    return text if text in ("memory",) or not text else "***"
+    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", str(value))
+    return re.sub(r"(password=)[^&\s]*", r"\1***", text, flags=re.IGNORECASE)
 
 
 # -- loading -----------------------------------------------------------------------------------------

@@ -257,6 +257,12 @@ def test_describe_redacts_secrets_and_lists_unread_variables() -> None:
     assert rows["database.url"]["value"] == "postgresql://me:***@db/x"
     assert "hunter2" not in str(cfg.describe())
     assert cfg.unread == ("EVENTCORE_COMAND_TIMEOUT",)
+    keyword = load_config(env={"EVENTCORE_STORE": "host=db user=me password=hunter2 dbname=x"})
+    assert {r["key"]: r["value"] for r in keyword.describe()}[
+        "store.url"
+    ] == "host=db user=me password=*** dbname=x"
+    path = load_config(env={"EVENTCORE_STORE": "data/events.duckdb"})
+    assert {r["key"]: r["value"] for r in path.describe()}["store.url"] == "data/events.duckdb"
 
 
 def test_the_reference_page_is_generated_from_the_options() -> None:
