@@ -1,19 +1,19 @@
 """What the executor, stores and projection runners report to observers.
 
-These are plain frozen records with no I/O and no third-party imports, so the core can emit them
-without depending on Prometheus or OpenTelemetry. Times are ``time.time_ns()`` wall-clock nanoseconds
-(what tracing back-ends want) and durations are seconds.
+These are plain frozen records (msgspec structs: cheap to build, which matters once per phase) with no
+I/O, so the core can emit them without depending on Prometheus or OpenTelemetry. Times are
+``time.time_ns()`` wall-clock nanoseconds (what tracing back-ends want) and durations are seconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class CommandStarted:
+
+class CommandStarted(msgspec.Struct, frozen=True):
     """A command began; ``command_id`` (unique in this process) ties its observations together.
 
     ``carry`` is filled by observers with context to put in the events' metadata (a tracer's
@@ -24,12 +24,11 @@ class CommandStarted:
     causation_id: str | None
     metadata_custom: Mapping[str, Any]
     start_ns: int
-    carry: dict[str, str] = field(default_factory=dict)
+    carry: dict[str, str] = msgspec.field(default_factory=dict)
     command_id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class PhaseCompleted:
+class PhaseCompleted(msgspec.Struct, frozen=True):
     """One phase of one attempt finished: ``read``, ``decide`` or ``commit``."""
 
     command_type: str
@@ -43,8 +42,7 @@ class PhaseCompleted:
     command_id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class CommandRetried:
+class CommandRetried(msgspec.Struct, frozen=True):
     """An attempt failed with a retriable error; the executor waits ``delay`` seconds, then retries."""
 
     command_type: str
@@ -58,8 +56,7 @@ class CommandRetried:
     command_id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class CommandSucceeded:
+class CommandSucceeded(msgspec.Struct, frozen=True):
     command_type: str
     correlation_id: str
     attempts: int
@@ -70,8 +67,7 @@ class CommandSucceeded:
     command_id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class CommandFailed:
+class CommandFailed(msgspec.Struct, frozen=True):
     """A command ended with an error (not retried, retries exhausted, timed out or abandoned)."""
 
     command_type: str
@@ -86,8 +82,7 @@ class CommandFailed:
     command_id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class StoreOperation:
+class StoreOperation(msgspec.Struct, frozen=True):
     """One call on an observed store: ``operation`` is ``read`` or ``write``; ``method`` the call."""
 
     operation: str
@@ -98,8 +93,7 @@ class StoreOperation:
     new_streams: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectionProgress:
+class ProjectionProgress(msgspec.Struct, frozen=True):
     """A projection runner applied a batch, and how far it now trails the log."""
 
     projection: str
