@@ -76,7 +76,15 @@ class ObservedStore:
         return result
 
     def read_streams(self, stream_ids: Iterable[str]) -> Any:
-        return self._read("read_streams", stream_ids)
+        # the executor's read, once per attempt: called directly rather than through _read
+        started = time.perf_counter()
+        try:
+            result = self.inner.read_streams(stream_ids)
+        except BaseException:
+            self._report("read", "read_streams", started, 0, False)
+            raise
+        self._report("read", "read_streams", started, len(result.events), True)
+        return result
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         result: list[StoredEvent] = self._read("read_all", after=after, limit=limit)
