@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_demo)
     add_board_parser(commands)
+    from .operator_cli import add_operator_commands
+
+    add_operator_commands(commands)
     return parser
 
 

@@ -11,10 +11,10 @@ import enum
 import heapq
 import random
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .command import Command, CommandContext
 from .errors import (
@@ -28,6 +28,10 @@ from .errors import (
 from .events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from .ids import StreamId, new_correlation_id
 from .retry import RetryConfig
+
+if TYPE_CHECKING:
+    from ..observability._hook import CommandWatch
+    from ..observability.events import Observer
 
 
 class Phase(enum.Enum):
@@ -84,6 +88,7 @@ class Executor:
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        observers: Sequence[Observer] = (),
     ) -> None:
         if max_discovery_iterations < 1:
             raise ValueError(f"max_discovery_iterations must be >= 1, got {max_discovery_iterations}")
@@ -94,6 +99,8 @@ class Executor:
         self.clock = clock or _utc_now
         self.rng = rng or random.Random()
         self.sleep = sleep
+        #: Told about every command's start, phases, retries and end (see eventcore_lab.observability).
+        self.observers = tuple(observers)
 
     def execute(
         self,
@@ -113,17 +120,21 @@ class Executor:
         budget = self.timeout if timeout is None else timeout
         deadline = None if budget is None else time.monotonic() + budget
         # Drive the raw phases rather than steps(): same phases and checks, without building a Step per phase.
-        phases = self._phases(command, metadata, correlation_id, causation_id, user_id)
+        watch = self._watch(command)
+        phases = self._phases(command, metadata, correlation_id, causation_id, user_id, watch)
         try:
             while True:
                 phase, attempt, _, delay, _ = next(phases)
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
                     if remaining <= delay:
-                        raise Timeout(
+                        late = Timeout(
                             f"{type(command).__name__} did not finish within {budget} s "
                             f"(attempt {attempt}, last phase {phase.value}); nothing was written"
                         )
+                        if watch is not None:
+                            watch.failed(late, attempt)
+                        raise late
                 if phase is Phase.BACKOFF:
                     self.sleep(delay)
         except StopIteration as done:
@@ -142,7 +153,7 @@ class Executor:
         user_id: str | None = None,
     ) -> Steps:
         """The phases of running ``command``, one per ``next()``; returns the ExecutionResult."""
-        phases = self._phases(command, metadata, correlation_id, causation_id, user_id)
+        phases = self._phases(command, metadata, correlation_id, causation_id, user_id, self._watch(command))
         try:
             while True:
                 try:
@@ -161,6 +172,7 @@ class Executor:
         correlation_id: str | None,
         causation_id: str | None,
         user_id: str | None,
+        watch: CommandWatch | None = None,
     ) -> Generator[_RawStep, None, ExecutionResult]:
         """The phases as plain tuples (phase, attempt, streams, delay, error); ``streams`` may be the live
         dict of versions read, valid until the next ``next()``."""
@@ -172,34 +184,68 @@ class Executor:
                 causation_id=causation_id,
                 user_id=user_id,
             )
+        if watch is not None:
+            metadata = watch.begin(metadata)
         started = time.perf_counter()
+        try:
+            return (yield from self._attempts(command, metadata, watch, started))
+        except GeneratorExit:  # the driver stopped early (a timeout reports itself first)
+            if watch is not None:
+                watch.failed(None, 0)
+            raise
+
+    def _attempts(
+        self, command: Command[Any], metadata: Metadata, watch: CommandWatch | None, started: float
+    ) -> Generator[_RawStep, None, ExecutionResult]:
         attempt = 1
         while True:
             try:
-                written = yield from self._attempt(command, metadata, attempt)
+                written = yield from self._attempt(command, metadata, attempt, watch)
                 streams = tuple(dict.fromkeys(e.stream_id for e in written))
+                if watch is not None:
+                    watch.succeeded(attempt, len(written), streams)
                 return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
             except EventCoreError as error:
                 if not self.retry.should_retry(error, attempt - 1):
                     error.attempts = attempt
+                    if watch is not None:
+                        watch.failed(error, attempt)
                     raise
                 delay = self.retry.delay(attempt, self.rng)
+                if watch is not None:
+                    watch.retried(attempt, delay, error)
                 yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
                 attempt += 1
+            except Exception as error:
+                if watch is not None:
+                    watch.failed(error, attempt)
+                raise
+
+    def _watch(self, command: Command[Any]) -> CommandWatch | None:
+        if not self.observers:
+            return None
+        global _CommandWatch
+        if _CommandWatch is None:
+            from ..observability._hook import CommandWatch as _CommandWatch
+        return _CommandWatch(self.observers, command)
 
     def _attempt(
-        self, command: Command[Any], metadata: Metadata, attempt: int
+        self, command: Command[Any], metadata: Metadata, attempt: int, watch: CommandWatch | None = None
     ) -> Generator[_RawStep, None, list[StoredEvent]]:
         versions: dict[StreamId, int] = {}
         by_stream: list[list[StoredEvent]] = []
         to_read = list(command.read_streams())
         for _ in range(self.max_discovery_iterations):
+            mark = time.time_ns() if watch is not None else 0
             if to_read:
                 found = self.store.read_streams(to_read)
                 versions.update(found.versions)
                 if found.events:
                     by_stream.append(found.events)
+            if watch is not None:
+                watch.phase("read", attempt, mark, versions)
             yield (Phase.READ, attempt, versions, 0.0, None)
+            mark = time.time_ns() if watch is not None else 0
 
             state = command.initial_state()
             if len(by_stream) < 2:
@@ -210,6 +256,8 @@ class Executor:
                 state = command.apply(state, event)
             ctx = CommandContext(versions, self.clock(), metadata)
             writes = list(command.handle(state, ctx))
+            if watch is not None:
+                watch.phase("decide", attempt, mark, versions)
             to_read = ctx._added
             if not to_read:
                 break
@@ -231,10 +279,19 @@ class Executor:
             w if w.metadata is not None else EventToWrite(w.stream_id, w.event, metadata) for w in writes
         ]
         expected = {sid: ExpectedVersion.exact(v) for sid, v in versions.items()}
+        mark = time.time_ns() if watch is not None else 0
         try:
-            return list(self.store.append(writes, expected))
+            written = list(self.store.append(writes, expected))
         except VersionConflict as conflict:
+            if watch is not None:
+                watch.phase("commit", attempt, mark, conflict.streams, ok=False)
             raise ConcurrencyConflict(conflict.streams) from conflict
+        if watch is not None:
+            watch.phase("commit", attempt, mark, versions)
+        return written
+
+
+_CommandWatch: Any = None  # imported on first use, so that executors without observers never load it
 
 
 def _position(event: StoredEvent) -> int:

@@ -12,7 +12,7 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -99,6 +99,7 @@ class ProjectionRunner:
         factory: Callable[[], Any] | None = None,
         poll_interval: float = 0.25,
         sleep: Callable[[float], None] = time.sleep,
+        observers: Sequence[Any] = (),
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InvalidFormat(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -120,6 +121,8 @@ class ProjectionRunner:
         self.retry_delay = retry_delay
         self.poll_interval = poll_interval
         self._sleep = sleep
+        #: Told after every batch how many events were applied and the lag (eventcore_lab.observability).
+        self.observers = tuple(observers)
         self._factory = factory
         self._projection = projection
         self._lock = threading.RLock()
@@ -162,6 +165,15 @@ class ProjectionRunner:
         pending = self.store.read_all(after=position, limit=1)
         seconds = (datetime.now(UTC) - pending[0].recorded_at).total_seconds() if pending else 0.0
         return Lag(head - position if pending else 0, max(seconds, 0.0), position, head)
+
+    def report_lag(self, events: int = 0) -> Lag:
+        """Measure the lag, tell the observers (with ``events`` newly applied), and return it."""
+        from ..observability._hook import notify
+        from ..observability.events import ProjectionProgress
+
+        lag = self.lag()
+        notify(self.observers, ProjectionProgress(self.name, events, self.position, lag.events, lag.seconds))
+        return lag
 
     # -- catching up -------------------------------------------------------------------------------
 
@@ -215,6 +227,8 @@ class ProjectionRunner:
             if handled:
                 self.position = batch[handled - 1].position
                 self._save()
+                if self.observers:
+                    self.report_lag(handled)
 
     def _recover(self, event: StoredEvent, exc: Exception) -> None:
         """Retry, skip or stop on ``event``; return only if the runner may go on after it."""
