@@ -31,7 +31,7 @@ from ._auth import (
     has_permission,
 )
 from ._commands import CommandRoute
-from ._health import store_ping
+from ._health import library_health
 from ._idempotency import (
     DuckDBIdempotency,
     IdempotencyStore,
@@ -97,10 +97,10 @@ __all__ = [
     "first_of",
     "has_permission",
     "idempotency_for",
+    "library_health",
     "negotiate_version",
     "rule_for",
     "serve",
     "shutdown_streams",
-    "store_ping",
     "vendor_media_type",
 ]

@@ -38,7 +38,7 @@ from ._commands import (
     result_body,
 )
 from ._events import DEFAULT_LIMIT, check_limit, event_json, json_values, matches, page_body, parse_cursor
-from ._health import HealthCheck, normalise, store_ping
+from ._health import HealthCheck, library_health, normalise
 from ._idempotency import Claim, IdempotencyStore, Stored, claim, idempotency_for
 from ._middleware import RequestContext, request_id_of
 from ._queries import QueryRoute, etag_of, not_modified, page_of, read_model
@@ -543,11 +543,11 @@ def create_app(
         errors={**ERROR_STATUS, **(errors or {})},
         query_wait=query_wait,
     )
-    check = health or store_ping(executor.store)
     live_runners = list(runners) + [
         q.source for v in all_versions for q in v.queries if callable(getattr(q.source, "start", None))
     ]
     live_runners = list({id(r): r for r in live_runners}.values())
+    check = health or library_health(executor.store, live_runners)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,6 +1,7 @@
-"""The default health check behind ``GET /health``: one store ping.
+"""The health check behind ``GET /health``.
 
-Richer checks (per-projection lag, thresholds) plug in as ``create_app(health=callable)``; the callable
+By default the endpoint applies the library's rules (:mod:`eventcore_lab.health`) to the store and the
+app's read model runners; another check plugs in as ``create_app(health=callable)``; the callable
 returns ``{"status": "healthy" | "degraded" | "unhealthy", "checks": {...}}``. The endpoint answers 503
 when the status is unhealthy (the manual always answers 200; a load balancer needs the status code) and
 200 otherwise, degraded included (the service still answers).
@@ -8,31 +9,28 @@ when the status is unhealthy (the manual always answers 200; a load balancer nee
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from ..health import check_health
 
 STATUSES = ("healthy", "degraded", "unhealthy")
 
 HealthCheck = Callable[[], Mapping[str, Any]]
 
 
-def store_ping(store: Any) -> HealthCheck:
-    """Healthy when ``store.head()`` answers, unhealthy (with the error's type) when it raises."""
+def library_health(store: Any, runners: Sequence[Any] = ()) -> HealthCheck:
+    """The library's health rules (:func:`eventcore_lab.health.check_health`) in the endpoint's shape:
+    the store, its migrations when it can say, and every read model runner's lag."""
 
     def check() -> Mapping[str, Any]:
-        started = time.perf_counter()
-        try:
-            head = store.head()
-        except Exception as exc:  # any failure of the store makes the service unhealthy
-            return {
-                "status": "unhealthy",
-                "checks": {"event_store": {"status": "unhealthy", "error": type(exc).__name__}},
-            }
-        elapsed = round((time.perf_counter() - started) * 1000, 3)
+        report = check_health(store, runners)
         return {
-            "status": "healthy",
-            "checks": {"event_store": {"status": "healthy", "head": head, "latency_ms": elapsed}},
+            "status": report.status,
+            "checks": {
+                c.name: {"status": c.status, "details": c.details, "duration_ms": round(c.duration_ms, 3)}
+                for c in report.checks
+            },
         }
 
     return check
