@@ -73,7 +73,7 @@ def add_board_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     board.add_argument("module", help="a module name (eventcore_lab.examples.coffee) or a .py file")
     board.add_argument(
-        "-o", "--output", required=True, help="file to write; its suffix picks the format (.svg .png .pdf .dot)"
+        "-o", "--output", required=True, help="file to write: .svg, .png, .pdf or .dot (by suffix)"
     )
     board.add_argument("--title", default=None, help="title drawn on the board (default: the module's name)")
     board.add_argument(

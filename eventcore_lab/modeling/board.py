@@ -379,4 +379,3 @@ def _inches(points: float) -> str:
 def _node_id(name: str, lane: str) -> str:
     safe = name.replace("\\", "\\\\").replace('"', "'")
     return f"n_{safe}@{lane}" if lane else f"n_{safe}"
-
