@@ -156,8 +156,8 @@ class SimulationResult:
         )
         image = ax.imshow(grid, aspect="auto", cmap="Reds", extent=(0, end, len(hottest) - 0.5, -0.5))
         ax.set_yticks(range(len(hottest)), hottest)
-        ax.set(xlabel="time (s)", title=f"Conflicts by stream ({self.mode})")
-        ax.figure.colorbar(image, ax=ax, label="conflicting attempts")
+        ax.set(xlabel="time (s)", ylabel="stream", title=f"Conflicts by stream ({self.mode})")
+        ax.figure.colorbar(image, ax=ax, label="conflicting attempts", fraction=0.05, pad=0.02)
         return ax
 
     def plot_throughput(self, ax: Axes | None = None, *, bins: int = 20) -> Axes:
@@ -171,10 +171,15 @@ class SimulationResult:
         return ax
 
     def plot(self) -> Figure:
-        """The three plots side by side."""
-        import matplotlib.pyplot as plt
+        """The three plots side by side, as a Figure that is displayed once: by being returned.
 
-        fig, axes = plt.subplots(1, 3, figsize=(16, 4), layout="constrained")
+        It is made without pyplot, so that a notebook's inline backend does not show it a second time
+        at the end of the cell.
+        """
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(14, 4), layout="constrained")
+        axes = fig.subplots(1, 3)
         self.plot_latency(axes[0])
         self.plot_conflicts(axes[1])
         self.plot_throughput(axes[2])
