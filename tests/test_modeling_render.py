@@ -19,6 +19,8 @@ from eventcore_lab.core.errors import InvalidFormat
 from eventcore_lab.examples import banking, coffee, tasks
 from eventcore_lab.modeling import COLOURS, GraphvizMissing, Kind, derive_model, timeline
 from eventcore_lab.modeling.board import DEFAULT_MAX_WIDTH
+from eventcore_lab.modeling.timeline import stagger
+from eventcore_lab.widgets import TimelineSlider
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -26,10 +28,13 @@ SVG = "{http://www.w3.org/2000/svg}"
 def texts(svg: str) -> list[tuple[str, float, float]]:
     """(text, x, y) of every <text> element; parsing also proves the SVG is well-formed XML."""
     root = ET.fromstring(svg)
-    return [
-        ("".join(t.itertext()).strip(), float(t.get("x", 0)), float(t.get("y", 0)))
-        for t in root.iter(f"{SVG}text")
-    ]
+    return [(_own_text(t), float(t.get("x", 0)), float(t.get("y", 0))) for t in root.iter(f"{SVG}text")]
+
+
+def _own_text(element: ET.Element) -> str:
+    """The text shown, without a hover <title> inside the element."""
+    parts = [element.text or ""] + [child.tail or "" for child in element]
+    return "".join(parts).strip()
 
 
 def position_of(svg: str, label: str) -> tuple[float, float]:
@@ -270,3 +275,79 @@ def test_timeline_time_axis_marker_and_files(tmp_path: Path) -> None:
         marked.save(tmp_path / "t.txt")
     assert "0 events" in repr(timeline([]))
     ET.fromstring(timeline([]).svg())  # an empty timeline is still a valid picture
+
+
+def test_stagger_puts_overlapping_labels_on_other_levels() -> None:
+    assert stagger([(0, 50), (40, 90), (100, 150), (45, 60)]) == [0, 1, 0, 2]
+    assert stagger([(0, 10), (20, 30)]) == [0, 0]
+    assert stagger([]) == []
+
+
+def test_timeline_labels_do_not_overlap_and_read_at_100_percent() -> None:
+    store = MemoryStore()
+    executor = Executor(store)
+    for i in range(3):  # long command names, one step apart: on one line they would run together
+        executor.execute(
+            banking.OpenAccount(f"account-{i}", f"owner-{i}", 1),
+            metadata=Metadata(custom={"command": "OpenAccountWithAVeryLongName"}),
+        )
+    for i in range(9):
+        executor.execute(
+            banking.Deposit(f"account-{i % 3}", i + 1),
+            metadata=Metadata(custom={"command": "DepositSomeMoney"}),
+        )
+    svg = timeline(store).svg()
+    root = ET.fromstring(svg)
+    boxes: list[tuple[float, float, float]] = []  # (y, left, right) of centred labels
+    for t in root.iter(f"{SVG}text"):
+        size = float(t.get("font-size", 0))
+        assert size >= 11  # px at 100%
+        if t.get("text-anchor") == "middle":
+            half = len(_own_text(t)) * size * 0.5 / 2  # a tight estimate for sans-serif
+            x = float(t.get("x", 0))
+            boxes.append((float(t.get("y", 0)), x - half, x + half))
+    for i, (y, left, right) in enumerate(boxes):
+        for y2, left2, right2 in boxes[i + 1 :]:
+            if abs(y - y2) < 1:
+                assert right <= left2 or right2 <= left, f"labels overlap at y={y}"
+
+
+def test_timeline_axis_tooltips_and_inline_html() -> None:
+    store, _ = _history()
+    line = timeline(store)
+    labels = [t for t, _, _ in texts(line.svg())]
+    assert "position in the log" in labels and {"1", "2", "6"} <= set(labels)
+    assert any(
+        label.startswith("recorded at")
+        for label in (t for t, _, _ in texts(timeline(store, axis="time").svg()))
+    )
+    root = ET.fromstring(line.svg())
+    tips = ["".join(c.itertext()) for c in root.iter(f"{SVG}title")]
+    assert any("MoneyTransferred on account-1 (version 2, position 3" in tip for tip in tips)
+    assert any(tip.startswith("TransferMoney: wrote MoneyTransferred to account-1") for tip in tips)
+    page = line._repr_mimebundle_()["text/html"]
+    assert "max-width:100%" in page and "<title>" in page  # scaled to the output, hover kept
+
+
+def test_slider_track_lines_up_with_the_timeline_markers() -> None:
+    store, _ = _history()
+    slider = TimelineSlider(store, lambda: _Count())
+    width, _ = slider.timeline.size()
+    left = float(slider.slider.layout.margin.split()[-1].rstrip("%")) / 100 * width
+    span = float(slider.slider.layout.width.rstrip("%")) / 100 * width
+    assert left + 8 == pytest.approx(slider.timeline.marker_x(0), abs=0.1)
+    assert left + span - 8 == pytest.approx(slider.timeline.marker_x(store.head()), abs=0.1)
+    assert slider.layout.max_width == f"{width:.0f}px" and "width:100%" in slider.picture.value
+    slider.slider.value = 2
+    assert "position 2" in slider.picture.value and "2 events" in slider.state.value
+
+
+class _Count:
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def apply(self, event: Any) -> None:
+        self.seen += 1
+
+    def _repr_html_(self) -> str:
+        return f"{self.seen} events"
