@@ -83,10 +83,9 @@ def _twin_of(ax: Any, figure: Any) -> Any:
 
 
 def _series(ax: Any) -> int:
-    """Lines, bar groups and filled areas that are data (not reference lines such as axvline)."""
-    lines = [
-        line for line in ax.get_lines() if not line.get_label().startswith("_") or len(line.get_xdata()) > 2
-    ]
-    groups = [c for c in ax.containers]
+    """Lines, bar groups and filled areas that are data; reference lines (``axvline``, ``axhline``,
+    drawn in axes coordinates on one side) do not count."""
+    lines = [line for line in ax.get_lines() if line.get_transform() == ax.transData]
+    groups = list(ax.containers)
     areas = [c for c in ax.collections if c.get_label() and not c.get_label().startswith("_")]
     return len(lines) + len(groups) + len(areas)

@@ -171,18 +171,24 @@ class SimulationResult:
         return ax
 
     def plot(self) -> Figure:
-        """The three plots side by side, as a Figure that is displayed once: by being returned.
+        """Latency and throughput side by side, conflicts by stream beneath: a Figure that fits a
+        notebook's output and is displayed once, by being returned.
 
         It is made without pyplot, so that a notebook's inline backend does not show it a second time
         at the end of the cell.
         """
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(14, 4), layout="constrained")
-        axes = fig.subplots(1, 3)
-        self.plot_latency(axes[0])
-        self.plot_conflicts(axes[1])
-        self.plot_throughput(axes[2])
+        fig = Figure(figsize=(10, 7), layout="constrained")
+        grid = fig.add_gridspec(2, 2)
+        latency, heat, rates = (
+            fig.add_subplot(grid[0, 0]),
+            fig.add_subplot(grid[1, :]),
+            fig.add_subplot(grid[0, 1]),
+        )
+        self.plot_latency(latency)
+        self.plot_conflicts(heat)
+        self.plot_throughput(rates)
         return fig
 
 
