@@ -20,7 +20,9 @@ _LEADING = ("position", "event_type", "stream_id")
 _TRAILING = ("version", "recorded_at", "event_id", "correlation_id", "causation_id", "user_id")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _CELL_CSS = [
-    {"selector": "td, th", "props": "white-space: nowrap; padding: 2px 8px; font-size: 12px;"},
+    # one selector each: pandas scopes only the first selector of a list to this table
+    {"selector": "td", "props": "white-space: nowrap; padding: 2px 5px; font-size: 12px;"},
+    {"selector": "th", "props": "white-space: nowrap; padding: 2px 5px; font-size: 12px;"},
     {"selector": "caption", "props": "caption-side: bottom; text-align: left; color: #607d8b;"},
 ]
 
@@ -47,6 +49,12 @@ def tidy(
         frame = frame.loc[:, frame.notna().any(axis=0).to_numpy()]
     frame = frame[_ordered(list(frame.columns))].head(max_rows)
     styler = frame.style.format(lambda v: _cell(v, digits, id_length), na_rep="")
+    for column in frame.columns:  # whole minutes (hourly clocks, due dates) need no seconds column
+        values = frame[column].dropna()
+        if len(values) and all(isinstance(v, datetime) and v.second == v.microsecond == 0 for v in values):
+            styler = styler.format(
+                lambda v: _cell(v, digits, id_length, minutes=True), subset=[column], na_rep=""
+            )
     styler = styler.format_index(lambda v: _cell(v, digits, id_length), axis=0)
     if isinstance(frame.index, pd.RangeIndex):
         styler = styler.hide(axis="index")
@@ -63,7 +71,7 @@ def _ordered(columns: list[Any]) -> list[Any]:
     return leading + payload + trailing
 
 
-def _cell(value: Any, digits: int, id_length: int) -> str:
+def _cell(value: Any, digits: int, id_length: int, *, minutes: bool = False) -> str:
     """One value as text, in the house style."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return ""
@@ -78,7 +86,7 @@ def _cell(value: Any, digits: int, id_length: int) -> str:
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, datetime):
-        text = value.strftime("%Y-%m-%d %H:%M:%S")
+        text = value.strftime("%Y-%m-%d %H:%M" if minutes else "%Y-%m-%d %H:%M:%S")
         return text if value.tzinfo is None or value.utcoffset() == timedelta(0) else f"{text} {value:%z}"
     if isinstance(value, date):
         return value.isoformat()

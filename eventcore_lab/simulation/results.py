@@ -179,7 +179,7 @@ class SimulationResult:
         """
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(10, 7), layout="constrained")
+        fig = Figure(figsize=(9.5, 7), layout="constrained")
         grid = fig.add_gridspec(2, 2)
         latency, heat, rates = (
             fig.add_subplot(grid[0, 0]),
