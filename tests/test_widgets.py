@@ -148,7 +148,7 @@ def test_inputs_are_labelled_with_placeholders_in_words() -> None:
     assert placeholder_for(str) == "text" and placeholder_for(int | None) == "number (optional)"
     assert placeholder_for(datetime).startswith("date and time, e.g. 2024-01-31")
     assert all(getattr(box, "placeholder", "") not in {"str", "int", "value"} for box in form.inputs.values())
-    assert all(box.layout.width == "100%" for box in form.inputs.values())
+    assert all(box.layout.width == "calc(100% - 6px)" for box in form.inputs.values())
 
 
 def test_read_model_is_shown_as_tables() -> None:

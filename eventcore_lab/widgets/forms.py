@@ -109,7 +109,7 @@ def input_for(field: dataclasses.Field[Any], annotation: Any, stream: bool) -> w
         "description": label,
         "tooltip": f"{field.name}: {getattr(inner, '__name__', inner)}",
         "style": {"description_width": "130px"},
-        "layout": {"width": "100%"},
+        "layout": {"width": "calc(100% - 6px)"},  # the widget margins (2 px a side) stay inside
     }
     if isinstance(origin, type) and issubclass(origin, enum.Enum):
         options = [(member.name, member) for member in origin]

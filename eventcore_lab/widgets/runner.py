@@ -42,7 +42,7 @@ class CommandRunner(widgets.VBox):
             description="command",
             options=list(self.commands),
             style={"description_width": "130px"},
-            layout={"width": "100%"},
+            layout={"width": "calc(100% - 6px)"},
         )
         self.form_box = widgets.VBox(layout={"width": "100%"})
         self.run_button = widgets.Button(
