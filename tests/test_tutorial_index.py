@@ -53,3 +53,4 @@ def test_every_workbench_notebook_is_in_the_book_with_the_tour_first() -> None:
             f"{notebook.name} not in the book"
         )
     assert book.index("notebooks/start-here") < book.index("notebooks/contention")  # the tour comes first
+    assert book.index("notebooks/quick-start") < book.index("tutorials/1.*")  # the manual's opening
