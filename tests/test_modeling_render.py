@@ -185,18 +185,21 @@ def test_cli_board_needs_an_output_path_and_cli_has_a_version(capsys: pytest.Cap
 
 
 def test_cli_output_into_a_closed_pipe_ends_quietly() -> None:
-    """``eventcore-lab demo | head -1``: the reader leaves early; no BrokenPipeError traceback."""
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "eventcore_lab.cli", "demo", "--store", "memory"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert demo.stdout is not None and demo.stderr is not None
-    demo.stdout.readline()
-    demo.stdout.close()  # what `head -1` does after its line
-    err = demo.stderr.read().decode()
-    assert demo.wait(timeout=60) == 141, err
+    """``eventcore-lab demo | head -1``: the reader has gone; no BrokenPipeError traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: the first line the demo prints meets a closed pipe
+    try:
+        demo = subprocess.run(
+            [sys.executable, "-m", "eventcore_lab.cli", "demo", "--store", "memory"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    err = demo.stderr.decode()
+    assert demo.returncode == 141, err
     assert "Traceback" not in err and "BrokenPipeError" not in err
 
 

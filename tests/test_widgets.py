@@ -149,6 +149,8 @@ def test_inputs_are_labelled_with_placeholders_in_words() -> None:
     assert placeholder_for(datetime).startswith("date and time, e.g. 2024-01-31")
     assert all(getattr(box, "placeholder", "") not in {"str", "int", "value"} for box in form.inputs.values())
     assert all(box.layout.width == "calc(100% - 6px)" for box in form.inputs.values())
+    limit = CommandForm(banking.OpenAccount).inputs["daily_limit"]  # int | None: blank means None
+    assert isinstance(limit, widgets.Text) and limit.placeholder == "number (optional)"
 
 
 def test_read_model_is_shown_as_tables() -> None:

@@ -99,7 +99,7 @@ def placeholder_for(annotation: Any, *, stream: bool = False) -> str:
 
 def input_for(field: dataclasses.Field[Any], annotation: Any, stream: bool) -> widgets.Widget:
     """The input widget for one field, pre-filled with its default, labelled, with a placeholder."""
-    inner, _ = _unwrap_optional(annotation)
+    inner, optional = _unwrap_optional(annotation)
     origin = typing.get_origin(inner) or inner
     default = field.default if field.default is not dataclasses.MISSING else None
     if field.default_factory is not dataclasses.MISSING:
@@ -116,9 +116,9 @@ def input_for(field: dataclasses.Field[Any], annotation: Any, stream: bool) -> w
         box: widgets.Widget = widgets.Dropdown(options=options, value=default or options[0][1], **common)
     elif origin is bool:
         box = widgets.Checkbox(value=bool(default), indent=False, **common)
-    elif origin is int:
+    elif origin is int and not optional:  # an optional number is a text box: blank means None
         box = widgets.IntText(value=default or 0, **common)
-    elif origin is float:
+    elif origin is float and not optional:
         box = widgets.FloatText(value=default or 0.0, **common)
     else:
         text = (
