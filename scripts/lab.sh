@@ -11,9 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-SETTINGS=.venv/share/jupyter/lab/settings
+# overrides.d/ (not overrides.json) so that overrides of your own in the .venv stay as they are
+SETTINGS=.venv/share/jupyter/lab/settings/overrides.d
 mkdir -p "$SETTINGS"
-cp lab-settings/overrides.json "$SETTINGS/overrides.json"
-echo "lab: JupyterLab defaults installed in $SETTINGS/overrides.json"
+cp lab-settings/overrides.json "$SETTINGS/eventcore-lab.json"
+echo "lab: JupyterLab defaults installed in $SETTINGS/eventcore-lab.json"
 echo "lab: opening notebooks/start-here.ipynb (stop with Ctrl-C)"
 exec .venv/bin/jupyter lab --ServerApp.root_dir="$PWD" "$@" notebooks/start-here.ipynb
