@@ -10,9 +10,12 @@ on each build, and a failing cell fails the build.
 """
 
 import os
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# the package (for autodoc) and the book's own extensions (reference pages generated from the code)
+sys.path[:0] = [str(HERE.parent), str(HERE / "_ext")]
 
 # Kernel start noise: debugpy warns about frozen modules on Python 3.11.
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
@@ -24,8 +27,13 @@ project = "EventCore Lab"
 author = "EventCore Lab contributors"
 copyright = "EventCore Lab contributors"
 
-extensions = ["myst_nb", "sphinx.ext.graphviz"]
-exclude_patterns = ["_build", "_static", "**/.ipynb_checkpoints", "**/README.md"]
+extensions = ["myst_nb", "sphinx.ext.graphviz", "sphinx.ext.autodoc", "eventcore_reference"]
+exclude_patterns = ["_build", "_static", "_ext", "**/.ipynb_checkpoints", "**/README.md"]
+
+# API reference (reference/api.md): signatures with their type hints, members in source order
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"show-inheritance": True}
 
 # MyST markdown
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
@@ -46,7 +54,8 @@ graphviz_output_format = "svg"
 # HTML
 html_theme = "sphinx_book_theme"
 html_title = "EventCore Lab manual"
-html_static_path = ["_static"] if (HERE / "_static").is_dir() else []
+html_static_path = ["_static"]
+html_css_files = ["eventcore.css"]  # widgets are snapshots in the book: a note says so
 
 # Widgets without a CDN: serve RequireJS and the ipywidgets HTML manager from
 # _static/vendor/ (fetched by scripts/build_book.sh) instead of myst-nb's CDN

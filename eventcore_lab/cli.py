@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import uuid
 from collections.abc import Sequence
 
 from .core.errors import EventCoreError
 from .core.executor import Executor
+from .modeling.board import DEFAULT_MAX_WIDTH
+
+_DESCRIPTION = "EventCore Lab: multi-stream event sourcing in Python, with a Jupyter workbench."
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -57,7 +61,8 @@ def _board(args: argparse.Namespace) -> int:
     """Draw the event-modeling board of the commands and projections in a module."""
     from .modeling.cli import draw_board
 
-    print(draw_board(args.module, args.output, title=args.title))
+    width = None if args.full_size else args.width
+    print(draw_board(args.module, args.output, title=args.title, max_width=width))
     return 0
 
 
@@ -67,13 +72,23 @@ def add_board_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "board", help="draw the event-model board of a module's commands and projections"
     )
     board.add_argument("module", help="a module name (eventcore_lab.examples.coffee) or a .py file")
-    board.add_argument("-o", "--output", default="board.svg", help="file to write: .svg, .png, .pdf or .dot")
-    board.add_argument("--title", default=None, help="title drawn on the board (default: the module name)")
+    board.add_argument(
+        "-o", "--output", required=True, help="file to write: .svg, .png, .pdf or .dot (by suffix)"
+    )
+    board.add_argument("--title", default=None, help="title drawn on the board (default: the module's name)")
+    board.add_argument(
+        "--width",
+        type=float,
+        default=DEFAULT_MAX_WIDTH,
+        help=f"widest row in points before the board wraps onto another row (default {DEFAULT_MAX_WIDTH:g})",
+    )
+    board.add_argument("--full-size", action="store_true", help="one row however wide (for a poster)")
     board.set_defaults(run=_board)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eventcore-lab", description=__doc__)
+    parser = argparse.ArgumentParser(prog="eventcore-lab", description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the task-management walk-through")
     demo.add_argument(
@@ -89,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("eventcore-lab")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -96,6 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EventCoreError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (`eventcore-lab demo | head`): stop quietly, as Unix tools do; point
+        # stdout at /dev/null so that the interpreter's final flush does not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

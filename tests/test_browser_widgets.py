@@ -16,12 +16,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 
 CHROMIUM = os.environ.get("EVENTCORE_CHROMIUM", "/usr/bin/chromium")  # Debian's package; never a download
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "browser"
+REPO = Path(__file__).resolve().parent.parent
+OUTPUT = REPO / "test-output" / "browser"
 TOKEN = "eventcore-browser-test"
 
 NOTEBOOK_CELLS = [
@@ -65,11 +67,31 @@ def _free_port() -> int:
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A JupyterLab server on loopback with all its state under ``tmp_path``; yields (base URL, root)."""
-    _require_browser()
-    root, state = tmp_path / "notebooks", tmp_path / "state"
+    root = tmp_path / "notebooks"
     root.mkdir()
+    yield from _serve(tmp_path, root)
+
+
+@pytest.fixture
+def lab_project(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """JupyterLab as ``scripts/lab.sh`` sets it up: the project's notebooks and tutorials, and the
+    shipped settings overrides (tutorials open as notebooks) in the app settings directory."""
+    root = tmp_path / "project"
+    for folder, pattern in (("notebooks", "*.ipynb"), ("tutorials", "*.md")):
+        (root / folder).mkdir(parents=True)
+        for source in (REPO / folder).glob(pattern):
+            shutil.copy(source, root / folder / source.name)
+    overrides = tmp_path / "state" / "app" / "settings" / "overrides.d"
+    overrides.mkdir(parents=True)
+    shutil.copy(REPO / "lab-settings" / "overrides.json", overrides / "eventcore-lab.json")
+    yield from _serve(tmp_path, root, f"--LabApp.app_settings_dir={overrides.parent}")
+
+
+def _serve(tmp_path: Path, root: Path, *options: str) -> Iterator[tuple[str, Path]]:
+    _require_browser()
+    state = tmp_path / "state"
     settings = state / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
+    settings.mkdir(parents=True, exist_ok=True)
     (settings / "notification.jupyterlab-settings").write_text(
         '{"fetchNews": "false", "checkForUpdates": false}'
     )
@@ -90,7 +112,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
             f"--port={port}", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={TOKEN}",
             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True",
+            "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True", *options,
         ],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -186,3 +208,141 @@ def test_command_runner_writes_an_event_that_the_explorer_shows(lab: tuple[str, 
         finally:
             context.close()
     assert (OUTPUT / "workbench.png").stat().st_size > 10_000
+
+
+# -- what a person sees: the tour and a tutorial in JupyterLab at 1440x900 --------------------------------
+
+VIEWPORT = {"width": 1440, "height": 900}
+MIN_TEXT_PX = 10.0
+
+#: Measures every output of the open notebook: how far it overflows sideways, the smallest text in it
+#: (SVG text scaled by its viewBox, HTML text by its computed size), and how much images are shrunk.
+MEASURE = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook')
+    || document.querySelector('.jp-Notebook');
+  const outputs = [...panel.querySelectorAll('.jp-OutputArea-output')];
+  const found = {overflow: [], smallest: [], shrunk: [], errors: 0, outputs: outputs.length};
+  const name = (el) => (el.querySelector('svg title, b, h1, .jp-RenderedText')?.textContent || el.className)
+    .trim().slice(0, 60);
+  for (const out of outputs) {
+    if (out.scrollWidth > out.clientWidth + 1) {
+      const right = out.getBoundingClientRect().right + 1;
+      const beyond = [...out.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > right);
+      found.overflow.push({
+        what: out.innerText.trim().slice(0, 60) || out.innerHTML.slice(0, 120),
+        scroll: out.scrollWidth, width: out.clientWidth,
+        beyond: beyond.slice(0, 3).map(e => e.tagName + ' ' + Math.round(e.getBoundingClientRect().width)),
+      });
+    }
+    for (const svg of out.querySelectorAll('svg')) {
+      const box = svg.viewBox && svg.viewBox.baseVal;
+      const scale = box && box.width ? svg.getBoundingClientRect().width / box.width : 1;
+      for (const t of svg.querySelectorAll('text')) {
+        if (!t.textContent.trim()) continue;
+        const px = parseFloat(getComputedStyle(t).fontSize) * scale;
+        if (px < 10) found.smallest.push({text: t.textContent.trim().slice(0, 30), px});
+      }
+    }
+    const walker = document.createTreeWalker(out, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const el = walker.currentNode.parentElement;
+      if (!walker.currentNode.textContent.trim() || el.closest('svg')) continue;
+      const px = parseFloat(getComputedStyle(el).fontSize);
+      if (px < 10 && el.getClientRects().length) {
+        found.smallest.push({text: walker.currentNode.textContent.trim().slice(0, 30), px});
+      }
+    }
+    for (const img of out.querySelectorAll('img')) {
+      if (img.naturalWidth && img.clientWidth < img.naturalWidth - 1) {
+        found.shrunk.push({natural: img.naturalWidth, shown: img.clientWidth});
+      }
+    }
+    if (out.textContent.includes('Error displaying widget')) found.errors += 1;
+  }
+  return found;
+}"""
+
+
+def _run_all_and_wait(page: Any) -> None:
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    page.wait_for_function("() => document.querySelector('#jp-main-statusbar')?.textContent.includes('Idle')")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # every code cell has run when no prompt shows [*] and the kernel is idle again
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
+        ".every(p => !p.textContent.includes('*'))"
+        " && document.querySelector('#jp-main-statusbar')?.textContent.includes('Idle')",
+        timeout=300_000,
+    )
+    page.wait_for_timeout(1500)  # widgets render after their models arrive
+
+
+def _assert_legible(page: Any, label: str) -> dict[str, Any]:
+    found = page.evaluate(MEASURE)
+    assert found["outputs"] > 0, f"{label}: no outputs to measure"
+    assert found["errors"] == 0, f"{label}: 'Error displaying widget' shown"
+    assert found["overflow"] == [], f"{label}: outputs wider than the output area: {found['overflow']}"
+    assert found["smallest"] == [], f"{label}: text under {MIN_TEXT_PX:g} px: {found['smallest'][:10]}"
+    assert found["shrunk"] == [], f"{label}: images shrunk to fit (their text with them): {found['shrunk']}"
+    return dict(found)
+
+
+def _shoot(page: Any, selector: str, name: str) -> None:
+    element = page.locator(selector).first
+    element.scroll_into_view_if_needed()
+    element.screenshot(path=str(OUTPUT / name))
+    assert (OUTPUT / name).stat().st_size > 5_000, f"{name} is (nearly) empty"
+
+
+def _open_page(p: Any) -> tuple[Any, Any]:
+    browser = p.chromium.launch(executable_path=_require_browser(), args=["--no-sandbox", "--disable-gpu"])
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(120_000)
+    return browser, page
+
+
+def test_tour_fits_the_output_and_reads_at_100_percent(lab_project: tuple[str, Path]) -> None:
+    """The must-show of the workbench issue, measured on the tour: at 1440x900 every board, timeline,
+    plot, table and widget fits its output area with no sideways scrolling, its smallest text renders
+    at 10 px or more, and no widget fails to display. Screenshots land in ``test-output/browser/``
+    for a person to look at."""
+    from playwright.sync_api import sync_playwright
+
+    base, _ = lab_project
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser, page = _open_page(p)
+        try:
+            page.goto(f"{base}/lab/tree/notebooks/start-here.ipynb?token={TOKEN}")
+            _run_all_and_wait(page)
+            _assert_legible(page, "start-here")
+            _shoot(page, ".jp-OutputArea-output .ec-board", "start-here-board.png")
+            _shoot(page, ".jp-OutputArea-output .ec-timeline", "start-here-timeline.png")
+            _shoot(page, ".ec-workbench", "start-here-workbench.png")
+            _shoot(page, ".ec-timeline-slider", "start-here-slider.png")
+            _shoot(page, ".jp-OutputArea-output img", "start-here-plot.png")
+        finally:
+            page.screenshot(path=str(OUTPUT / "start-here-last.png"))
+            browser.close()
+
+
+def test_tutorial_md_opens_as_a_notebook_and_its_boards_fit(lab_project: tuple[str, Path]) -> None:
+    """A tutorial opened from its URL shows as a notebook (the shipped settings overrides), not as
+    MyST text; chapter 1.3's boards and timeline fit and read at 100% like the tour's."""
+    from playwright.sync_api import sync_playwright
+
+    base, _ = lab_project
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser, page = _open_page(p)
+        try:
+            page.goto(f"{base}/lab/tree/tutorials/1.3-event-modeling.md?token={TOKEN}")
+            page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
+            assert page.locator(".jp-FileEditor:visible").count() == 0
+            _run_all_and_wait(page)
+            _assert_legible(page, "1.3-event-modeling.md")
+            _shoot(page, ".jp-OutputArea-output .ec-board", "1.3-board.png")
+            _shoot(page, ".jp-OutputArea-output .ec-timeline", "1.3-timeline.png")
+        finally:
+            page.screenshot(path=str(OUTPUT / "1.3-last.png"))
+            browser.close()

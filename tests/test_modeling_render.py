@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +18,9 @@ from eventcore_lab.cli import main as cli_main
 from eventcore_lab.core.errors import InvalidFormat
 from eventcore_lab.examples import banking, coffee, tasks
 from eventcore_lab.modeling import COLOURS, GraphvizMissing, Kind, derive_model, timeline
+from eventcore_lab.modeling.board import DEFAULT_MAX_WIDTH
+from eventcore_lab.modeling.timeline import stagger
+from eventcore_lab.widgets import TimelineSlider
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -22,10 +28,13 @@ SVG = "{http://www.w3.org/2000/svg}"
 def texts(svg: str) -> list[tuple[str, float, float]]:
     """(text, x, y) of every <text> element; parsing also proves the SVG is well-formed XML."""
     root = ET.fromstring(svg)
-    return [
-        ("".join(t.itertext()).strip(), float(t.get("x", 0)), float(t.get("y", 0)))
-        for t in root.iter(f"{SVG}text")
-    ]
+    return [(_own_text(t), float(t.get("x", 0)), float(t.get("y", 0))) for t in root.iter(f"{SVG}text")]
+
+
+def _own_text(element: ET.Element) -> str:
+    """The text shown, without a hover <title> inside the element."""
+    parts = [element.text or ""] + [child.tail or "" for child in element]
+    return "".join(parts).strip()
 
 
 def position_of(svg: str, label: str) -> tuple[float, float]:
@@ -53,24 +62,70 @@ def test_board_svg_has_every_element_and_lane(module: Any) -> None:
 
 
 def test_board_layout_time_left_to_right_and_lanes_top_down() -> None:
-    svg = derive_model(coffee).board().svg()
+    svg = derive_model(coffee).board(max_width=None).svg()  # one band: the whole timeline in one row
     xs = [position_of(svg, c.__name__)[0] for c in coffee.COMMANDS]
     assert xs == sorted(xs)  # the timeline runs left to right in the order of the slices
-    # an event is right of the command that writes it, in its own lane below the command row
+    # an event sits under the command that writes it, in its own lane below the command row
     cmd_x, cmd_y = position_of(svg, "PlaceOrder")
     ev_x, ev_y = position_of(svg, "OrderPlaced")
-    assert ev_x > cmd_x and ev_y > cmd_y
-    lanes = ["automations", "commands · read models", "customer-*", "order-*", "payment-*", "barista-*"]
+    assert ev_x == pytest.approx(cmd_x, abs=12) and ev_y > cmd_y
+    assert position_of(svg, "DailySales")[0] > position_of(svg, "ProcessPayment")[0]  # read model after
+    lanes = ["automations", "commands ·", "customer-*", "order-*", "payment-*", "barista-*"]
     ys = [position_of(svg, lane)[1] for lane in lanes]
     assert ys == sorted(ys)
     assert position_of(svg, "CustomerEntered")[1] < position_of(svg, "CoffeePrepared")[1]
     assert position_of(svg, "HandOverPreparedOrders")[1] < cmd_y  # the robot sits on top
 
 
-def test_board_rich_display_and_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", [banking, tasks, coffee], ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_board_wraps_into_bands_no_wider_than_max_width(module: Any) -> None:
+    model = derive_model(module)
+    full = model.board(max_width=None)
+    board = model.board()  # the default: DEFAULT_MAX_WIDTH
+    width, height = board.size()
+    assert width <= DEFAULT_MAX_WIDTH + 40  # graphviz pads a little around the notes
+    if full.size()[0] > DEFAULT_MAX_WIDTH + 40:
+        assert height > full.size()[1]  # wrapped onto more rows instead
+    labels = {text for text, _, _ in texts(board.svg())}
+    assert set(model.elements) <= labels
+    narrow = model.board(max_width=300).size()[0]
+    assert narrow <= width  # one column per band at worst
+    with pytest.raises(InvalidFormat, match="max_width is at least 200"):
+        model.board(max_width=50)
+
+
+def test_board_arrow_across_bands_is_written_on_its_target() -> None:
+    board = derive_model(coffee).board()
+    lines = {text for text, _, _ in texts(board.svg())}
+    # CustomerReceipts is fed by OrderPlaced, which is drawn rows above it: no arrow across the board
+    assert "◂ from OrderPlaced" in lines
+    assert "◂ from OrderPlaced" not in {t for t, _, _ in texts(board.full_size().svg())}
+
+
+def test_board_fields_wrap_legend_and_no_class_variables() -> None:
+    model = derive_model(coffee)
+    assert model.elements["EnterShop"].fields == ("customer",)  # `emits` is a ClassVar, not a field
+    svg = model.board().svg()
+    lines = [text for text, _, _ in texts(svg)]
+    assert not any("emits" in line for line in lines)
+    assert all(len(line) <= 40 for line in lines if "," in line)  # long field lists wrap
+    legend = " ".join(lines)
+    for words in ("command:", "event:", "read model:", "automation:"):
+        assert words in legend
+    sizes = [float(s) for s in re.findall(r'font-size="([\d.]+)"', svg)]
+    assert min(sizes) >= 10  # points at 100%; DETAIL_SIZE is the smallest
+
+
+def test_board_rich_display_fits_its_container_and_files(tmp_path: Path) -> None:
     model = derive_model(coffee)
     bundle = model._repr_mimebundle_()
     assert bundle["image/svg+xml"].lstrip().startswith("<?xml")
+    page = bundle["text/html"]
+    assert page.count("<svg") == 1 and "<?xml" not in page
+    assert "max-width:100%;height:auto" in page
+    svg_tag = page[page.index("<svg") : page.index(">", page.index("<svg"))]
+    assert 'width="' not in svg_tag and "viewBox" in svg_tag  # sized by CSS, scaled by the viewBox
+    assert 'download="board.svg"' in page and "data:image/svg+xml;base64," in page
     assert model.board()._repr_svg_() == bundle["image/svg+xml"]
     png = model.board().save(tmp_path / "b.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -96,8 +151,10 @@ def test_missing_dot_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_cli_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "board.svg"
     assert cli_main(["board", "eventcore_lab.examples.coffee", "-o", str(out)]) == 0
-    assert "6 commands, 6 events, 3 read models, 1 automations" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "6 commands, 6 events, 3 read models, 1 automation, 4 stream categories" in said
     assert "CustomerReceipts" in {t for t, _, _ in texts(out.read_text())}
+    assert derive_model(coffee).board().size()[0] <= DEFAULT_MAX_WIDTH + 40
 
     domain = tmp_path / "mydomain.py"
     domain.write_text("from eventcore_lab.examples.banking import Deposit, Withdraw\n")
@@ -106,10 +163,44 @@ def test_cli_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     domain.write_text(
         "from eventcore_lab.examples.banking import Deposit, Withdraw\nCOMMANDS = (Deposit, Withdraw)\n"
     )
-    assert cli_main(["board", str(domain), "-o", str(tmp_path / "b.png")]) == 0
+    assert cli_main(["board", str(domain), "-o", str(tmp_path / "b.svg")]) == 0
+    assert "mydomain" in {t for t, _, _ in texts((tmp_path / "b.svg").read_text())}  # not a module alias
+    assert cli_main(["board", str(domain), "-o", str(tmp_path / "b.png"), "--full-size"]) == 0
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
     assert cli_main(["board", "no.such.module", "-o", str(out)]) == 1
     assert "cannot import module 'no.such.module'" in capsys.readouterr().err
+
+
+def test_cli_board_needs_an_output_path_and_cli_has_a_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["board", "eventcore_lab.examples.coffee"])
+    assert exited.value.code == 2 and "-o/--output" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("eventcore-lab ")
+    with pytest.raises(SystemExit):
+        cli_main(["--help"])
+    assert "``" not in capsys.readouterr().out  # plain text, no reStructuredText markup
+
+
+def test_cli_output_into_a_closed_pipe_ends_quietly() -> None:
+    """``eventcore-lab demo | head -1``: the reader has gone; no BrokenPipeError traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: the first line the demo prints meets a closed pipe
+    try:
+        demo = subprocess.run(
+            [sys.executable, "-m", "eventcore_lab.cli", "demo", "--store", "memory"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    err = demo.stderr.decode()
+    assert demo.returncode == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
 
 
 # -- timelines ------------------------------------------------------------------------------------------
@@ -187,3 +278,79 @@ def test_timeline_time_axis_marker_and_files(tmp_path: Path) -> None:
         marked.save(tmp_path / "t.txt")
     assert "0 events" in repr(timeline([]))
     ET.fromstring(timeline([]).svg())  # an empty timeline is still a valid picture
+
+
+def test_stagger_puts_overlapping_labels_on_other_levels() -> None:
+    assert stagger([(0, 50), (40, 90), (100, 150), (45, 60)]) == [0, 1, 0, 2]
+    assert stagger([(0, 10), (20, 30)]) == [0, 0]
+    assert stagger([]) == []
+
+
+def test_timeline_labels_do_not_overlap_and_read_at_100_percent() -> None:
+    store = MemoryStore()
+    executor = Executor(store)
+    for i in range(3):  # long command names, one step apart: on one line they would run together
+        executor.execute(
+            banking.OpenAccount(f"account-{i}", f"owner-{i}", 1),
+            metadata=Metadata(custom={"command": "OpenAccountWithAVeryLongName"}),
+        )
+    for i in range(9):
+        executor.execute(
+            banking.Deposit(f"account-{i % 3}", i + 1),
+            metadata=Metadata(custom={"command": "DepositSomeMoney"}),
+        )
+    svg = timeline(store).svg()
+    root = ET.fromstring(svg)
+    boxes: list[tuple[float, float, float]] = []  # (y, left, right) of centred labels
+    for t in root.iter(f"{SVG}text"):
+        size = float(t.get("font-size", 0))
+        assert size >= 11  # px at 100%
+        if t.get("text-anchor") == "middle":
+            half = len(_own_text(t)) * size * 0.5 / 2  # a tight estimate for sans-serif
+            x = float(t.get("x", 0))
+            boxes.append((float(t.get("y", 0)), x - half, x + half))
+    for i, (y, left, right) in enumerate(boxes):
+        for y2, left2, right2 in boxes[i + 1 :]:
+            if abs(y - y2) < 1:
+                assert right <= left2 or right2 <= left, f"labels overlap at y={y}"
+
+
+def test_timeline_axis_tooltips_and_inline_html() -> None:
+    store, _ = _history()
+    line = timeline(store)
+    labels = [t for t, _, _ in texts(line.svg())]
+    assert "position in the log" in labels and {"1", "2", "6"} <= set(labels)
+    assert any(
+        label.startswith("recorded at")
+        for label in (t for t, _, _ in texts(timeline(store, axis="time").svg()))
+    )
+    root = ET.fromstring(line.svg())
+    tips = ["".join(c.itertext()) for c in root.iter(f"{SVG}title")]
+    assert any("MoneyTransferred on account-1 (version 2, position 3" in tip for tip in tips)
+    assert any(tip.startswith("TransferMoney: wrote MoneyTransferred to account-1") for tip in tips)
+    page = line._repr_mimebundle_()["text/html"]
+    assert "max-width:100%" in page and "<title>" in page  # scaled to the output, hover kept
+
+
+def test_slider_track_lines_up_with_the_timeline_markers() -> None:
+    store, _ = _history()
+    slider = TimelineSlider(store, lambda: _Count())
+    width, _ = slider.timeline.size()
+    left = float(slider.slider.layout.margin.split()[-1].rstrip("%")) / 100 * width
+    span = float(slider.slider.layout.width.rstrip("%")) / 100 * width
+    assert left + 8 == pytest.approx(slider.timeline.marker_x(0), abs=0.1)
+    assert left + span - 8 == pytest.approx(slider.timeline.marker_x(store.head()), abs=0.1)
+    assert slider.layout.max_width == f"{width:.0f}px" and "width:100%" in slider.picture.value
+    slider.slider.value = 2
+    assert "position 2" in slider.picture.value and "2 events" in slider.state.value
+
+
+class _Count:
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def apply(self, event: Any) -> None:
+        self.seen += 1
+
+    def _repr_html_(self) -> str:
+        return f"{self.seen} events"

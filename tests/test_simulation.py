@@ -227,8 +227,15 @@ def test_results_frame_and_summary_agree() -> None:
 
 
 def test_plots_show_the_data() -> None:
+    import matplotlib.pyplot as plt
+
+    from eventcore_lab.display import plot_problems
+
     result = simulate(banking_workload(clients=20, commands=200, keys="zipf", seed=3))
+    before = plt.get_fignums()
     fig = result.plot()
+    assert plt.get_fignums() == before  # not registered with pyplot: a notebook shows it once, not twice
+    assert plot_problems(fig) == [] and fig.get_figwidth() * fig.dpi <= 1000
     latency, heat, rates = fig.axes[:3]
     assert sum(p.get_height() for p in latency.patches) == result.summary()["succeeded"]
     assert heat.get_yticklabels()[0].get_text() == "account-0"

@@ -32,3 +32,32 @@ def test_readme_states_the_notebook_counts() -> None:
     notebooks = list((ROOT / "notebooks").glob("*.ipynb"))
     assert f"runs {len(tutorial_notebooks())} tutorial notebooks" in readme
     assert f"and {len(notebooks)} workbench notebooks" in readme
+
+
+def _chapter(path: Path) -> str:
+    found = re.match(r"(\d+\.\d+)-", path.name)
+    assert found, f"{path.name}: a tutorial's file name starts with its chapter number"
+    return found.group(1)
+
+
+def test_every_tutorial_notebook_is_in_the_index_and_in_the_book() -> None:
+    """A chapter that has a notebook can be found: in tutorials/README.md and in the book's toctree
+    (a glob of its part, or its own entry)."""
+    index = (ROOT / "tutorials" / "README.md").read_text(encoding="utf-8")
+    book = (ROOT / "book" / "index.md").read_text(encoding="utf-8")
+    for notebook in tutorial_notebooks():
+        assert f"]({notebook.name})" in index, f"{notebook.name} is not listed in tutorials/README.md"
+        part = _chapter(notebook).split(".")[0]
+        assert f"tutorials/{part}.*" in book or f"tutorials/{notebook.stem}" in book, (
+            f"{notebook.name}: no toctree of book/index.md includes it"
+        )
+
+
+def test_every_workbench_notebook_is_in_the_book_with_the_tour_first() -> None:
+    book = (ROOT / "book" / "index.md").read_text(encoding="utf-8")
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        assert f"notebooks/{notebook.stem}" in book or "notebooks/*" in book, (
+            f"{notebook.name} not in the book"
+        )
+    assert book.index("notebooks/start-here") < book.index("notebooks/contention")  # the tour comes first
+    assert book.index("notebooks/quick-start") < book.index("tutorials/1.*")  # the manual's opening

@@ -10,18 +10,35 @@ from typing import Any
 import ipywidgets as widgets
 import pytest
 
-from eventcore_lab import Executor, MemoryStore
+from eventcore_lab import Command, Executor, MemoryStore, stream
 from eventcore_lab.core.errors import InvalidFormat
 from eventcore_lab.examples import banking, coffee, tasks
 from eventcore_lab.widgets import (
     CommandForm,
     CommandRunner,
+    FormInvalid,
     LiveProjection,
     StreamExplorer,
     TimelineSlider,
     Workbench,
     parse_value,
+    placeholder_for,
 )
+from eventcore_lab.widgets._render import read_model_html
+
+
+class Book(Command[None]):
+    room: str = stream()
+    when: datetime
+
+    def initial_state(self) -> None:
+        return None
+
+    def apply(self, state: None, event: Any) -> None:
+        return None
+
+    def handle(self, state: None, ctx: Any) -> list[Any]:
+        return []
 
 
 class Colour(enum.Enum):
@@ -99,9 +116,64 @@ def test_runner_reports_a_field_that_does_not_parse() -> None:
     runner.form.inputs["account"].value = "   "
     runner.form.inputs["owner"].value = "ann"
     runner.run()
-    assert "stream id must not be empty" in runner.output.value
+    assert "account: a stream id is required" in runner.output.value
+    assert "a stream id is required" in runner.form.errors["account"].value  # next to the field
+    assert runner.form.errors["owner"].value == ""
     runner.picker.value = "OpenAccount"
     assert runner.output.value  # choosing the same command keeps the message
+    runner.form.inputs["account"].value = "account-1"
+    assert runner.run() is not None
+    assert runner.form.errors["account"].value == ""  # fixed: the message goes
+
+
+def test_empty_form_names_every_field_that_is_missing_or_wrong() -> None:
+    form = CommandForm(coffee.PlaceOrder)
+    form.set(items="latte")
+    with pytest.raises(FormInvalid) as raised:
+        form.build()
+    assert set(raised.value.errors) == {"order", "customer"}
+    assert "order: a stream id is required" in str(raised.value)
+    assert raised.value.code == InvalidFormat.code  # still an InvalidFormat for callers that catch that
+    booking = CommandForm(Book).set(room="room-1", when="tomorrow")
+    with pytest.raises(FormInvalid, match="when: 'tomorrow' is not a valid datetime"):
+        booking.build()
+    assert "not a valid datetime" in booking.errors["when"].value and booking.errors["room"].value == ""
+    assert booking.set(when="2024-01-31T09:30").build() == Book("room-1", datetime(2024, 1, 31, 9, 30))
+
+
+def test_inputs_are_labelled_with_placeholders_in_words() -> None:
+    form = CommandForm(coffee.PlaceOrder)
+    assert form.inputs["order"].placeholder == "stream id, e.g. account-1"
+    assert form.inputs["items"].placeholder.startswith("comma-separated: text")
+    assert placeholder_for(str) == "text" and placeholder_for(int | None) == "number (optional)"
+    assert placeholder_for(datetime).startswith("date and time, e.g. 2024-01-31")
+    assert all(getattr(box, "placeholder", "") not in {"str", "int", "value"} for box in form.inputs.values())
+    assert all(box.layout.width == "calc(100% - 6px)" for box in form.inputs.values())
+    limit = CommandForm(banking.OpenAccount).inputs["daily_limit"]  # int | None: blank means None
+    assert isinstance(limit, widgets.Text) and limit.placeholder == "number (optional)"
+
+
+def test_read_model_is_shown_as_tables() -> None:
+    store = MemoryStore()
+    executor = Executor(store)
+    executor.execute(coffee.EnterShop("customer-ann"))
+    executor.execute(coffee.PlaceOrder("order-1", "customer-ann", ["tea"]))
+    live = LiveProjection(store, coffee.CustomerReceipts())
+    body = live.body.value
+    assert "<table" in body and "<pre" not in body  # a table, not a JSON dump
+    assert "placed" in body and body.count("<tr") >= 2  # header + the receipt
+
+    class Counter:
+        def __init__(self) -> None:
+            self.total = 3
+            self.by_kind = {"a": 1, "b": 2}
+            self.rows: list[dict[str, int]] = []
+
+        def apply(self, event: Any) -> None:
+            pass
+
+    html = read_model_html(Counter())
+    assert "<b>total</b>: 3" in html and "<table" in html and "empty" in html
 
 
 def test_explorer_lists_streams_shows_events_and_one_in_detail() -> None:
@@ -136,6 +208,8 @@ def test_workbench_shows_the_stream_a_command_wrote() -> None:
     bench.runner.choose("EnterShop", customer="customer-bob").run_button.click()
     bench.runner.choose("PlaceOrder", order="order-7", customer="customer-ann", items=["tea", "latte"])
     bench.runner.run_button.click()
+    assert isinstance(bench, widgets.GridBox)  # columns of fixed shares: nothing jumps sideways
+    assert bench.layout.grid_template_columns == "minmax(0, 5fr) minmax(0, 6fr)"
     assert bench.explorer.stream == "order-7"
     assert "OrderPlaced" in bench.explorer.table.value and "550" in bench.explorer.table.value
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..core.errors import InvalidFormat
+from .board import DEFAULT_MAX_WIDTH
 from .derive import derive_model
 
 
@@ -32,11 +33,22 @@ def load_module(spec: str) -> ModuleType:
         raise InvalidFormat(f"cannot import module {spec!r}: {exc}") from exc
 
 
-def draw_board(module: str, output: str | Path, *, title: str | None = None) -> str:
+def draw_board(
+    module: str, output: str | Path, *, title: str | None = None, max_width: float | None = DEFAULT_MAX_WIDTH
+) -> str:
     """Save the board of ``module`` to ``output``; returns a one-line summary of what was drawn."""
-    model = derive_model(load_module(module))
+    name = Path(module).stem if module.endswith(".py") else module
+    model = derive_model(load_module(module), name=name)
     if not model.commands and not model.read_models:
         raise InvalidFormat(f"module {module!r} defines no commands or projections to draw")
-    target = model.board(title=title).save(output)
-    counts = ", ".join(f"{len(v)} {k}" for k, v in model.summary().items() if k != "streams")
-    return f"wrote {target} ({counts}, {len(model.lanes)} stream categories)"
+    target = model.board(title=title, max_width=max_width).save(output)
+    counts = ", ".join(_count(len(v), k) for k, v in model.summary().items() if k != "streams")
+    return f"wrote {target} ({counts}, {_count(len(model.lanes), 'stream categories')})"
+
+
+def _count(n: int, plural: str) -> str:
+    """``1 automation``, ``2 automations``, ``1 stream category``."""
+    if n != 1:
+        return f"{n} {plural}"
+    singular = plural[:-3] + "y" if plural.endswith("ies") else plural.removesuffix("s")
+    return f"{n} {singular}"

@@ -19,6 +19,7 @@ What is read, in order of trust:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import textwrap
 import types
@@ -380,9 +381,11 @@ def _is_projection(item: Any) -> bool:
 
 
 def _fields(thing: Any) -> tuple[str, ...]:
+    """Instance fields only: a command's ``emits`` or other ``ClassVar`` is not something it carries."""
     cls = thing if isinstance(thing, type) else type(thing)
-    names = getattr(cls, "__struct_fields__", None) or tuple(getattr(cls, "__dataclass_fields__", {}))
-    return tuple(names)
+    if dataclasses.is_dataclass(cls):
+        return tuple(f.name for f in dataclasses.fields(cls))
+    return tuple(getattr(cls, "__struct_fields__", ()))
 
 
 def _doc(thing: Any) -> str:

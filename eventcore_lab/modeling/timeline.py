@@ -20,7 +20,26 @@ from .board import COLOURS
 from .checks import COMMAND_KEY, commits_of
 from .model import Kind
 
-_LEFT, _TOP, _ROW, _STEP, _RIGHT = 150.0, 56.0, 34.0, 46.0, 30.0
+_LEFT, _STEP, _RIGHT = 150.0, 46.0, 40.0  # px: where the first event sits, between events, after the last
+LABEL_SIZE, STREAM_SIZE, TITLE_SIZE = 12.0, 13.0, 15.0  # px at 100%
+_LEVEL = LABEL_SIZE + 3  # px between stacked label levels
+_CHAR = LABEL_SIZE * 0.56  # px per character, a generous estimate for sans-serif
+
+
+def stagger(spans: Sequence[tuple[float, float]], gap: float = 6.0) -> list[int]:
+    """A level per label so that labels on one level do not overlap: ``spans`` are (start, end) x
+    ranges in drawing order; each label takes the lowest level whose last label ends before it starts.
+    """
+    ends: list[float] = []
+    levels = []
+    for start, end in spans:
+        level = next((i for i, last in enumerate(ends) if last + gap <= start), len(ends))
+        if level == len(ends):
+            ends.append(end)
+        else:
+            ends[level] = end
+        levels.append(level)
+    return levels
 
 
 @dataclass(frozen=True)
@@ -35,7 +54,9 @@ class Shape:
     colour: str = "#000"
     text: str = ""
     dashed: bool = False
-    size: float = 10.0
+    size: float = LABEL_SIZE
+    halo: bool = False  # a white outline, so that a line passing behind a label does not hide it
+    tip: str = ""  # hover text
 
 
 @dataclass(frozen=True)
@@ -120,36 +141,82 @@ class Timeline:
             e.position: _LEFT + width * (e.recorded_at - first).total_seconds() / span for e in self.events
         }
 
+    def _layout(self) -> tuple[dict[int, float], list[int], dict[int, int], float, dict[str, float], float]:
+        """x by position; label levels of commands and of events; y of the command row, of each stream
+        row and of the axis. Rows grow to fit their stacked labels."""
+        xs = self._x()
+        commits = self.commits()
+        centres = [sum(xs[e.position] for e in c.events) / len(c.events) for c in commits]
+        named = [(c, x) for c, x in zip(commits, centres, strict=True) if c.label != "commit"]
+        command_levels = stagger([(x - _half(c.label), x + _half(c.label)) for c, x in named])
+        event_levels: dict[int, int] = {}
+        for stream_id in self.streams:
+            mine = [e for e in self.events if e.stream_id == stream_id]
+            spans = [
+                (xs[e.position] - _half(e.event_type), xs[e.position] + _half(e.event_type)) for e in mine
+            ]
+            event_levels.update(zip((e.position for e in mine), stagger(spans), strict=True))
+        top = 30.0 if self.title else 8.0
+        command_y = top + 16 + _LEVEL * (max(command_levels, default=-1) + 1)
+        rows: dict[str, float] = {}
+        y = command_y + 12
+        for stream_id in self.streams:
+            depth = max(
+                (event_levels[e.position] for e in self.events if e.stream_id == stream_id), default=0
+            )
+            y += 20 + _LEVEL * (depth + 1)
+            rows[stream_id] = y
+        return xs, command_levels, event_levels, command_y, rows, y + 26
+
     def size(self) -> tuple[float, float]:
         xs = self._x().values()
-        return (max(xs, default=_LEFT) + _RIGHT + 60, _TOP + _ROW * (len(self.streams) + 1) + 20)
+        *_, axis_y = self._layout()
+        return (max(xs, default=_LEFT) + _RIGHT + 60, axis_y + 40)
+
+    def marker_x(self, position: int) -> float:
+        """Where the marker of ``position`` is drawn: halfway between the last event at or before it
+        and the next one (what a slider under the picture lines up with)."""
+        xs = self._x()
+        before = [xs[e.position] for e in self.events if e.position <= position]
+        return (max(before) + _STEP / 2) if before else _LEFT - _STEP / 2
 
     def shapes(self) -> list[Shape]:
-        xs = self._x()
-        row = {s: _TOP + _ROW * (i + 1) for i, s in enumerate(self.streams)}
-        width, height = self.size()
+        xs, command_levels, event_levels, command_y, row, axis_y = self._layout()
+        width, _ = self.size()
         out: list[Shape] = []
         if self.title:
-            out.append(Shape("text", 10, 18, text=self.title, size=14))
-        out.append(Shape("text", 10, _TOP + 4, text="commands", colour=COLOURS[Kind.COMMAND], size=11))
+            out.append(Shape("text", 10, 20, text=self.title, size=TITLE_SIZE))
+        out.append(Shape("text", 10, command_y + 4, text="commands", colour="#1565c0", size=STREAM_SIZE))
         for stream_id, y in row.items():
             out.append(Shape("line", _LEFT - 20, y, width - _RIGHT, y, colour="#cfd8dc"))
-            out.append(Shape("text", 10, y + 4, text=stream_id, size=11))
+            out.append(Shape("text", 10, y + 4, text=_clip(stream_id, 18), size=STREAM_SIZE, tip=stream_id))
         at = {e.event_id: e for e in self.events}
         previous_by_correlation: dict[str, float] = {}
+        labels: list[Shape] = []  # drawn last, over every line
+        named = 0
         for commit in self.commits():
             cx = sum(xs[e.position] for e in commit.events) / len(commit.events)
             for event in commit.events:
                 out.append(
-                    Shape("line", cx, _TOP, xs[event.position], row[event.stream_id], colour="#90caf9")
+                    Shape("line", cx, command_y, xs[event.position], row[event.stream_id], colour="#bbdefb")
                 )
             earlier = previous_by_correlation.get(commit.correlation_id)
             if earlier is not None:  # same request, several commands: link them
-                out.append(Shape("line", earlier, _TOP, cx, _TOP, colour=COLOURS[Kind.COMMAND], dashed=True))
+                out.append(
+                    Shape(
+                        "line", earlier, command_y, cx, command_y, colour=COLOURS[Kind.COMMAND], dashed=True
+                    )
+                )
             previous_by_correlation[commit.correlation_id] = cx
-            out.append(Shape("rect", cx, _TOP, colour=COLOURS[Kind.COMMAND], text=commit.label))
+            wrote = ", ".join(f"{e.event_type} to {e.stream_id}" for e in commit.events)
+            tip = f"{commit.label}: wrote {wrote}"
+            out.append(Shape("rect", cx, command_y, colour=COLOURS[Kind.COMMAND], text=commit.label, tip=tip))
             if commit.label != "commit":
-                out.append(Shape("text", cx, _TOP - 10, text=commit.label, size=8, x2=1, colour="#1565c0"))
+                y = command_y - 11 - _LEVEL * command_levels[named]
+                named += 1
+                labels.append(
+                    Shape("text", cx, y, text=commit.label, x2=1, colour="#1565c0", halo=True, tip=tip)
+                )
         for event in self.events:  # causation: the event that caused another one
             cause = at.get(_as_uuid(event.metadata.causation_id))
             if cause is not None:
@@ -166,15 +233,44 @@ class Timeline:
                 )
         for event in self.events:
             x, y = xs[event.position], row[event.stream_id]
-            out.append(Shape("circle", x, y, colour=COLOURS[Kind.EVENT], text=_tooltip(event)))
-            out.append(Shape("text", x, y - 11, text=event.event_type, size=8, x2=1))
+            tip = _tooltip(event)
+            out.append(Shape("circle", x, y, colour=COLOURS[Kind.EVENT], text=tip, tip=tip))
+            label_y = y - 12 - _LEVEL * event_levels[event.position]
+            labels.append(Shape("text", x, label_y, text=event.event_type, x2=1, halo=True, tip=tip))
+        out.extend(self._axis(xs, axis_y, width))
+        out.extend(labels)
         if self.marker is not None and self.events:
-            before = [xs[e.position] for e in self.events if e.position <= self.marker]
-            mx = (max(before) + _STEP / 2) if before else _LEFT - _STEP / 2
-            out.append(Shape("line", mx, _TOP - 16, mx, height - 10, colour="#e53935"))
+            mx = self.marker_x(self.marker)
+            out.append(Shape("line", mx, command_y - 8, mx, axis_y, colour="#e53935"))
             out.append(
-                Shape("text", mx + 3, _TOP - 20, text=f"position {self.marker}", colour="#e53935", size=9)
+                Shape("text", mx + 4, axis_y - 4, text=f"position {self.marker}", colour="#e53935", halo=True)
             )
+        return out
+
+    def _axis(self, xs: dict[int, float], y: float, width: float) -> list[Shape]:
+        """A position or time axis under the rows, with ticks labelled where there is room."""
+        if not self.events:
+            return []
+        out = [Shape("line", _LEFT - 20, y, width - _RIGHT, y, colour="#78909c")]
+        if self.axis == "position":
+            every = max(1, int(-(-(_CHAR * 5) // _STEP)))  # room for a 4-digit label
+            ticks = [(xs[e.position], str(e.position)) for i, e in enumerate(self.events) if i % every == 0]
+            caption = "position in the log"
+        else:
+            first, last = self.events[0].recorded_at, self.events[-1].recorded_at
+            span = (last - first).total_seconds()
+            fmt = "%H:%M:%S.%f" if span < 10 else "%H:%M:%S" if first.date() == last.date() else "%m-%d %H:%M"
+            count = max(2, min(8, int((max(xs.values()) - _LEFT) // 90) + 1))
+            lo, hi = _LEFT, max(xs.values())
+            ticks = [
+                (lo + (hi - lo) * k / (count - 1), _clock(first + (last - first) * k / (count - 1), fmt))
+                for k in range(count)
+            ]
+            caption = f"recorded at ({first.tzname() or 'local time'})"
+        for x, text in ticks:
+            out.append(Shape("line", x, y, x, y + 4, colour="#78909c"))
+            out.append(Shape("text", x, y + 17, text=text, x2=1, colour="#455a64"))
+        out.append(Shape("text", (_LEFT + width - _RIGHT) / 2, y + 33, text=caption, x2=1, colour="#455a64"))
         return out
 
     # -- output -----------------------------------------------------------------------------------------
@@ -196,19 +292,21 @@ class Timeline:
             elif s.kind == "circle":
                 parts.append(
                     f'<circle cx="{s.x:.1f}" cy="{s.y:.1f}" r="7" fill="{s.colour}" stroke="#e65100">'
-                    f"<title>{html.escape(s.text)}</title></circle>"
+                    f"<title>{html.escape(s.tip or s.text)}</title></circle>"
                 )
             elif s.kind == "rect":
                 parts.append(
                     f'<rect x="{s.x - 6:.1f}" y="{s.y - 6:.1f}" width="12" height="12" rx="2" '
                     f'fill="{s.colour}">'
-                    f"<title>{html.escape(s.text)}</title></rect>"
+                    f"<title>{html.escape(s.tip or s.text)}</title></rect>"
                 )
             else:
                 anchor = ' text-anchor="middle"' if s.x2 else ""
+                halo = ' stroke="white" stroke-width="3" paint-order="stroke"' if s.halo else ""
+                tip = f"<title>{html.escape(s.tip)}</title>" if s.tip else ""
                 parts.append(
-                    f'<text x="{s.x:.1f}" y="{s.y:.1f}" font-size="{s.size:g}" fill="{s.colour}"{anchor}>'
-                    f"{html.escape(s.text)}</text>"
+                    f'<text x="{s.x:.1f}" y="{s.y:.1f}" font-size="{s.size:g}" fill="{s.colour}"'
+                    f"{anchor}{halo}>{tip}{html.escape(s.text)}</text>"
                 )
         parts.append("</svg>")
         return "\n".join(parts)
@@ -249,6 +347,15 @@ class Timeline:
             raise InvalidFormat(f"cannot save a timeline as {target.name!r}: use .svg, .png or .pdf")
         return target
 
+    def html(self) -> str:
+        """The timeline inline, scaled down to the output's width when wider, hover details kept."""
+        from .board import fit_svg
+
+        return fit_svg(self.svg(), css_class="ec-timeline")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"text/html": self.html(), "image/svg+xml": self.svg(), "text/plain": repr(self)}
+
     def _repr_svg_(self) -> str:
         return self.svg()
 
@@ -288,6 +395,19 @@ def timeline(
     return Timeline(events, axis=axis, title=title)
 
 
+def _clock(when: datetime, fmt: str) -> str:
+    text = when.strftime(fmt)
+    return text[:-3] if fmt.endswith("%f") else text  # milliseconds, not microseconds
+
+
+def _half(label: str) -> float:
+    return len(label) * _CHAR / 2
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _as_uuid(value: str | None) -> Any:
     import uuid
 
@@ -300,4 +420,8 @@ def _as_uuid(value: str | None) -> Any:
 
 
 def _tooltip(event: Any) -> str:
-    return f"{event.stream_id} v{event.version} @ {event.position}: {event.event_type} {event.payload!r}"
+    when = f"{event.recorded_at:%Y-%m-%d %H:%M:%S}"
+    return (
+        f"{event.event_type} on {event.stream_id} (version {event.version}, position {event.position}, "
+        f"{when})\n{event.payload!r}"
+    )

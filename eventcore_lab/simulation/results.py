@@ -156,8 +156,8 @@ class SimulationResult:
         )
         image = ax.imshow(grid, aspect="auto", cmap="Reds", extent=(0, end, len(hottest) - 0.5, -0.5))
         ax.set_yticks(range(len(hottest)), hottest)
-        ax.set(xlabel="time (s)", title=f"Conflicts by stream ({self.mode})")
-        ax.figure.colorbar(image, ax=ax, label="conflicting attempts")
+        ax.set(xlabel="time (s)", ylabel="stream", title=f"Conflicts by stream ({self.mode})")
+        ax.figure.colorbar(image, ax=ax, label="conflicting attempts", fraction=0.05, pad=0.02)
         return ax
 
     def plot_throughput(self, ax: Axes | None = None, *, bins: int = 20) -> Axes:
@@ -171,13 +171,24 @@ class SimulationResult:
         return ax
 
     def plot(self) -> Figure:
-        """The three plots side by side."""
-        import matplotlib.pyplot as plt
+        """Latency and throughput side by side, conflicts by stream beneath: a Figure that fits a
+        notebook's output and is displayed once, by being returned.
 
-        fig, axes = plt.subplots(1, 3, figsize=(16, 4), layout="constrained")
-        self.plot_latency(axes[0])
-        self.plot_conflicts(axes[1])
-        self.plot_throughput(axes[2])
+        It is made without pyplot, so that a notebook's inline backend does not show it a second time
+        at the end of the cell.
+        """
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(9.5, 7), layout="constrained")
+        grid = fig.add_gridspec(2, 2)
+        latency, heat, rates = (
+            fig.add_subplot(grid[0, 0]),
+            fig.add_subplot(grid[1, :]),
+            fig.add_subplot(grid[0, 1]),
+        )
+        self.plot_latency(latency)
+        self.plot_conflicts(heat)
+        self.plot_throughput(rates)
         return fig
 
 

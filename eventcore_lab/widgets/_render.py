@@ -24,7 +24,7 @@ def events_table(events: Sequence[Any], *, css_class: str = "ec-events") -> str:
     rows = "".join(
         f"<tr><td>{e.version}</td><td>{e.position}</td><td><b>{html.escape(e.event_type)}</b></td>"
         f"<td><code>{html.escape(_short(json.dumps(to_builtins(e.payload))))}</code></td>"
-        f"<td>{e.recorded_at:%Y-%m-%d %H:%M:%S}</td></tr>"
+        f"<td style='white-space:nowrap'>{e.recorded_at:%Y-%m-%d %H:%M:%S}</td></tr>"
         for e in events
     )
     head = "<tr><th>version</th><th>position</th><th>type</th><th>payload</th><th>recorded</th></tr>"
@@ -56,16 +56,53 @@ def error_box(error: BaseException) -> str:
 
 
 def read_model_html(projection: Any) -> str:
-    """A read model as HTML: its ``to_frame()`` table, its own ``_repr_html_``, or its public fields."""
+    """A read model as tables: its ``to_frame()``, its own ``_repr_html_``, or its public fields.
+
+    Public fields become one table each when they hold rows (a mapping of mappings, or a list of
+    mappings), a two-column table for a flat mapping, and a ``name: value`` line otherwise.
+    """
     to_frame = getattr(projection, "to_frame", None)
     if callable(to_frame):
-        return str(to_frame().to_html(max_rows=50))
+        return _table(to_frame())
     own = getattr(projection, "_repr_html_", None)
     if callable(own):
         return str(own())
-    state = {k: v for k, v in vars(projection).items() if not k.startswith("_")}
-    text = json.dumps(to_builtins(state), indent=2, default=str)
-    return f'<pre class="ec-read-model">{html.escape(text)}</pre>'
+    try:
+        state = {k: v for k, v in vars(projection).items() if not k.startswith("_")}
+    except TypeError:  # no __dict__ (slots, msgspec structs): its fields as builtins
+        built = to_builtins(projection)
+        state = built if isinstance(built, dict) else {"value": built}
+    parts = [_field_html(name, to_builtins(value)) for name, value in state.items()]
+    return f'<div class="ec-read-model">{"".join(parts) or "<i>no public fields</i>"}</div>'
+
+
+def _field_html(name: str, value: Any) -> str:
+    import pandas as pd
+
+    title = f'<div style="font-weight:bold;margin-top:4px">{html.escape(name)}</div>'
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        frame = pd.DataFrame.from_dict(value, orient="index")
+        frame.index.name = "key"
+        return title + _table(frame.reset_index())
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return title + _table(pd.DataFrame(value))
+    if isinstance(value, dict) and value:
+        rows = [{"key": k, "value": _scalar(v)} for k, v in value.items()]
+        return title + _table(pd.DataFrame(rows))
+    if isinstance(value, dict | list) and not value:
+        return f"{title}<i>empty</i>"
+    return f"<div><b>{html.escape(name)}</b>: {html.escape(_scalar(value))}</div>"
+
+
+def _table(frame: Any) -> str:
+    from ..display import tidy
+
+    cells = frame.map(lambda v: _scalar(v) if isinstance(v, dict | list) else v)
+    return str(tidy(cells, max_rows=50).to_html())
+
+
+def _scalar(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _short(text: str, limit: int = 120) -> str:

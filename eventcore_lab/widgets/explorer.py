@@ -22,11 +22,14 @@ class StreamExplorer(widgets.VBox):
 
     def __init__(self, store: Any, *, stream: str | None = None) -> None:
         self.store = store
-        self.stream_picker = widgets.Dropdown(description="stream", options=[], layout={"width": "360px"})
-        self.refresh_button = widgets.Button(description="↻ refresh", layout={"width": "110px"})
-        self.event_picker = widgets.Dropdown(description="event", options=[], layout={"width": "360px"})
-        self.table = widgets.HTML()
-        self.detail = widgets.HTML()
+        picker = {"style": {"description_width": "60px"}, "layout": {"width": "100%", "max_width": "420px"}}
+        self.stream_picker = widgets.Dropdown(description="stream", options=[], **picker)
+        self.refresh_button = widgets.Button(
+            description="↻ refresh", layout={"width": "110px", "flex": "0 0 auto"}
+        )
+        self.event_picker = widgets.Dropdown(description="event", options=[], **picker)
+        self.table = widgets.HTML(layout={"width": "100%", "overflow": "auto", "max_height": "300px"})
+        self.detail = widgets.HTML(layout={"width": "100%", "overflow": "auto", "max_height": "300px"})
         self.events: list[Any] = []
         self.refresh_button.add_class("ec-refresh")
         self.table.add_class("ec-explorer-table")
@@ -41,7 +44,8 @@ class StreamExplorer(widgets.VBox):
                 self.table,
                 self.event_picker,
                 self.detail,
-            ]
+            ],
+            layout={"width": "100%", "min_width": "0"},
         )
         self.add_class("ec-stream-explorer")
         self.refresh(select=stream)

@@ -38,10 +38,17 @@ class CommandRunner(widgets.VBox):
         self.callbacks: list[Callable[[ExecutionResult], Any]] = [on_result] if on_result else []
         self.last_result: ExecutionResult | None = None
         self.last_error: BaseException | None = None
-        self.picker = widgets.Dropdown(description="command", options=list(self.commands))
-        self.form_box = widgets.VBox()
-        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.output = widgets.HTML()
+        self.picker = widgets.Dropdown(
+            description="command",
+            options=list(self.commands),
+            style={"description_width": "130px"},
+            layout={"width": "calc(100% - 6px)"},
+        )
+        self.form_box = widgets.VBox(layout={"width": "100%"})
+        self.run_button = widgets.Button(
+            description="Run", button_style="primary", icon="play", layout={"margin": "4px 0 4px 134px"}
+        )
+        self.output = widgets.HTML(layout={"width": "100%", "max_height": "320px", "overflow": "auto"})
         self.run_button.add_class("ec-run")
         self.output.add_class("ec-runner-output")
         self.form: CommandForm = CommandForm(self.commands[self.picker.value])
@@ -55,7 +62,8 @@ class CommandRunner(widgets.VBox):
                 self.form_box,
                 self.run_button,
                 self.output,
-            ]
+            ],
+            layout={"width": "100%", "min_width": "0"},
         )
         self.add_class("ec-command-runner")
 
@@ -86,6 +94,7 @@ class CommandRunner(widgets.VBox):
             self.last_error = error
             self.output.value = error_box(error)
             return None
+        self.form.show_errors({})
         self.last_result = result
         written = len(result.events_written)
         summary = (

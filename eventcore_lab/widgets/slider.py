@@ -35,14 +35,38 @@ class TimelineSlider(widgets.VBox):
         self.timeline: Timeline = timeline(source, streams=streams, title=title)
         self.all_events = list(source.read_all() if hasattr(source, "read_all") else source)
         head = max((e.position for e in self.all_events), default=0)
+        width, _ = self.timeline.size()
+        start, end = self.timeline.marker_x(0), self.timeline.marker_x(head)
+        # the slider's track spans the picture from the marker at 0 to the marker at the head; both are
+        # sized in percent of the same box, so they stay aligned at whatever width the page gives them
+        # (the handle's half-width of slack on each side is what ipywidgets keeps around its track)
+        slack = 8.0
         self.slider = widgets.IntSlider(
-            description="position", min=0, max=head, value=head, continuous_update=False
+            description="",
+            min=0,
+            max=head,
+            value=head,
+            continuous_update=False,
+            readout=False,
+            style={"description_width": "0px"},
+            layout={
+                "width": f"{100 * (end - start + 2 * slack) / width:.3f}%",
+                "margin": f"0 0 0 {100 * (start - slack) / width:.3f}%",
+            },
         )
-        self.picture = widgets.HTML()
-        self.state = widgets.HTML()
+        self.picture = widgets.HTML(layout={"width": "100%"})
+        self.state = widgets.HTML(layout={"width": "100%", "overflow": "auto"})
         self.slider.add_class("ec-position")
+        self.picture.add_class("ec-timeline-picture")
         self.slider.observe(lambda _change: self._redraw(), names="value")
-        super().__init__(children=[self.slider, self.picture, self.state])
+        hint = widgets.HTML(
+            "<small>Drag the handle under the timeline: the red line and the read model below follow "
+            "it.</small>"
+        )
+        super().__init__(
+            children=[hint, self.picture, self.slider, self.state],
+            layout={"width": "100%", "max_width": f"{width:.0f}px"},
+        )
         self.add_class("ec-timeline-slider")
         self._redraw()
 
@@ -60,5 +84,6 @@ class TimelineSlider(widgets.VBox):
         return self.state_at(self.slider.value)
 
     def _redraw(self) -> None:
-        self.picture.value = self.timeline.with_marker(self.slider.value).svg()
+        svg = self.timeline.with_marker(self.slider.value).svg()
+        self.picture.value = svg.replace("<svg ", '<svg style="display:block;width:100%;height:auto" ', 1)
         self.state.value = self.view(self.current)
