@@ -42,7 +42,6 @@ import os
 import re
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,6 +66,7 @@ from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ..core.ids import StreamId, new_event_id
 from ..core.registry import EventRegistry, default_registry
 from . import bulk
+from ._stream_cache import StreamCache
 from .base import (
     MAX_PAYLOAD_BYTES,
     StreamsRead,
@@ -245,8 +245,11 @@ class DuckDBStore:
 
     ``cache_events`` bounds the events kept for recently used streams; ``tail_events`` the newest events
     kept for tailing readers. ``show_progress`` controls bulk progress bars (None: on a terminal only).
-    Small commits run DuckDB single-threaded (its worker threads cost more CPU than a few rows are worth);
-    analytics, exports and large imports use ``analytics_threads`` (default: every core).
+    ``read_hook``, when given, is called with the stream ids a read is about to fetch from DuckDB,
+    after the part served from memory was taken: a seam for tracing and for tests that interleave
+    writes with reads. Small commits run DuckDB single-threaded (its worker threads cost more CPU
+    than a few rows are worth); analytics, exports and large imports use ``analytics_threads``
+    (default: every core).
     """
 
     def __init__(
@@ -260,6 +263,7 @@ class DuckDBStore:
         tail_events: int = 50_000,
         show_progress: bool | None = None,
         analytics_threads: int | None = None,
+        read_hook: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.registry = registry or default_registry
         self.max_payload_bytes = max_payload_bytes
@@ -296,8 +300,8 @@ class DuckDBStore:
         self._work = threading.Condition(self._lock)  # wakes the writer thread
         self._writer: threading.Thread | None = None
         self._appender: Any = None  # DuckDB appender for small commits, made on first use
-        self._cache: OrderedDict[str, list[StoredEvent]] = OrderedDict()
-        self._cached = 0
+        self._cache = StreamCache(cache_events)
+        self._read_hook = read_hook
         self._tail: list[StoredEvent] = []
         self._tail_start = 1
         self._load()
@@ -651,21 +655,11 @@ class DuckDBStore:
                 if pending.get(sid) == version:
                     del pending[sid]
             if batch.events is None:
-                for sid in batch.streams:
-                    dropped = cache.pop(sid, None)
-                    if dropped is not None:
-                        self._cached -= len(dropped)
+                cache.drop(batch.streams)
                 self._tail = []
                 self._tail_start = batch.end + 1
             else:
-                for event in batch.events:
-                    events = cache.get(event.stream_id)
-                    if events is not None:
-                        events.append(event)
-                        self._cached += 1
-                    elif event.version == 1:
-                        cache[event.stream_id] = [event]
-                        self._cached += 1
+                cache.extend(batch.events)
                 self._tail.extend(batch.events)
         self._head = group[-1].end
         self._trim()
@@ -683,11 +677,7 @@ class DuckDBStore:
         self._next_position = self._head + 1
 
     def _trim(self) -> None:
-        """Keep the cache and the tail within their budgets. Caller holds ``self._lock``."""
-        cache = self._cache
-        while self._cached > self.cache_events and len(cache) > 1:
-            _, events = cache.popitem(last=False)
-            self._cached -= len(events)
+        """Keep the tail within its budget. Caller holds ``self._lock``."""
         if len(self._tail) > 2 * self.tail_events:
             drop = len(self._tail) - self.tail_events
             del self._tail[:drop]
@@ -696,70 +686,62 @@ class DuckDBStore:
     # -- reading -------------------------------------------------------------------------------------
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
-        return self._stream(StreamId(stream_id))[after_version:]
+        sid = StreamId(stream_id)
+        return list(self._read([sid])[sid][after_version:])
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         ids = list(dict.fromkeys(StreamId(s) for s in stream_ids))
-        found: dict[str, list[StoredEvent]] = {}
-        with self._lock:
-            missing = [sid for sid in ids if not self._cached_copy(sid, found)]
-        if missing:
-            with self._db_lock, self._lock:
-                # Both locks: DuckDB and memory agree, so what is read now can be cached.
-                still = [sid for sid in missing if not self._cached_copy(sid, found)]
-                if still:
-                    for sid, events in self._fetch_streams(still).items():
-                        found[sid] = events
-                        self._remember(sid, events)
+        found = self._read(ids)
         lists = [found[sid] for sid in ids if found[sid]]
         if len(lists) == 1:
-            merged = lists[0]
+            merged = list(lists[0])
         else:
             merged = sorted((e for events in lists for e in events), key=_by_position)
         return StreamsRead(merged, {sid: len(found[sid]) for sid in ids})
 
-    def _stream(self, sid: str) -> list[StoredEvent]:
-        found: dict[str, list[StoredEvent]] = {}
+    def _read(self, ids: Sequence[str]) -> dict[str, tuple[StoredEvent, ...]]:
+        """Whole streams, all as of one position: the published head when the read began.
+
+        Cached streams and known versions are taken in one locked section, together with the head;
+        the others are read from DuckDB up to that head, so a group committed meanwhile is seen in no
+        stream rather than in some (a transfer's credit without its debit would be a state that never
+        existed). DuckDB is read without holding ``self._lock``, so appenders keep validating.
+        """
         with self._lock:
-            if self._cached_copy(sid, found):
-                return found[sid]
-        with self._db_lock, self._lock:
-            if not self._cached_copy(sid, found):
-                found[sid] = self._fetch_streams([sid])[sid]
-                self._remember(sid, found[sid])
-        return found[sid]
+            head = self._head
+            known = [sid for sid in ids if self._versions.get(sid, 0)]
+            found, missing, _, epoch = self._cache.get(known)
+        for sid in ids:
+            found.setdefault(sid, ())
+        if missing:
+            if self._read_hook is not None:
+                self._read_hook(list(missing))
+            fetched = self._fetch_streams(missing, head)
+            with self._lock:  # keep what is still current: nothing was appended to it since ``head``
+                self._cache.fill(
+                    {
+                        sid: events
+                        for sid, events in fetched.items()
+                        if len(events) == self._versions.get(sid, 0)
+                    },
+                    epoch,
+                )
+            found.update(fetched)
+        return found
 
-    def _cached_copy(self, sid: str, into: dict[str, list[StoredEvent]]) -> bool:
-        """Copy a stream from memory into ``into`` if it is cached or known empty. Holds ``self._lock``."""
-        if self._versions.get(sid, 0) == 0:
-            into[sid] = []
-            return True
-        events = self._cache.get(sid)
-        if events is None:
-            return False
-        self._cache.move_to_end(sid)
-        into[sid] = events[:]
-        return True
-
-    def _remember(self, sid: str, events: list[StoredEvent]) -> None:
-        if events and len(events) == self._versions.get(sid, 0) and sid not in self._cache:
-            self._cache[sid] = events[:]
-            self._cached += len(events)
-            self._trim()
-
-    def _fetch_streams(self, ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
-        """Read whole streams from DuckDB. Caller holds ``self._db_lock``."""
+    def _fetch_streams(self, ids: Sequence[str], head: int) -> dict[str, tuple[StoredEvent, ...]]:
+        """Read whole streams from DuckDB, as of position ``head``."""
+        with self._db_lock:
+            self._check_open()
+            rows = self._con.execute(
+                f"select {_COLUMNS} from events where stream_id in (select unnest(?)) and position <= ? "
+                "order by position",
+                [list(ids), head],
+            ).fetchall()
         result: dict[str, list[StoredEvent]] = {sid: [] for sid in ids}
-        if not ids:
-            return result
-        self._check_open()
-        rows = self._con.execute(
-            f"select {_COLUMNS} from events where stream_id in (select unnest(?)) order by position",
-            [list(ids)],
-        ).fetchall()
         for event in self._decode(rows):
             result[event.stream_id].append(event)
-        return result
+        return {sid: tuple(events) for sid, events in result.items()}
 
     def _decode(self, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
         decode = self.registry.decode

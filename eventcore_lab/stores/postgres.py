@@ -90,8 +90,7 @@ import secrets
 import threading
 import time
 import zlib
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -114,6 +113,7 @@ from ..core.errors import (
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ..core.ids import StreamId, new_event_id
 from ..core.registry import EventRegistry, default_registry
+from ._stream_cache import StreamCache
 from .base import MAX_PAYLOAD_BYTES, StreamsRead, Subscription, prepare_append
 
 #: Environment variable read when no DSN is given.
@@ -154,89 +154,6 @@ _note_decoder = msgspec.json.Decoder(_Note)
 _encode = msgspec.json.Encoder().encode
 
 
-class _StreamCache:
-    """Recently read or written streams of one store: their events and hence their versions.
-
-    Entries only ever move forward: this store's own appends extend them, and anything else that may
-    have changed a stream drops it (a conflict naming it, a notification from another writer, an
-    invalidation racing with a fill). ``epoch`` counts the drops from outside, so a database read that
-    started before one cannot put back what it dropped. Thread-safe; at most ``max_events`` events (an
-    empty stream counts as one).
-    """
-
-    def __init__(self, max_events: int) -> None:
-        self.max_events = max_events
-        self.epoch = 0
-        self._lock = threading.Lock()
-        self._streams: OrderedDict[str, tuple[StoredEvent, ...]] = OrderedDict()
-        self._size = 0
-
-    def get(self, ids: Iterable[str]) -> tuple[dict[str, tuple[StoredEvent, ...]], list[str], int]:
-        """The cached streams among ``ids``, the others, and the epoch to pass to :meth:`fill`."""
-        found: dict[str, tuple[StoredEvent, ...]] = {}
-        missing: list[str] = []
-        with self._lock:
-            streams = self._streams
-            for sid in ids:
-                events = streams.get(sid)
-                if events is None:
-                    missing.append(sid)
-                else:
-                    streams.move_to_end(sid)
-                    found[sid] = events
-            return found, missing, self.epoch
-
-    def fill(self, streams: Mapping[str, Sequence[StoredEvent]], epoch: int) -> None:
-        """Keep streams read from the database, unless something was dropped since the read began."""
-        with self._lock:
-            if epoch != self.epoch:
-                return
-            for sid, events in streams.items():
-                if len(events) >= len(self._streams.get(sid, ())):  # never replace newer with older
-                    self._put(sid, tuple(events))
-            self._trim()
-
-    def extend(self, written: Sequence[StoredEvent], epoch: int) -> None:
-        """Add this store's own append, where the cached stream ends right before it."""
-        by_stream: dict[str, list[StoredEvent]] = {}
-        for event in written:
-            by_stream.setdefault(event.stream_id, []).append(event)
-        with self._lock:
-            for sid, events in by_stream.items():
-                cached = self._streams.get(sid, ())
-                if epoch == self.epoch and len(cached) == events[0].version - 1:
-                    self._put(sid, cached + tuple(events))
-                else:
-                    self._pop(sid)
-            self._trim()
-
-    def drop(self, ids: Iterable[str] | None) -> None:
-        """Forget these streams (all when None): they may have changed elsewhere."""
-        with self._lock:
-            self.epoch += 1
-            if ids is None:
-                self._streams.clear()
-                self._size = 0
-            else:
-                for sid in ids:
-                    self._pop(sid)
-
-    def _put(self, sid: str, events: tuple[StoredEvent, ...]) -> None:
-        self._pop(sid)
-        self._streams[sid] = events
-        self._size += max(1, len(events))
-
-    def _pop(self, sid: str) -> None:
-        events = self._streams.pop(sid, None)
-        if events is not None:
-            self._size -= max(1, len(events))
-
-    def _trim(self) -> None:
-        while self._size > self.max_events and self._streams:
-            _, events = self._streams.popitem(last=False)
-            self._size -= max(1, len(events))
-
-
 class PostgresStore:
     """An event store in a PostgreSQL schema, shared safely by any number of processes.
 
@@ -244,6 +161,9 @@ class PostgresStore:
     operation waits for a free connection; ``connect_timeout`` bounds connecting (libpq rounds it up to
     whole seconds, at least 2). ``cache_events > 0`` turns on the stream cache for ``read_streams``
     (see the module docstring: faster commands, but reads may briefly miss other processes' appends).
+    ``read_hook``, when given, is called by ``read_streams`` with the stream ids it is about to read
+    from the database, after the part served from the cache was taken: a seam for tracing and for
+    tests that interleave writes with reads.
     """
 
     def __init__(
@@ -258,6 +178,7 @@ class PostgresStore:
         connect_timeout: float = 5.0,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         cache_events: int = 0,
+        read_hook: Callable[[list[str]], None] | None = None,
     ) -> None:
         if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
             raise InvalidFormat(
@@ -316,6 +237,11 @@ class PostgresStore:
         self._sql_read_streams = (
             f"SELECT {_COLUMNS} FROM {t}.events WHERE stream_id = ANY(%s::text[]) ORDER BY position"
         )
+        self._sql_read_after = (  # streams after given versions (0: whole), in one statement
+            f"SELECT {', '.join('e.' + c for c in _COLUMNS.split(', '))} "
+            f"FROM unnest(%s::text[], %s::int8[]) AS w(stream_id, after) "
+            f"JOIN {t}.events e ON e.stream_id = w.stream_id AND e.version > w.after ORDER BY e.position"
+        )
         self._sql_version = f"SELECT coalesce(max(version), 0) FROM {t}.events WHERE stream_id = %s"
         self._sql_notify = "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)"
         self._sql_head = f"SELECT coalesce(max(position), 0) FROM {t}.events"
@@ -334,7 +260,8 @@ class PostgresStore:
         self._notify_busy = False
         self._notify_streams: set[str] | None = set()  # written since the last NOTIFY; None: too many
         self._token = secrets.token_hex(8)  # names this store in its NOTIFYs, so it skips its own
-        self._cache = _StreamCache(cache_events) if cache_events else None
+        self._cache = StreamCache(cache_events) if cache_events else None
+        self._read_hook = read_hook
         self._closed = threading.Event()
 
     def __repr__(self) -> str:
@@ -528,7 +455,14 @@ class PostgresStore:
         ]
         if stored:
             if cache is not None:
-                cache.extend(stored, epoch)
+                confirmed: dict[
+                    str, int
+                ] = {  # streams checked exactly were at that version when the append committed
+                    sid: v
+                    for sid, k, v in zip(check_streams, kinds, versions, strict=True)
+                    if k == "exact" and v is not None
+                }
+                cache.extend(stored, epoch, cache.new_stamp(), confirmed)
             self._saw_head(stored[-1].position)
             self._wake_listeners(p.stream_id for p in prepared)
         return stored
@@ -656,38 +590,50 @@ class PostgresStore:
         ids = [StreamId(s) for s in stream_ids]
         if self._cache is not None and ids:
             return self._read_cached(ids, self._cache)
+        if ids and self._read_hook is not None:
+            self._read_hook(list(dict.fromkeys(ids)))
         events = self._events(self._sql_read_streams, (ids,)) if ids else []
         versions: dict[str, int] = dict.fromkeys(ids, 0)
         for event in events:  # one snapshot: the versions match the events exactly
             versions[event.stream_id] = event.version
         return StreamsRead(events, versions)
 
-    def _read_cached(self, ids: list[StreamId], cache: _StreamCache) -> StreamsRead:
-        """read_streams with the cache: only the streams not cached are read from the database."""
+    def _read_cached(self, ids: list[StreamId], cache: StreamCache) -> StreamsRead:
+        """read_streams with the cache, still one snapshot of every stream.
+
+        Cached entries read or written by one statement share a stamp and are served together without
+        the database. Otherwise one statement reads the streams not cached and whatever was appended
+        to the cached ones after their cached version, so every stream is as of that statement; the
+        result is cached under a new stamp.
+        """
         self._ready()
         self._start_listener()
+        wanted: list[str] = list(dict.fromkeys(ids))
         if not self._listening.is_set():  # other writers' notifications could be missed: no cache
             cache.drop(None)
-            found: dict[str, Sequence[StoredEvent]] = {}
-            missing: list[str] = list(dict.fromkeys(ids))
+            found: dict[str, tuple[StoredEvent, ...]] = {}
+            stamps: set[int] = set()
+            missing: list[str] = wanted
             epoch = -1
         else:
-            found, missing, epoch = cache.get(dict.fromkeys(ids))  # type: ignore[assignment]
-        if missing:
-            fresh: dict[str, list[StoredEvent]] = {sid: [] for sid in missing}
-            for event in self._events(self._sql_read_streams, (missing,)):
+            found, missing, stamps, epoch = cache.get(wanted)
+        if missing or len(stamps) > 1:
+            if self._read_hook is not None:
+                self._read_hook(list(missing) if len(stamps) <= 1 else wanted)
+            after = {sid: len(found.get(sid, ())) for sid in wanted}
+            fresh: dict[str, list[StoredEvent]] = {sid: [] for sid in wanted}
+            for event in self._events(self._sql_read_after, (list(after), list(after.values()))):
                 fresh[event.stream_id].append(event)
+            found = {sid: found.get(sid, ()) + tuple(fresh[sid]) for sid in wanted}
             if epoch >= 0:
-                cache.fill(fresh, epoch)
-            found.update(fresh)
-        versions = {sid: (events[-1].version if events else 0) for sid, events in found.items()}
-        lists = [events for events in found.values() if events]
+                cache.fill(found, epoch, cache.new_stamp())
+        lists = [found[sid] for sid in wanted if found[sid]]
         merged: list[StoredEvent] = []
         for events in lists:
             merged.extend(events)
         if len(lists) > 1:  # sorted runs: timsort merges them in C, far faster than heapq.merge
             merged.sort(key=_position)
-        return StreamsRead(merged, {sid: versions[sid] for sid in ids})
+        return StreamsRead(merged, {sid: len(found[sid]) for sid in ids})
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         if after < 0:
