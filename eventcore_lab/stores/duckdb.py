@@ -55,6 +55,7 @@ import pyarrow as pa
 from .._gc import gc_paused
 from ..core.errors import (
     ConnectionFailed,
+    EventCoreError,
     InvalidFormat,
     MigrationError,
     StoreError,
@@ -211,7 +212,7 @@ class _ParquetImport:
 class _Batch:
     """One append (or import) waiting in the group-commit queue; it ends at position ``end``."""
 
-    __slots__ = ("done", "end", "error", "events", "rows", "staged", "streams", "waiter")
+    __slots__ = ("checked", "done", "end", "error", "events", "rows", "staged", "streams", "waiter")
 
     def __init__(
         self,
@@ -220,18 +221,33 @@ class _Batch:
         streams: dict[str, int],
         end: int,
         staged: tuple[_ParquetImport, int] | None = None,
+        checked: Iterable[str] = (),
     ) -> None:
         self.rows = rows
         self.events = events  # None for imports: their streams are dropped from the cache instead
         self.streams = streams  # stream id -> version after this batch
         self.end = end
         self.staged = staged  # (Parquet file, first position) of a file import done in SQL
+        self.checked = frozenset(checked)  # streams whose version the append checked, written or not
         self.done = False
         self.error: BaseException | None = None
         # Held until the group commits: the appender sleeps on it, so a commit wakes only its own
         # appenders instead of every thread waiting on a shared condition.
         self.waiter = threading.Lock()
         self.waiter.acquire()
+
+    def shift(self, by: int) -> None:
+        """Move this batch ``by`` positions down: a batch before it in the queue failed."""
+        self.end -= by
+        self.rows.positions = [p - by for p in self.rows.positions]
+        if self.events is not None:
+            self.events = [msgspec.structs.replace(e, position=e.position - by) for e in self.events]
+        if self.staged is not None:
+            self.staged = (self.staged[0], self.staged[1] - by)
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + (self.staged[0].count if self.staged is not None else 0)
 
     def finish(self, error: BaseException | None = None) -> None:
         if not self.done:
@@ -397,9 +413,10 @@ class DuckDBStore:
                 rows.payloads.append(item.payload_json)
                 rows.metadata.append(_metadata_encoder.encode(item.metadata))
                 rows.recorded.append(event.recorded_at)
-            batch = self._enqueue(rows, stored, versions, stored[-1].position + 1)
+            batch = self._enqueue(rows, stored, versions, stored[-1].position + 1, checked=checks)
         self._wait_durable(batch)
-        return stored
+        assert batch.events is not None
+        return batch.events  # positions may have moved down if an append queued before it failed
 
     def import_events(self, events: Iterable[StoredEvent], *, progress: bool | None = None) -> int:
         """Load stored events with one Arrow insert; positions are renumbered, all else kept.
@@ -508,6 +525,7 @@ class DuckDBStore:
         versions: dict[str, int],
         end: int,
         staged: _ParquetImport | None = None,
+        checked: Iterable[str] = (),
     ) -> _Batch:
         """Reserve positions ``self._next_position`` .. ``end - 1`` and the versions of a validated batch.
 
@@ -516,7 +534,12 @@ class DuckDBStore:
         if self._closed:
             raise StoreError(f"the DuckDB store {self.path} is closed")
         batch = _Batch(
-            rows, events, versions, end - 1, None if staged is None else (staged, self._next_position)
+            rows,
+            events,
+            versions,
+            end - 1,
+            None if staged is None else (staged, self._next_position),
+            checked,
         )
         self._pending.update(versions)
         self._next_position = end
@@ -568,11 +591,11 @@ class DuckDBStore:
                     if error is None:
                         self._publish(group)
                     else:
-                        self._fail(group, error)
+                        self._recover(group, error)
                     self._committing = False
                     self._changed.notify_all()
             except BaseException as exc:  # a bug here must not leave appenders waiting forever
-                self._fail(group, exc)
+                self._fail([batch for batch in group if not batch.done], exc)
                 raise
             finally:
                 self._writer = None
@@ -666,12 +689,89 @@ class DuckDBStore:
         for batch in group:
             batch.finish()
 
+    def _recover(self, group: list[_Batch], error: BaseException) -> None:
+        """A group failed to commit: find out which of its batches DuckDB refuses, and fail only those.
+
+        Each batch is committed again alone, in queue order; one that fails alone gets its own error,
+        and every later batch that depended on it (it writes or checked a stream the failed batch
+        wrote, so it was validated against versions that will never exist) fails with a version
+        conflict, which a command retries. The others move down to close the positions left free,
+        and so do the batches queued meanwhile. Holds ``self._lock`` except while committing.
+        """
+        if len(group) == 1:
+            outcomes: list[BaseException | None] = [error]
+        else:
+            outcomes = []
+            lost: set[str] = set()
+            shift = 0
+            for batch in group:
+                if lost & (batch.streams.keys() | batch.checked):
+                    outcomes.append(self._dependent_error(batch, lost))
+                    lost.update(batch.streams)
+                    shift += batch.size
+                    continue
+                if shift:
+                    batch.shift(shift)
+                self._lock.release()
+                try:
+                    alone = self._commit_group([batch])
+                finally:
+                    self._lock.acquire()
+                outcomes.append(None if alone is None else self._own_error(alone, error))
+                if alone is None:
+                    self._publish([batch])
+                else:
+                    lost.update(batch.streams)
+                    shift += batch.size
+        lost = set()
+        shift = 0
+        for batch, outcome in zip(group, outcomes, strict=True):
+            if outcome is not None:
+                batch.finish(self._own_error(outcome, error) if len(group) == 1 else outcome)
+                lost.update(batch.streams)
+                shift += batch.size
+        if not shift:
+            return
+        survivors: list[_Batch] = []
+        for batch in self._queue:  # validated against the failed batches too: renumber or fail them
+            if lost & (batch.streams.keys() | batch.checked):
+                batch.finish(self._dependent_error(batch, lost))
+                lost.update(batch.streams)
+                shift += batch.size
+            else:
+                batch.shift(shift)
+                survivors.append(batch)
+        self._queue = survivors
+        self._next_position -= shift
+        self._pending = {sid: v for batch in survivors for sid, v in batch.streams.items()}
+
+    def _own_error(self, cause: BaseException, group_error: BaseException) -> BaseException:
+        """A new error for one failed batch, chained to what DuckDB (or a file) raised for it."""
+        if isinstance(cause, EventCoreError):
+            return cause  # raised for this batch alone (e.g. a Parquet file changed during import)
+        if isinstance(cause, duckdb.Error):
+            retriable = isinstance(cause, _TRANSIENT_DUCKDB_ERRORS)
+            kind = "could not commit" if retriable else "refused"
+            error: BaseException = TransactionError(
+                f"DuckDB {kind} an append to {self.path}: {cause}", retriable=retriable
+            )
+        else:
+            error = StoreError(f"appending to {self.path} failed: {type(cause).__name__}: {cause}")
+        error.__cause__ = cause
+        return error
+
+    def _dependent_error(self, batch: _Batch, lost: set[str]) -> BaseException:
+        """The error of a batch validated against a failed one: its streams are not as it expected."""
+        conflicts = {
+            sid: ("the version of an append that failed", self._versions.get(sid, 0))
+            for sid in sorted(lost & (batch.streams.keys() | batch.checked))
+        }
+        return VersionConflict(conflicts)
+
     def _fail(self, group: list[_Batch], error: BaseException) -> None:
         """Fail ``group`` and everything queued behind it (validated against it), and forget them."""
-        if isinstance(error, duckdb.Error):
-            error = TransactionError(f"DuckDB could not commit to {self.path}: {error}", retriable=True)
         for batch in group + self._queue:
-            batch.finish(error)
+            batch.finish(self._own_error(error, error) if not isinstance(error, EventCoreError) else error)
         self._queue = []
         self._pending = {}
         self._next_position = self._head + 1
@@ -1083,6 +1183,15 @@ class DuckDBStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+#: DuckDB errors that another attempt may not meet (a busy or short-of-memory database); any other
+#: refusal (a constraint, a conversion, invalid input) would fail again the same way.
+_TRANSIENT_DUCKDB_ERRORS = (
+    duckdb.TransactionException,
+    duckdb.OutOfMemoryException,
+    duckdb.IOException,
+    duckdb.InterruptException,
+)
 
 _READ_ONLY_STATEMENTS = {
     duckdb.StatementType.SELECT,
