@@ -100,12 +100,14 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..core._deadline import remaining
 from ..core.errors import (
     ConnectionFailed,
     ConnectionPoolExhausted,
     EventCoreError,
     InvalidFormat,
     MigrationError,
+    Timeout,
     TooLong,
     TransactionError,
     VersionConflict,
@@ -126,6 +128,7 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _WRITER_KEY = 0x45434C42  # first half of the two-int advisory key writers hold; the second is per schema
 _CONFLICT = "ECV01"
 _IMMUTABLE = "ECI01"
+_TIMEOUT_STATES = {"57014", "55P03"}  # cancelled (statement_timeout), lock_timeout
 _RETRIABLE_STATES = {"57014", "55P03", "40001", "40P01"}  # cancelled, lock timeout, serialization, deadlock
 _COLUMNS = "event_id, stream_id, version, position, event_type, payload::text, metadata::text, recorded_at"
 _COPY_TYPES = [
@@ -242,6 +245,9 @@ class PostgresStore:
             f"FROM unnest(%s::text[], %s::int8[]) AS w(stream_id, after) "
             f"JOIN {t}.events e ON e.stream_id = w.stream_id AND e.version > w.after ORDER BY e.position"
         )
+        self._sql_limits = (
+            "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)"
+        )
         self._sql_version = f"SELECT coalesce(max(version), 0) FROM {t}.events WHERE stream_id = %s"
         self._sql_notify = "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)"
         self._sql_head = f"SELECT coalesce(max(position), 0) FROM {t}.events"
@@ -272,14 +278,18 @@ class PostgresStore:
     def _probe(self) -> None:
         try:
             psycopg.connect(self._dsn, **self._connect_kwargs).close()
-        except psycopg.ProgrammingError as exc:  # malformed DSN: retrying cannot help
-            raise ConnectionFailed(
-                f"invalid PostgreSQL DSN for {self._where}: {self._scrub(exc)}", retriable=False
-            ) from None
         except psycopg.Error as exc:
+            cause = type(exc)(self._scrub(exc))  # chained without anything secret it may carry
+            if isinstance(exc, psycopg.ProgrammingError):  # malformed DSN: retrying cannot help
+                raise ConnectionFailed(
+                    f"invalid PostgreSQL DSN for {self._where}: {self._scrub(exc)}", retriable=False
+                ) from cause
+            permanent = _refused_for_good(str(exc))
+            hint = " (the server refused this DSN; retrying will not help)" if permanent else ""
             raise ConnectionFailed(
-                f"cannot connect to PostgreSQL at {self._where}: {self._scrub(exc)}"
-            ) from None
+                f"cannot connect to PostgreSQL at {self._where}: {self._scrub(exc)}{hint}",
+                retriable=not permanent,
+            ) from cause
 
     def _scrub(self, exc: BaseException) -> str:
         """The error text without the password, should libpq ever echo it."""
@@ -291,23 +301,57 @@ class PostgresStore:
         return text
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled autocommit connection; database errors leave as EventCoreErrors."""
+    def _connection(self, budget: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection; database errors leave as EventCoreErrors.
+
+        ``budget`` is the time left to the calling command: waiting for a connection stops then, and a
+        statement cancelled by the server-side timeouts :meth:`_run` sets becomes :class:`Timeout`.
+        """
         if self._closed.is_set():
             raise ConnectionFailed(f"{self!r} is closed", retriable=False)
+        wait = self._pool_timeout if budget is None else max(0.001, min(budget, self._pool_timeout))
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=wait) as conn:
                 yield conn
         except PoolTimeout:
+            if budget is not None and wait < self._pool_timeout:
+                raise Timeout(
+                    f"no PostgreSQL connection became free within the {budget:.3f} s left to the command"
+                ) from None
             raise ConnectionPoolExhausted(
                 f"no PostgreSQL connection became free within {self._pool_timeout} s "
                 f"(pool_max={self._pool_max}); raise pool_max or pool_timeout, or lower the concurrency"
             ) from None
         except psycopg.Error as exc:
-            raise self._translate(exc) from exc
+            raise self._translate(exc, budget) from exc
 
-    def _translate(self, exc: psycopg.Error) -> Exception:
+    def _run(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run one statement and return its rows, within the running command's deadline if any.
+
+        With a deadline (see ``core._deadline``) the statement runs in a transaction whose
+        ``statement_timeout`` and ``lock_timeout`` are the time left, so the server itself stops a
+        call blocked on a lock or running long. The three statements go out pipelined: one round trip.
+        """
+        budget = remaining()
+        if budget is None:
+            with self._connection() as conn:
+                return conn.execute(query, params).fetchall()
+        if budget <= 0:
+            raise Timeout("the command's time budget ran out before its store call; nothing was written")
+        limit = f"{max(1, int(budget * 1000))}ms"
+        with self._connection(budget) as conn:
+            with conn.pipeline(), conn.transaction():
+                conn.execute(self._sql_limits, (limit, limit))
+                cursor = conn.execute(query, params)
+            return cursor.fetchall()
+
+    def _translate(self, exc: psycopg.Error, budget: float | None = None) -> Exception:
         state = exc.sqlstate
+        if budget is not None and state in _TIMEOUT_STATES:
+            return Timeout(
+                f"PostgreSQL stopped a store call at the end of the {budget:.3f} s left to the command "
+                f"({self._scrub(exc)}); nothing was written"
+            )
         if state == _CONFLICT:
             detail = msgspec.json.decode(exc.diag.message_detail or "{}")
             return VersionConflict(
@@ -432,8 +476,7 @@ class PostgresStore:
         cache = self._cache
         epoch = cache.epoch if cache is not None else 0
         try:
-            with self._connection() as conn:
-                row = conn.execute(self._sql_append, params).fetchone()
+            [row] = self._run(self._sql_append, params)
         except BaseException:  # a conflict, or an outcome unknown: what is cached of these may be stale
             if cache is not None:
                 cache.drop([*(p.stream_id for p in prepared), *check_streams])
@@ -566,9 +609,7 @@ class PostgresStore:
 
     def _events(self, query: str, params: Sequence[Any]) -> list[StoredEvent]:
         self._ready()
-        with self._connection() as conn:
-            rows = conn.execute(query, params).fetchall()
-        return [self._to_event(row) for row in rows]
+        return [self._to_event(row) for row in self._run(query, params)]
 
     def _to_event(self, row: Sequence[Any]) -> StoredEvent:
         event_id, sid, version, position, event_type, payload, metadata, recorded_at = row
@@ -893,12 +934,47 @@ def _describe(dsn: str) -> str:
     try:
         info = conninfo_to_dict(dsn)
     except psycopg.Error as exc:
-        raise ConnectionFailed(f"invalid PostgreSQL DSN: {_redact(str(exc))}", retriable=False) from None
+        text = _redact(str(exc).strip())
+        raise ConnectionFailed(f"invalid PostgreSQL DSN: {text}", retriable=False) from type(exc)(text)
     host = info.get("host") or info.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
     port = info.get("port") or os.environ.get("PGPORT") or "5432"
     dbname = info.get("dbname") or os.environ.get("PGDATABASE") or "(default database)"
     user = info.get("user") or os.environ.get("PGUSER")
     return f"{str(user) + '@' if user else ''}{host}:{port}/{dbname}"
+
+
+#: Refusals a server sends while starting, stopping or full: connecting again later may work.
+_TRANSIENT_REFUSALS = (
+    "starting up",
+    "shutting down",
+    "recovery mode",
+    "not yet accepting connections",
+    "not accepting connections",
+    "too many clients",
+    "too many connections",
+    "connection slots are reserved",
+)
+#: Client-side failures that no retry can fix: the DSN asks for something this server never does.
+_PERMANENT_CLIENT_FAILURES = (
+    "does not support SSL",
+    "no password supplied",
+    "invalid sslmode",
+    "invalid connection option",
+    "invalid integer value",
+)
+
+
+def _refused_for_good(message: str) -> bool:
+    """Whether a failed connection attempt can never succeed with the same DSN.
+
+    libpq reports connection failures without a SQLSTATE, so this reads its message: a server that
+    answered ``FATAL`` (unknown database or role, failed authentication, bad option) refused this DSN
+    and will again, unless it was only starting, stopping or full; refused, unreachable or timed-out
+    connections may work later.
+    """
+    if "FATAL:" in message:
+        return not any(phrase in message for phrase in _TRANSIENT_REFUSALS)
+    return any(phrase in message for phrase in _PERMANENT_CLIENT_FAILURES)
 
 
 def _text_array(items: Sequence[str]) -> str:
