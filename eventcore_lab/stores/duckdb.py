@@ -907,10 +907,14 @@ class DuckDBStore:
     # -- analytics -------------------------------------------------------------------------------------
 
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Run one read-only SQL statement (SELECT, WITH, DESCRIBE, ...) and return a DataFrame.
+        """Run one read-only query (SELECT, WITH, FROM, DESCRIBE, SUMMARIZE, EXPLAIN) into a DataFrame.
 
-        Tables: ``events`` (the log; payload and metadata are JSON text) and ``checkpoints``. Statements
-        that change anything are refused, so analysis cannot damage the log.
+        Tables: ``events`` (the log; payload and metadata are JSON text) and ``checkpoints``. Read-only
+        by construction, not by reading the text: DuckDB's parser must classify the statement as a
+        query (SELECT or EXPLAIN; so no SET, PRAGMA, ATTACH, COPY, INSTALL, LOAD or CALL), and it runs
+        in a read-only transaction that is always rolled back, where DuckDB itself refuses any write,
+        however nested (``EXPLAIN ANALYZE DELETE``, a CTE with ``DELETE ... RETURNING``). Use
+        ``pragma_table_info('events')`` and friends as table functions instead of PRAGMA statements.
         """
         with self._db_lock:
             self._check_open()
@@ -926,11 +930,16 @@ class DuckDBStore:
                     f"store.sql runs read-only queries; got a {kind.name} statement. Use store.connection() "
                     "for your own tables"
                 )
-            try:
-                with self._parallel() as con:
+            with self._parallel() as con:
+                con.execute("begin transaction read only")
+                try:
                     return con.execute(query, params).df()
-            except duckdb.Error as exc:
-                raise InvalidFormat(f"the SQL query failed: {exc}") from exc
+                except duckdb.TransactionException as exc:
+                    raise InvalidFormat(f"store.sql is read-only; the query tried to write: {exc}") from exc
+                except duckdb.Error as exc:
+                    raise InvalidFormat(f"the SQL query failed: {exc}") from exc
+                finally:
+                    con.execute("rollback")
 
     def events_table(
         self,
@@ -1193,11 +1202,9 @@ _TRANSIENT_DUCKDB_ERRORS = (
     duckdb.InterruptException,
 )
 
-_READ_ONLY_STATEMENTS = {
-    duckdb.StatementType.SELECT,
-    duckdb.StatementType.EXPLAIN,
-    duckdb.StatementType.PRAGMA,
-}
+#: What store.sql runs: queries. Everything else (SET, PRAGMA, CALL, ATTACH, COPY, LOAD, ...) may
+#: act outside a transaction, where a rollback could not undo it.
+_READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
