@@ -626,10 +626,11 @@ class DuckDBStore:
                     _insert_small(self._appender, rows)
                 elif len(rows) <= _IMPORT_CHUNK:
                     # one Arrow insert on one DuckDB thread: measured faster than two threads here
-                    with gc_paused():
-                        con.from_arrow(rows.table()).insert_into("events")
+                    con.from_arrow(rows.table()).insert_into("events")
                 else:
-                    with self._parallel(), gc_paused():
+                    # No gc_paused() here: this thread serves every client, and pausing the cyclic GC
+                    # pauses it for the whole process, not just for this thread.
+                    with self._parallel():
                         try:
                             con.execute("begin")
                             for start in range(0, len(rows), _IMPORT_CHUNK):
@@ -648,7 +649,7 @@ class DuckDBStore:
     def _insert_staged(self, rows: _Rows, staged: list[tuple[_ParquetImport, int]]) -> None:
         """Commit Arrow rows and Parquet imports in one transaction. Caller holds ``self._db_lock``."""
         con = self._con
-        with self._parallel(), gc_paused():
+        with self._parallel():
             try:
                 con.execute("begin")
                 for start in range(0, len(rows), _IMPORT_CHUNK):
