@@ -122,7 +122,7 @@ from .base import MAX_PAYLOAD_BYTES, StreamsRead, Subscription, prepare_append
 DSN_ENV = "EVENTCORE_DATABASE_URL"
 
 #: (version, SQL file next to this module); applied in order, each in its own transaction.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, "_postgres_schema.sql"),)
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, "_postgres_schema.sql"), (2, "_postgres_schema_2.sql"))
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _WRITER_KEY = 0x45434C42  # first half of the two-int advisory key writers hold; the second is per schema
@@ -245,9 +245,11 @@ class PostgresStore:
             f"FROM unnest(%s::text[], %s::int8[]) AS w(stream_id, after) "
             f"JOIN {t}.events e ON e.stream_id = w.stream_id AND e.version > w.after ORDER BY e.position"
         )
-        self._sql_limits = (
-            "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)"
+        self._sql_append_within = (
+            f"SELECT * FROM {t}.append_events_within(%s, %s::text[], %s::uuid[], %s::text[], %s::text[], "
+            "%s::text[], %s::text[], %s::text[], %s::int8[])"
         )
+        self._sql_read_within = f"SELECT * FROM {t}.read_streams_within(%s, %s::text[], %s::int8[])"
         self._sql_version = f"SELECT coalesce(max(version), 0) FROM {t}.events WHERE stream_id = %s"
         self._sql_notify = "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)"
         self._sql_head = f"SELECT coalesce(max(position), 0) FROM {t}.events"
@@ -328,22 +330,15 @@ class PostgresStore:
     def _run(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run one statement and return its rows, within the running command's deadline if any.
 
-        With a deadline (see ``core._deadline``) the statement runs in a transaction whose
-        ``statement_timeout`` and ``lock_timeout`` are the time left, so the server itself stops a
-        call blocked on a lock or running long. The three statements go out pipelined: one round trip.
+        Under a deadline (see ``core._deadline``) callers pass the ``*_within`` variant of their
+        statement, which sets the time left as the call's lock timeout (see migration 2); here, waiting
+        for a pooled connection is bounded too, and a timeout becomes :class:`Timeout`.
         """
         budget = remaining()
-        if budget is None:
-            with self._connection() as conn:
-                return conn.execute(query, params).fetchall()
-        if budget <= 0:
+        if budget is not None and budget <= 0:
             raise Timeout("the command's time budget ran out before its store call; nothing was written")
-        limit = f"{max(1, int(budget * 1000))}ms"
         with self._connection(budget) as conn:
-            with conn.pipeline(), conn.transaction():
-                conn.execute(self._sql_limits, (limit, limit))
-                cursor = conn.execute(query, params)
-            return cursor.fetchall()
+            return conn.execute(query, params).fetchall()
 
     def _translate(self, exc: psycopg.Error, budget: float | None = None) -> Exception:
         state = exc.sqlstate
@@ -476,7 +471,11 @@ class PostgresStore:
         cache = self._cache
         epoch = cache.epoch if cache is not None else 0
         try:
-            [row] = self._run(self._sql_append, params)
+            budget = remaining()
+            if budget is None:
+                [row] = self._run(self._sql_append, params)
+            else:
+                [row] = self._run(self._sql_append_within, (_lock_timeout(budget), *params))
         except BaseException:  # a conflict, or an outcome unknown: what is cached of these may be stale
             if cache is not None:
                 cache.drop([*(p.stream_id for p in prepared), *check_streams])
@@ -633,7 +632,13 @@ class PostgresStore:
             return self._read_cached(ids, self._cache)
         if ids and self._read_hook is not None:
             self._read_hook(list(dict.fromkeys(ids)))
-        events = self._events(self._sql_read_streams, (ids,)) if ids else []
+        budget = remaining()
+        if not ids:
+            events = []
+        elif budget is None:
+            events = self._events(self._sql_read_streams, (ids,))
+        else:
+            events = self._events(self._sql_read_within, (_lock_timeout(budget), ids, [0] * len(ids)))
         versions: dict[str, int] = dict.fromkeys(ids, 0)
         for event in events:  # one snapshot: the versions match the events exactly
             versions[event.stream_id] = event.version
@@ -663,7 +668,12 @@ class PostgresStore:
                 self._read_hook(list(missing) if len(stamps) <= 1 else wanted)
             after = {sid: len(found.get(sid, ())) for sid in wanted}
             fresh: dict[str, list[StoredEvent]] = {sid: [] for sid in wanted}
-            for event in self._events(self._sql_read_after, (list(after), list(after.values()))):
+            budget = remaining()
+            query: str = self._sql_read_after
+            params: tuple[Any, ...] = (list(after), list(after.values()))
+            if budget is not None:
+                query, params = self._sql_read_within, (_lock_timeout(budget), *params)
+            for event in self._events(query, params):
                 fresh[event.stream_id].append(event)
             found = {sid: found.get(sid, ()) + tuple(fresh[sid]) for sid in wanted}
             if epoch >= 0:
@@ -975,6 +985,11 @@ def _refused_for_good(message: str) -> bool:
     if "FATAL:" in message:
         return not any(phrase in message for phrase in _TRANSIENT_REFUSALS)
     return any(phrase in message for phrase in _PERMANENT_CLIENT_FAILURES)
+
+
+def _lock_timeout(budget: float) -> str:
+    """The time left to a command as a PostgreSQL lock_timeout (at least 1 ms: 0 would mean none)."""
+    return f"{max(1, int(budget * 1000))}ms"
 
 
 def _text_array(items: Sequence[str]) -> str:
