@@ -181,8 +181,7 @@ class Executor:
                 return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
             except EventCoreError as error:
                 if not self.retry.should_retry(error, attempt - 1):
-                    error.attempts = attempt
-                    raise
+                    raise error.with_attempts(attempt) from error
                 delay = self.retry.delay(attempt, self.rng)
                 yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
                 attempt += 1

@@ -10,10 +10,17 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
-from ..core.errors import InvalidFormat, TooLong, VersionConflict
-from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
-from ..core.ids import StreamId
-from ..core.registry import EventRegistry
+from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
+from .rules import (  # noqa: F401  (the shared rules, re-exported for stores that import them from here)
+    MAX_PAYLOAD_BYTES,
+    PreparedEvent,
+    PreparedImport,
+    check_expected,
+    check_follows,
+    prepare_append,
+    prepare_import,
+    stamp_events,
+)
 
 
 class StreamsRead(msgspec.Struct, frozen=True):
@@ -128,97 +135,3 @@ class Subscription(Iterator[StoredEvent]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-#: Payloads larger than this (as JSON) are refused, so one bad event cannot bloat or stall a store.
-MAX_PAYLOAD_BYTES = 1 << 20
-
-
-class PreparedEvent(msgspec.Struct, frozen=True):
-    """A write that passed validation: its stream id, type name, JSON payload and metadata."""
-
-    stream_id: StreamId
-    event_type: str
-    payload: object
-    payload_json: bytes
-    metadata: Metadata
-
-
-def prepare_append(
-    events: Sequence[EventToWrite],
-    expected: Mapping[str, ExpectedVersion] | None,
-    registry: EventRegistry,
-    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-) -> tuple[list[PreparedEvent], dict[StreamId, ExpectedVersion]]:
-    """Validate an append before anything is written; raise a clear error on the first bad item.
-
-    Every store calls this first, so that all stores refuse the same bad input in the same way.
-    """
-    prepared = []
-    for write in events:
-        if not isinstance(write, EventToWrite):
-            raise InvalidFormat(f"append expects EventToWrite items, got {type(write).__name__}")
-        sid = StreamId(write.stream_id)
-        event_type = registry.type_name(write.event)
-        data = registry.encode(write.event)
-        if len(data) > max_payload_bytes:
-            raise TooLong(
-                f"{event_type} payload for stream {sid!r} is {len(data)} bytes as JSON; "
-                f"the limit is {max_payload_bytes}"
-            )
-        metadata = write.metadata or Metadata()
-        if not isinstance(metadata, Metadata):
-            raise InvalidFormat(f"metadata must be a Metadata, got {type(metadata).__name__}")
-        prepared.append(PreparedEvent(sid, event_type, write.event, data, metadata))
-    checks: dict[StreamId, ExpectedVersion] = {}
-    for name, exp in (expected or {}).items():
-        if not isinstance(exp, ExpectedVersion):
-            raise InvalidFormat(f"expected version for {name!r} must be an ExpectedVersion, got {exp!r}")
-        checks[StreamId(name)] = exp
-    return prepared, checks
-
-
-def check_expected(checks: Mapping[StreamId, ExpectedVersion], version_of: Callable[[str], int]) -> None:
-    """Raise VersionConflict naming every stream whose expectation fails."""
-    conflicts: dict[str, tuple[str, int]] = {}
-    for sid, exp in checks.items():
-        actual = version_of(sid)
-        if not exp.holds_for(actual):
-            conflicts[sid] = (str(exp), actual)
-    if conflicts:
-        raise VersionConflict(conflicts)
-
-
-def stamp_events(
-    prepared: Sequence[PreparedEvent],
-    version_of: Callable[[str], int],
-    first_position: int,
-    now: datetime,
-    new_id: Callable[[], uuid.UUID],
-) -> tuple[list[StoredEvent], dict[str, int]]:
-    """Number validated writes: the next version of each stream and consecutive positions.
-
-    Returns the stored events and each written stream's new version. Stores that number events in
-    process call this under their write lock, after :func:`check_expected`.
-    """
-    versions: dict[str, int] = {}
-    stored = []
-    position = first_position
-    for item in prepared:
-        sid = item.stream_id
-        version = versions.get(sid) or version_of(sid)
-        versions[sid] = version = version + 1
-        stored.append(
-            StoredEvent(
-                event_id=new_id(),
-                stream_id=sid,
-                version=version,
-                position=position,
-                event_type=item.event_type,
-                payload=item.payload,
-                metadata=item.metadata,
-                recorded_at=now,
-            )
-        )
-        position += 1
-    return stored, versions

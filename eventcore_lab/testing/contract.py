@@ -257,8 +257,8 @@ class StoreContract:
     def test_import_with_a_version_gap_imports_nothing(self, store: Any) -> None:
         store.append([write("imp", "existing")])
         stored = store.read_all()[0]
-        gap = msgspec.structs.replace(stored, stream_id="imp", version=3)
-        ok = msgspec.structs.replace(stored, stream_id="other", version=1)
+        gap = msgspec.structs.replace(stored, stream_id="imp", version=3, event_id=uuid.uuid4())
+        ok = msgspec.structs.replace(stored, stream_id="other", version=1, event_id=uuid.uuid4())
         with pytest.raises(VersionConflict):
             store.import_events([ok, gap])
         assert store.stream_version("other") == 0 and store.head() == 1
