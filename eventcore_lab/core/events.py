@@ -104,7 +104,11 @@ class ExpectedVersion(msgspec.Struct, frozen=True):
         return True
 
     def __str__(self) -> str:
-        return f"version {self.version}" if self.kind is VersionCheck.EXACT else self.kind.value.replace("_", " ")
+        return (
+            f"version {self.version}"
+            if self.kind is VersionCheck.EXACT
+            else self.kind.value.replace("_", " ")
+        )
 
 
 ExpectedVersion.NO_STREAM = ExpectedVersion(VersionCheck.NO_STREAM)

@@ -99,7 +99,9 @@ def prepare_append(
             metadata_seen[id(metadata)] = metadata
         prepared.append(PreparedEvent(sid, event_type, write.event, data, metadata))
     if expected is not None and not isinstance(expected, Mapping):
-        raise InvalidArgument(f"expected must map stream ids to ExpectedVersion, got {type(expected).__name__}")
+        raise InvalidArgument(
+            f"expected must map stream ids to ExpectedVersion, got {type(expected).__name__}"
+        )
     checks: dict[StreamId, ExpectedVersion] = {}
     for name, exp in (expected or {}).items():
         if not isinstance(exp, ExpectedVersion):
@@ -153,7 +155,7 @@ def encode_metadata(metadata: Metadata, where: str) -> bytes:
 def _equal(a: object, b: object) -> bool:
     try:
         return bool(a == b)
-    except Exception:  # noqa: BLE001  (e.g. a signalling Decimal NaN refuses to compare)
+    except Exception:  # a signalling Decimal NaN, for one, refuses to compare
         return False
 
 
@@ -316,7 +318,9 @@ def prepare_import(
             meta = metadata_seen[id(metadata)] = encode_metadata(metadata, f"of the event {where}")
         recorded = event.recorded_at
         if not isinstance(recorded, datetime) or recorded.tzinfo is None or recorded.utcoffset() is None:
-            raise InvalidFormat(f"recorded_at of the event {where} must be a timezone-aware datetime, got {recorded!r}")
+            raise InvalidFormat(
+                f"recorded_at of the event {where} must be a timezone-aware datetime, got {recorded!r}"
+            )
         if recorded.tzinfo is not UTC:
             recorded = recorded.astimezone(UTC)
         if sid is not event.stream_id or recorded is not event.recorded_at:
@@ -343,7 +347,9 @@ def _unknown_payload(
         try:
             registry.decode(event_type, data)
         except SerializationError as exc:
-            raise SerializationError(f"the {event_type} event {where} does not fit its class: {exc.message}") from exc
+            raise SerializationError(
+                f"the {event_type} event {where} does not fit its class: {exc.message}"
+            ) from exc
     return data
 
 
