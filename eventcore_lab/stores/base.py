@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
+from ..core.registry import EventRegistry
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
 from .rules import (  # noqa: F401  (the shared rules, re-exported for stores that import them from here)
     MAX_PAYLOAD_BYTES,
     PreparedEvent,
@@ -33,8 +41,13 @@ class EventStore(Protocol):
     """What the executor, projections and tools need from a store.
 
     Positions start at 1 and grow in commit order; ``after`` arguments are exclusive, so a reader that
-    processed up to position ``p`` continues with ``read_all(after=p)``.
+    processed up to position ``p`` continues with ``read_all(after=p)``. Every store keeps the rules of
+    :mod:`.rules` (the contract suite in :mod:`eventcore_lab.testing.contract` checks them); after
+    ``close()`` every call but ``close()`` raises StoreClosed.
     """
+
+    #: How payloads are turned into JSON and back; exports and tools use the store's own.
+    registry: EventRegistry
 
     def append(
         self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
@@ -81,6 +94,88 @@ class EventStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# -- capabilities only some stores have: check them with isinstance(store, Protocol) ---------------
+
+
+@runtime_checkable
+class Checkpoints(Protocol):
+    """A store that keeps projection checkpoints next to its log (memory, DuckDB, PostgreSQL)."""
+
+    def checkpoint_load(self, name: str) -> int:
+        """The position saved under ``name`` (0 when none was saved)."""
+        ...
+
+    def checkpoint_save(self, name: str, position: int) -> None:
+        """Save ``position`` under ``name``; names follow :func:`.rules.check_checkpoint_name`."""
+        ...
+
+
+@runtime_checkable
+class StreamListing(Protocol):
+    """A store that can list its streams cheaply."""
+
+    def stream_ids(self) -> list[str]:
+        """Every stream that has events, in order of first event."""
+        ...
+
+
+@runtime_checkable
+class SQLAccess(Protocol):
+    """A store whose log can be queried with read-only SQL (DuckDB)."""
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run one read-only statement and return a DataFrame."""
+        ...
+
+
+@runtime_checkable
+class ColumnarAccess(Protocol):
+    """A store that hands out its log as columns, filtered by the database (DuckDB)."""
+
+    def events_table(
+        self,
+        *,
+        after: int = 0,
+        until: int | datetime | None = None,
+        stream_ids: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+        fields: Callable[[list[str]], Mapping[str, str] | None] = ...,
+    ) -> pa.Table | None:
+        """The log as an Arrow table with payload fields expanded (None when they cannot be)."""
+        ...
+
+    def events_frame(
+        self,
+        *,
+        after: int = 0,
+        until: int | None = None,
+        stream_ids: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """The log as a DataFrame, one row per event."""
+        ...
+
+
+@runtime_checkable
+class BulkExport(Protocol):
+    """A store with its own fast export to event files (DuckDB, PostgreSQL)."""
+
+    def export_events(
+        self, path: str | os.PathLike[str], *, after: int = 0, progress: bool | None = None
+    ) -> int:
+        """Write the log after ``after`` to a .parquet, .jsonl or .jsonl.gz file; return the count."""
+        ...
+
+
+@runtime_checkable
+class BulkImport(Protocol):
+    """A store with its own fast import of event files (DuckDB)."""
+
+    def import_file(self, path: str | os.PathLike[str], *, progress: bool | None = None) -> int:
+        """Import a .parquet, .jsonl or .jsonl.gz event file, all-or-nothing; return the count."""
+        ...
 
 
 class Subscription(Iterator[StoredEvent]):
