@@ -204,20 +204,25 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     """Base class for events: an immutable record that registers itself by class name.
 
     Set ``event_type = "..."`` on the class to choose another stable name. Library code that should not
-    take a name on import declares ``class X(Event, register="on_first_use")``.
+    take a name on import sets ``registration = "on_first_use"``.
 
     >>> class MoneyDeposited(Event):
     ...     amount: int
     """
 
     event_type: ClassVar[str]
+    #: "now" registers the class in the default registry when it is defined; "on_first_use" when it is
+    #: first written or read (library code uses it, so that importing takes no name a user may want).
+    registration: ClassVar[Literal["now", "on_first_use"]] = "now"
 
-    def __init_subclass__(cls, *, register: Literal["now", "on_first_use"] = "now", **kwargs: Any) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         name = cls.__dict__.get("event_type")
-        if register == "now":
+        if cls.registration == "now":
             default_registry.register(cls, name)
-        elif register == "on_first_use":
+        elif cls.registration == "on_first_use":
             default_registry.register_on_first_use(cls, name)
         else:
-            raise SerializationError(f"register must be 'now' or 'on_first_use', got {register!r}")
+            raise SerializationError(
+                f"{cls.__qualname__}.registration must be 'now' or 'on_first_use', got {cls.registration!r}"
+            )

@@ -39,6 +39,8 @@ NO_STREAM, ANY, NO_CHECK, exact = (
 class ContractNote(Event):
     """The event type the contract suite writes; it exercises the JSON types that must round-trip."""
 
+    registration = "on_first_use"
+
     event_type = "eventcore.contract.Note"
     text: str
     number: int = 0
@@ -52,6 +54,7 @@ class NotRegistered(msgspec.Struct, frozen=True):
 
 
 class Unserializable(Event):
+    registration = "on_first_use"
     event_type = "eventcore.contract.Unserializable"
     value: Any = None
 
