@@ -111,9 +111,16 @@ class EventRegistry:
         return False
 
     def __contains__(self, item: object) -> bool:
-        return item in self._by_name or item in self._by_class
+        """Whether ``item`` (a type name or a class) is registered or declared for first use."""
+        return (
+            item in self._by_name
+            or item in self._by_class
+            or item in self._deferred_names
+            or item in self._deferred_classes
+        )
 
     def __iter__(self) -> Iterator[str]:
+        """The registered type names (not those declared for registration on first use)."""
         return iter(list(self._by_name))
 
     def type_name(self, event: object) -> str:
