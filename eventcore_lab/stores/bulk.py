@@ -200,6 +200,8 @@ def _line_event(raw: bytes, registry: EventRegistry, where: str) -> StoredEvent:
         line = _line_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise InvalidEventFile(f"{where}: not an event record: {exc}") from exc
+    if bytes(line.payload).strip() == b"null":
+        raise InvalidEventFile(f"{where}: the event has no payload")
     try:
         payload = registry.read(line.event_type, line.payload)
     except SerializationError as exc:

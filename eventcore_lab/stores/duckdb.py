@@ -1049,7 +1049,7 @@ class DuckDBStore:
                             registry.decode(event_type, payload)
                         _metadata_decoder.decode(metadata)
                     except (SerializationError, msgspec.DecodeError) as exc:
-                        raise InvalidEventFile(
+                        raise SerializationError(
                             f"{name} row {row}: the {event_type} event cannot be read back: {exc}"
                         ) from exc
         finally:

@@ -343,6 +343,12 @@ def _unknown_payload(
     data = payload.raw
     if len(data) > max_payload_bytes:
         raise TooLong(f"{event_type} payload {where} is {len(data)} bytes; the limit is {max_payload_bytes}")
+    try:
+        is_object = isinstance(msgspec.json.decode(data), dict)
+    except msgspec.DecodeError:
+        is_object = False
+    if not is_object:
+        raise SerializationError(f"the unknown {event_type} event {where} does not hold a JSON object")
     if event_type in registry:  # registered since it was read: it must fit its class now
         try:
             registry.decode(event_type, data)
