@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from eventcore_lab import EventToWrite, MemoryStore, Metadata, StoredEvent, VersionConflict
-from eventcore_lab.core.errors import EventTypeMismatch, InvalidEventFile, InvalidFormat
+from eventcore_lab.core.errors import EventTypeMismatch, InvalidFormat, SerializationError
 from eventcore_lab.core.registry import UnknownEvent
 from eventcore_lab.stores import bulk
 from eventcore_lab.stores.duckdb import DuckDBStore
@@ -184,7 +184,7 @@ def test_parquet_import_checks_in_sql_and_is_all_or_nothing(tmp_path: Path) -> N
     gap = bulk.events_to_arrow([*events[:8], msgspec.structs.replace(events[8], version=9)])
     bad_cases = {
         "gap": (gap, VersionConflict, "consecutive versions"),
-        "type": (base.set_column(5, "payload", pa.array(['{"x": 1}'] * 3)), InvalidEventFile, "read back"),
+        "type": (base.set_column(5, "payload", pa.array(['{"x": 1}'] * 3)), SerializationError, "read back"),
         "json": (
             base.set_column(5, "payload", pa.array(["{}", "not json", "{}"])),
             InvalidFormat,

@@ -63,7 +63,35 @@ ARROW_SCHEMA = pa.schema(
 CHUNK_SIZE = 100_000
 
 _metadata_encoder = msgspec.json.Encoder()
-_metadata_decoder = msgspec.json.Decoder(Metadata)
+
+
+class FileMetadata(msgspec.Struct, forbid_unknown_fields=True):
+    """Metadata as an event file must hold it: a correlation id and no unknown keys.
+
+    Stricter than :class:`Metadata`, which makes up a correlation id when there is none: a file read
+    twice must give the same events, and a damaged key must not silently lose its value.
+    """
+
+    correlation_id: str
+    causation_id: str | None = None
+    user_id: str | None = None
+    custom: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def to_metadata(self) -> Metadata:
+        return Metadata(
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+            user_id=self.user_id,
+            custom=self.custom,
+        )
+
+
+_metadata_decoder = msgspec.json.Decoder(FileMetadata)
+
+
+def decode_file_metadata(data: bytes | str) -> Metadata:
+    """The metadata of one event file row; msgspec.DecodeError when it is not valid."""
+    return _metadata_decoder.decode(data).to_metadata()
 
 
 class _Line(msgspec.Struct):
@@ -75,7 +103,7 @@ class _Line(msgspec.Struct):
     version: int
     event_type: str
     payload: msgspec.Raw
-    metadata: Metadata
+    metadata: FileMetadata
     recorded_at: datetime
 
 
@@ -156,7 +184,7 @@ def write_jsonl(
                 event.version,
                 event.event_type,
                 msgspec.Raw(registry.encode(event.payload)),
-                event.metadata,
+                event.metadata,  # type: ignore[arg-type]  (encodes exactly as FileMetadata)
                 event.recorded_at,
             )
             try:
@@ -213,7 +241,7 @@ def _line_event(raw: bytes, registry: EventRegistry, where: str) -> StoredEvent:
         position=line.position,
         event_type=line.event_type,
         payload=payload,
-        metadata=line.metadata,
+        metadata=line.metadata.to_metadata(),
         recorded_at=_utc(line.recorded_at, where),
     )
 
@@ -270,7 +298,7 @@ def arrow_to_events(
             absent = ", ".join(name for name, value in zip(COLUMNS, row, strict=True) if value is None)
             raise InvalidEventFile(f"{where} has no {absent}")
         try:
-            meta = _metadata_decoder.decode(metadata)
+            meta = decode_file_metadata(metadata)
         except (msgspec.DecodeError, TypeError) as exc:
             raise InvalidEventFile(f"metadata of {where} is not valid: {exc}") from exc
         try:

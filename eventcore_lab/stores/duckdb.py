@@ -1047,7 +1047,7 @@ class DuckDBStore:
                     try:
                         if registry.knows(event_type):
                             registry.decode(event_type, payload)
-                        _metadata_decoder.decode(metadata)
+                        bulk.decode_file_metadata(metadata)
                     except (SerializationError, msgspec.DecodeError) as exc:
                         raise SerializationError(
                             f"{name} row {row}: the {event_type} event cannot be read back: {exc}"
