@@ -966,7 +966,7 @@ class DuckDBStore:
             try:
                 with self._parallel() as con:
                     first, last = self._check_parquet(con, parquet)
-            except duckdb.Error as exc:
+            except (duckdb.Error, UnicodeDecodeError, pa.ArrowException) as exc:  # damaged pages, bad text
                 raise InvalidEventFile(f"{target.name} is not a readable event file: {exc}") from exc
         if parquet.count == 0:
             return 0
