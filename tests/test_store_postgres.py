@@ -510,7 +510,12 @@ def test_import_refuses_bad_items_before_sending_anything(pg_store: PostgresStor
     with pytest.raises(InvalidFormat):
         pg_store.import_events([msgspec.structs.replace(event, stream_id="t", version=1), "not an event"])  # type: ignore[list-item]
     with pytest.raises(VersionConflict):
-        pg_store.import_events([msgspec.structs.replace(event, stream_id="t", version=v) for v in (1, 2, 4)])
+        pg_store.import_events(
+            [
+                msgspec.structs.replace(event, stream_id="t", version=v, event_id=uuid.uuid4())
+                for v in (1, 2, 4)
+            ]
+        )
     assert pg_store.head() == 1
 
 

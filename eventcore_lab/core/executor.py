@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._deadline import reset_deadline, set_deadline
 from .command import Command, CommandContext
@@ -23,11 +23,17 @@ from .errors import (
     EventCoreError,
     MaxIterationsExceeded,
     StreamAccessDenied,
+    StreamNotFound,
     Timeout,
+    UnknownEventFolded,
     VersionConflict,
 )
 from .events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from .ids import StreamId, new_correlation_id
+from .registry import UnknownEvent
+
+if TYPE_CHECKING:
+    from ..stores.base import EventStore
 from .retry import RetryConfig
 
 
@@ -77,7 +83,7 @@ class Executor:
 
     def __init__(
         self,
-        store: Any,
+        store: EventStore,
         *,
         retry: RetryConfig | None = None,
         timeout: float | None = 30.0,
@@ -184,8 +190,7 @@ class Executor:
                 return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
             except EventCoreError as error:
                 if not self.retry.should_retry(error, attempt - 1):
-                    error.attempts = attempt
-                    raise
+                    raise error.with_attempts(attempt) from error
                 delay = self.retry.delay(attempt, self.rng)
                 yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
                 attempt += 1
@@ -196,6 +201,7 @@ class Executor:
         versions: dict[StreamId, int] = {}
         by_stream: list[list[StoredEvent]] = []
         to_read = list(command.read_streams())
+        required = command.required_streams() if command.__existing_stream_fields__ else ()
         for _ in range(self.max_discovery_iterations):
             if to_read:
                 found = self.store.read_streams(to_read)
@@ -204,12 +210,25 @@ class Executor:
                     by_stream.append(found.events)
             yield (Phase.READ, attempt, versions, 0.0, None)
 
+            if required:
+                for sid in required:
+                    if versions.get(sid) == 0:
+                        raise StreamNotFound(sid)
+                required = ()
             state = command.initial_state()
             if len(by_stream) < 2:
                 events: Iterable[StoredEvent] = by_stream[0] if by_stream else ()
             else:
                 events = heapq.merge(*by_stream, key=_position)
+            refuse_unknown = not command.accepts_unknown_events
             for event in events:
+                if refuse_unknown and type(event.payload) is UnknownEvent:
+                    raise UnknownEventFolded(
+                        f"{type(command).__name__} would fold event {event.event_id} of stream "
+                        f"{event.stream_id!r} (version {event.version}), whose type {event.event_type!r} "
+                        "is not registered; import the module that defines it, or set "
+                        "accepts_unknown_events = True on the command to fold UnknownEvent payloads"
+                    )
                 state = command.apply(state, event)
             ctx = CommandContext(versions, self.clock(), metadata)
             writes = list(command.handle(state, ctx))

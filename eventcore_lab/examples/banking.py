@@ -25,22 +25,27 @@ def account_stream(account_id: str | int) -> str:
 
 
 class AccountOpened(Event):
+    registration = "on_first_use"
     owner: str
     initial_balance: int = 0
 
 
 class MoneyDeposited(Event):
+    registration = "on_first_use"
     amount: int
     reference: str = ""
 
 
 class MoneyWithdrawn(Event):
+    registration = "on_first_use"
     amount: int
     reference: str = ""
 
 
 class MoneyTransferred(Event):
     """Written to both accounts of a transfer: a debit on ``from_account``, a credit on ``to_account``."""
+
+    registration = "on_first_use"
 
     from_account: str
     to_account: str

@@ -63,10 +63,12 @@ def _id(stream_id: str) -> str:
 
 
 class CustomerEntered(Event):
+    registration = "on_first_use"
     customer_id: str
 
 
 class OrderPlaced(Event):
+    registration = "on_first_use"
     order_id: str
     customer_id: str
     items: list[str]
@@ -74,23 +76,27 @@ class OrderPlaced(Event):
 
 
 class PaymentReceived(Event):
+    registration = "on_first_use"
     order_id: str
     amount: int
     method: str
 
 
 class CoffeePrepared(Event):
+    registration = "on_first_use"
     order_id: str
     barista: str
     items: list[str]
 
 
 class OrderCompleted(Event):
+    registration = "on_first_use"
     order_id: str
     customer_id: str
 
 
 class CustomerLeft(Event):
+    registration = "on_first_use"
     customer_id: str
 
 

@@ -56,11 +56,14 @@ from .._gc import gc_paused
 from ..core.errors import (
     ConnectionFailed,
     EventCoreError,
+    EventFileChanged,
+    EventFileMissing,
+    InvalidEventFile,
     InvalidFormat,
     MigrationError,
+    SerializationError,
     StoreError,
     TransactionError,
-    UnknownEventType,
     VersionConflict,
 )
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
@@ -68,12 +71,18 @@ from ..core.ids import StreamId, new_event_id
 from ..core.registry import EventRegistry, default_registry
 from . import bulk
 from ._stream_cache import StreamCache
-from .base import (
+from .base import StreamsRead, Subscription
+from .rules import (
     MAX_PAYLOAD_BYTES,
-    StreamsRead,
-    Subscription,
+    check_checkpoint_name,
+    check_event_type,
     check_expected,
+    check_follows,
+    check_limit,
+    check_open,
+    check_position,
     prepare_append,
+    prepare_import,
     stamp_events,
 )
 
@@ -115,8 +124,6 @@ _SMALL_GROUP = 2_000
 #: A writer thread without work for this long ends; the next append starts another.
 _WRITER_IDLE_SECONDS = 1.0
 _metadata_encoder = msgspec.json.Encoder()
-_payload_encoder = msgspec.json.Encoder()  # the registry's settings; used in bulk to skip a call per event
-_VALIDATE_CHUNK = 50_000
 _metadata_decoder = msgspec.json.Decoder(Metadata)
 
 # Files open for writing by a DuckDBStore of this process: DuckDB would hand a second store the same
@@ -206,7 +213,7 @@ class _ParquetImport:
         except OSError:
             unchanged = False
         if not unchanged:
-            raise InvalidFormat(f"{self.path.name} changed while it was being imported")
+            raise EventFileChanged(f"{self.path.name} changed while it was being imported")
 
 
 class _Batch:
@@ -421,96 +428,40 @@ class DuckDBStore:
     def import_events(self, events: Iterable[StoredEvent], *, progress: bool | None = None) -> int:
         """Load stored events with one Arrow insert; positions are renumbered, all else kept.
 
-        Each event's version must follow its stream's current version (or the previous imported event of
-        the stream). Nothing is stored when any event is refused.
+        The events are checked by :func:`.rules.prepare_import` (the same rules as every store); each
+        stream's first event must follow its current version. Nothing is stored when any is refused.
         """
         self._check_writable()
         show = self.show_progress if progress is None else progress
         items = events if isinstance(events, list | tuple) else list(events)
-        rows = _Rows()
-        first_version: dict[str, int] = {}
-        last_version: dict[str, int] = {}
         with gc_paused(), bulk.progress_bar(total=len(items), desc="validate import", progress=show) as bar:
-            for start in range(0, len(items), _VALIDATE_CHUNK):
-                chunk = items[start : start + _VALIDATE_CHUNK]
-                self._validate_import(chunk, rows, first_version, last_version)
-                bar.update(len(chunk))
-        if not rows.streams:
+            batch = prepare_import(items, self.registry, self.max_payload_bytes)
+            bar.update(len(items))
+        if not batch.events:
             return 0
+        rows = _Rows()
+        rows.event_ids = [e.event_id for e in batch.events]
+        rows.streams = [e.stream_id for e in batch.events]
+        rows.versions = [e.version for e in batch.events]
+        rows.types = [e.event_type for e in batch.events]
+        rows.payloads = batch.payloads
+        rows.metadata = batch.metadata
+        rows.recorded = [e.recorded_at for e in batch.events]
         with self._lock:
-            self._check_follows(first_version)
+            self._check_writable()
+            check_follows(batch.first_versions, self._version_with_pending)
             start = self._next_position
             rows.positions = list(range(start, start + len(rows.streams)))
-            batch = self._enqueue(rows, None, last_version, start + len(rows.streams))
-        self._wait_durable(batch)
+            queued = self._enqueue(rows, None, batch.last_versions, start + len(rows.streams))
+        self._wait_durable(queued)
         return len(rows)
-
-    def _validate_import(
-        self,
-        chunk: Sequence[StoredEvent],
-        rows: _Rows,
-        first_version: dict[str, int],
-        last_version: dict[str, int],
-    ) -> None:
-        """Check a chunk of imported events and add them to ``rows``.
-
-        Works column by column and does each check once per distinct value (stream id, payload class,
-        metadata object): a loop doing everything per event is the slowest part of a bulk import.
-        """
-        for event in chunk:
-            if not isinstance(event, StoredEvent):
-                raise InvalidFormat(f"import expects StoredEvent items, got {type(event).__name__}")
-        payloads = [e.payload for e in chunk]
-        types = [e.event_type for e in chunk]
-        samples = {type(p): p for p in payloads}
-        registered = {kind: self.registry.type_name(sample) for kind, sample in samples.items()}
-        if any(registered[type(p)] != t for p, t in zip(payloads, types, strict=True)):
-            event = next(e for e in chunk if registered[type(e.payload)] != e.event_type)
-            raise UnknownEventType(
-                f"event {event.event_id} says its type is {event.event_type!r} but its payload is a "
-                f"{type(event.payload).__qualname__} registered as {registered[type(event.payload)]!r}"
-            )
-        given = [e.stream_id for e in chunk]
-        valid = {sid: StreamId(sid) for sid in dict.fromkeys(given)}
-        streams = [valid[sid] for sid in given]
-        versions = [e.version for e in chunk]
-        for sid, version in zip(streams, versions, strict=True):
-            previous = last_version.get(sid)
-            if previous is None:
-                first_version[sid] = version
-            elif version != previous + 1:
-                raise VersionConflict({sid: (f"version {version - 1}", previous)})
-            last_version[sid] = version
-        try:
-            encoded = [_payload_encoder.encode(p) for p in payloads]
-        except (TypeError, ValueError, OverflowError):
-            for payload in payloads:
-                self.registry.encode(payload)  # raises a SerializationError naming the event class
-            raise
-        metadata = [e.metadata for e in chunk]
-        objects = {id(m): m for m in metadata}  # events of one command share their metadata
-        distinct = {key: _metadata_encoder.encode(m) for key, m in objects.items()}
-        rows.event_ids.extend([e.event_id for e in chunk])
-        rows.streams.extend(streams)
-        rows.versions.extend(versions)
-        rows.types.extend(types)
-        rows.payloads.extend(encoded)
-        rows.metadata.extend([distinct[id(m)] for m in metadata])
-        rows.recorded.extend([e.recorded_at for e in chunk])
 
     def _check_follows(self, first_version: Mapping[str, int]) -> None:
         """Refuse an import whose first event of a stream does not follow that stream's version."""
-        conflicts = {}
-        for sid, version in first_version.items():
-            current = self._version_with_pending(sid)
-            if version != current + 1:
-                conflicts[sid] = (f"version {version - 1}", current)
-        if conflicts:
-            raise VersionConflict(conflicts)
+        check_follows(first_version, self._version_with_pending)
 
     def _check_writable(self) -> None:
-        if self._closed:
-            raise StoreError(f"the DuckDB store {self.path} is closed")
+        self._check_open()
         if self.read_only:
             raise TransactionError(f"the DuckDB store {self.path} was opened read-only; it cannot be written")
 
@@ -531,8 +482,7 @@ class DuckDBStore:
 
         Caller holds ``self._lock``.
         """
-        if self._closed:
-            raise StoreError(f"the DuckDB store {self.path} is closed")
+        self._check_open()
         batch = _Batch(
             rows,
             events,
@@ -663,7 +613,7 @@ class DuckDBStore:
                         f"from {parquet.source()}"
                     ).fetchall()
                     if inserted != parquet.count:
-                        raise InvalidFormat(f"{parquet.path.name} changed while it was being imported")
+                        raise EventFileChanged(f"{parquet.path.name} changed while it was being imported")
                 con.execute("commit")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
@@ -787,10 +737,12 @@ class DuckDBStore:
     # -- reading -------------------------------------------------------------------------------------
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+        self._check_open()
         sid = StreamId(stream_id)
-        return list(self._read([sid])[sid][after_version:])
+        return list(self._read([sid])[sid][check_position(after_version, "after_version") :])
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
+        self._check_open()
         ids = list(dict.fromkeys(StreamId(s) for s in stream_ids))
         found = self._read(ids)
         lists = [found[sid] for sid in ids if found[sid]]
@@ -845,7 +797,7 @@ class DuckDBStore:
         return {sid: tuple(events) for sid, events in result.items()}
 
     def _decode(self, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
-        decode = self.registry.decode
+        decode = self.registry.read
         return [
             StoredEvent(
                 event_id=event_id,
@@ -861,10 +813,8 @@ class DuckDBStore:
         ]
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
-        if after < 0:
-            raise InvalidFormat(f"after must be a position >= 0, got {after}")
-        if limit is not None and limit < 0:
-            raise InvalidFormat(f"limit must be >= 0, got {limit}")
+        self._check_open()
+        after, limit = check_position(after), check_limit(limit)
         with self._lock:
             head = self._head
             if after >= head or limit == 0:
@@ -883,16 +833,19 @@ class DuckDBStore:
         return self._decode(rows)
 
     def stream_version(self, stream_id: str) -> int:
+        self._check_open()
         sid = StreamId(stream_id)
         with self._lock:
             return self._versions.get(sid, 0)
 
     def stream_ids(self) -> list[str]:
         """Every stream that has events, in order of first event."""
+        self._check_open()
         with self._lock:
             return list(self._versions)
 
     def head(self) -> int:
+        self._check_open()
         with self._lock:
             return self._head
 
@@ -903,7 +856,8 @@ class DuckDBStore:
             )
 
     def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
-        return Subscription(self, after=after, batch_size=batch_size)
+        self._check_open()
+        return Subscription(self, after=check_position(after), batch_size=batch_size)
 
     # -- analytics -------------------------------------------------------------------------------------
 
@@ -1045,6 +999,7 @@ class DuckDBStore:
 
     def checkpoint_load(self, name: str) -> int:
         """The position saved under ``name`` (0 when none was saved)."""
+        name = check_checkpoint_name(name)
         with self._db_lock:
             self._check_open()
             rows = self._con.execute("select position from checkpoints where name = ?", [name]).fetchall()
@@ -1052,10 +1007,7 @@ class DuckDBStore:
 
     def checkpoint_save(self, name: str, position: int) -> None:
         """Save ``position`` under ``name``, durably, in the store's file."""
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidFormat(f"a checkpoint name is a non-empty string, got {name!r}")
-        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
-            raise InvalidFormat(f"a checkpoint position is an int >= 0, got {position!r}")
+        name, position = check_checkpoint_name(name), check_position(position, "position")
         self._check_writable()
         with self._db_lock:
             self._con.execute("insert or replace into checkpoints values (?, ?, now())", [name, position])
@@ -1100,14 +1052,14 @@ class DuckDBStore:
             return self.import_events(bulk.read_events(target, self.registry, progress=show), progress=show)
         self._check_writable()
         if not target.is_file():
-            raise InvalidFormat(f"event file {target} does not exist")
+            raise EventFileMissing(f"event file {target} does not exist")
         parquet = _ParquetImport(target)
         with self._db_lock:
             try:
                 with self._parallel() as con:
                     first, last = self._check_parquet(con, parquet)
-            except duckdb.Error as exc:
-                raise InvalidFormat(f"{target.name} is not a readable event file: {exc}") from exc
+            except (duckdb.Error, UnicodeDecodeError, pa.ArrowException) as exc:  # damaged pages, bad text
+                raise InvalidEventFile(f"{target.name} is not a readable event file: {exc}") from exc
         if parquet.count == 0:
             return 0
         with self._lock:
@@ -1131,14 +1083,14 @@ class DuckDBStore:
             f"count(*), list(distinct event_type) from {source}"
         ).fetchall()[0]
         if nulls or bad_ids or bad_json:
-            raise InvalidFormat(
+            raise InvalidEventFile(
                 f"{name}: {nulls} rows with missing fields, {bad_ids} with invalid event ids, "
                 f"{bad_json} with payload or metadata that are not JSON objects "
                 "(metadata needs a correlation_id)"
             )
         for event_type in types:
-            if event_type not in self.registry:
-                self.registry.event_class(event_type)  # raises UnknownEventType naming the known types
+            check_event_type(event_type)
+        self._check_parquet_rows(con, parquet)
         parquet.count = count
         first: dict[str, int] = {}
         last: dict[str, int] = {}
@@ -1149,18 +1101,56 @@ class DuckDBStore:
         ).fetchall()
         for stream, low, high, top in rows:
             if StreamId(stream) != stream:
-                raise InvalidFormat(f"{name}: stream id {stream!r} has surrounding whitespace")
+                raise InvalidEventFile(f"{name}: stream id {stream!r} has surrounding whitespace")
             if low != high:
                 raise VersionConflict({stream: (f"consecutive versions in {name}", low + 1)})
             first[stream] = low + 1
             last[stream] = top
         return first, last
 
+    def _check_parquet_rows(self, con: duckdb.DuckDBPyConnection, parquet: _ParquetImport) -> None:
+        """Decode every payload and metadata of a Parquet import as a read will: nothing that cannot be
+        read back is imported (the same rule as :func:`.rules.prepare_import`; types not registered are
+        kept as they are, like UnknownEvent). Duplicate event ids are refused too."""
+        name, source = parquet.path.name, parquet.source()
+        [(distinct, total)] = con.execute(
+            f"select count(distinct event_id), count(*) from {source}"
+        ).fetchall()
+        if distinct != total:
+            raise InvalidEventFile(f"{name}: {total - distinct} event ids appear more than once")
+        kinds = con.execute(f"select distinct typeof(recorded_at) from {source}").fetchall()
+        if any(kind != "TIMESTAMP WITH TIME ZONE" for (kind,) in kinds):
+            raise InvalidEventFile(f"{name}: recorded_at is not a UTC timestamp (got {kinds[0][0]})")
+        reader = con.sql(
+            f"select file_row_number, event_type, payload, metadata from {source}"
+        ).to_arrow_reader(50_000)
+        registry = self.registry
+        try:
+            for batch in reader:
+                columns = batch.to_pydict()
+                rows = zip(
+                    columns["file_row_number"],
+                    columns["event_type"],
+                    columns["payload"],
+                    columns["metadata"],
+                    strict=True,
+                )
+                for row, event_type, payload, metadata in rows:
+                    try:
+                        if registry.knows(event_type):
+                            registry.decode(event_type, payload)
+                        bulk.decode_file_metadata(metadata)
+                    except (SerializationError, msgspec.DecodeError) as exc:
+                        raise SerializationError(
+                            f"{name} row {row}: the {event_type} event cannot be read back: {exc}"
+                        ) from exc
+        finally:
+            reader.close()
+
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"the DuckDB store {self.path} is closed")
+        check_open(self._closed, f"the DuckDBStore {self.path}")
 
     @contextlib.contextmanager
     def _parallel(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -1174,7 +1164,7 @@ class DuckDBStore:
                 self._con.execute("set threads = 1")
 
     def close(self) -> None:
-        """Finish queued appends, then close the file. Later calls fail with StoreError."""
+        """Finish queued appends, then close the file. Later calls fail with StoreClosed."""
         with self._lock:
             if self._closed:
                 return

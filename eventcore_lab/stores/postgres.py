@@ -108,7 +108,6 @@ from ..core.errors import (
     InvalidFormat,
     MigrationError,
     Timeout,
-    TooLong,
     TransactionError,
     VersionConflict,
 )
@@ -116,7 +115,16 @@ from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ..core.ids import StreamId, new_event_id
 from ..core.registry import EventRegistry, default_registry
 from ._stream_cache import StreamCache
-from .base import MAX_PAYLOAD_BYTES, StreamsRead, Subscription, prepare_append
+from .base import StreamsRead, Subscription
+from .rules import (
+    MAX_PAYLOAD_BYTES,
+    check_checkpoint_name,
+    check_limit,
+    check_open,
+    check_position,
+    prepare_append,
+    prepare_import,
+)
 
 #: Environment variable read when no DSN is given.
 DSN_ENV = "EVENTCORE_DATABASE_URL"
@@ -309,8 +317,7 @@ class PostgresStore:
         ``budget`` is the time left to the calling command: waiting for a connection stops then, and a
         statement cancelled by the server-side timeouts :meth:`_run` sets becomes :class:`Timeout`.
         """
-        if self._closed.is_set():
-            raise ConnectionFailed(f"{self!r} is closed", retriable=False)
+        self._check_open()
         wait = self._pool_timeout if budget is None else max(0.001, min(budget, self._pool_timeout))
         try:
             with self._pool.connection(timeout=wait) as conn:
@@ -339,6 +346,9 @@ class PostgresStore:
             raise Timeout("the command's time budget ran out before its store call; nothing was written")
         with self._connection(budget) as conn:
             return conn.execute(query, params).fetchall()
+
+    def _check_open(self) -> None:
+        check_open(self._closed.is_set(), f"the PostgresStore of schema {self.schema!r} at {self._where}")
 
     def _translate(self, exc: psycopg.Error, budget: float | None = None) -> Exception:
         state = exc.sqlstate
@@ -442,6 +452,7 @@ class PostgresStore:
     def append(
         self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
     ) -> list[StoredEvent]:
+        self._check_open()
         prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
         check_streams, kinds, versions = [], [], []
         for sid, exp in checks.items():
@@ -518,6 +529,7 @@ class PostgresStore:
 
             store.import_events(bulk.read_events("history.parquet"))
         """
+        self._check_open()
         rows, firsts = self._import_rows(events)
         if not rows:
             return 0
@@ -554,55 +566,22 @@ class PostgresStore:
         return len(rows)
 
     def _import_rows(self, events: Iterable[StoredEvent]) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
-        """Validate an import fully before anything is sent; rows without positions, first versions."""
-        rows: list[tuple[Any, ...]] = []
-        firsts: dict[str, int] = {}
-        last: dict[str, int] = {}
-        stream_ids: dict[str, StreamId] = {}  # each distinct id validated once
-        checked_types: set[str] = set()
-        encode, type_name, limit = self.registry.encode, self.registry.type_name, self.max_payload_bytes
-        append = rows.append
-        for event in events:
-            if type(event) is not StoredEvent:
-                raise InvalidFormat(f"import expects StoredEvent items, got {type(event).__name__}")
-            sid = stream_ids.get(event.stream_id)
-            if sid is None:
-                sid = stream_ids[event.stream_id] = StreamId(event.stream_id)
-            type_name(event.payload)
-            event_type = event.event_type
-            if event_type not in checked_types:
-                if not isinstance(event_type, str) or not event_type or "\x00" in event_type:
-                    raise InvalidFormat(
-                        f"event type must be a non-empty string without NUL, got {event_type!r}"
-                    )
-                checked_types.add(event_type)
-            version = event.version
-            previous = last.get(sid)
-            if previous is None:
-                if version < 1:
-                    raise InvalidFormat(f"event version must be >= 1, got {version} in stream {sid!r}")
-                firsts[sid] = version
-            elif version != previous + 1:
-                raise VersionConflict({sid: (f"version {version - 1}", previous)})
-            last[sid] = version
-            payload = encode(event.payload)
-            if len(payload) > limit:
-                raise TooLong(
-                    f"{event_type} payload in stream {sid!r} is {len(payload)} bytes as JSON; "
-                    f"the limit is {limit}"
-                )
-            append(
-                (
-                    sid,
-                    version,
-                    event.event_id,
-                    event_type,
-                    payload.decode(),
-                    _encode(event.metadata).decode(),
-                    event.recorded_at,
-                )
+        """Validate an import fully (:func:`.rules.prepare_import`) before anything is sent; rows without
+        positions, and each stream's first version."""
+        batch = prepare_import(events, self.registry, self.max_payload_bytes)
+        rows = [
+            (
+                e.stream_id,
+                e.version,
+                e.event_id,
+                e.event_type,
+                payload.decode(),
+                metadata.decode(),
+                e.recorded_at,
             )
-        return rows, firsts
+            for e, payload, metadata in zip(batch.events, batch.payloads, batch.metadata, strict=True)
+        ]
+        return rows, batch.first_versions
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -618,15 +597,18 @@ class PostgresStore:
             version=version,
             position=position,
             event_type=event_type,
-            payload=self.registry.decode(event_type, payload),
+            payload=self.registry.read(event_type, payload),
             metadata=_metadata_decoder.decode(metadata),
             recorded_at=recorded_at,
         )
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
-        return self._events(self._sql_read_stream, (StreamId(stream_id), after_version))
+        self._check_open()
+        sid = StreamId(stream_id)
+        return self._events(self._sql_read_stream, (sid, check_position(after_version, "after_version")))
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
+        self._check_open()
         ids = [StreamId(s) for s in stream_ids]
         if self._cache is not None and ids:
             return self._read_cached(ids, self._cache)
@@ -687,10 +669,8 @@ class PostgresStore:
         return StreamsRead(merged, {sid: len(found[sid]) for sid in ids})
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
-        if after < 0:
-            raise InvalidFormat(f"after must be a position >= 0, got {after}")
-        if limit is not None and limit < 0:
-            raise InvalidFormat(f"limit must be >= 0 or None, got {limit}")
+        self._check_open()
+        after, limit = check_position(after), check_limit(limit)
         self._ready()
         rows: list[Sequence[Any]] = []
         position = after
@@ -738,6 +718,7 @@ class PostgresStore:
         return str(state)
 
     def stream_version(self, stream_id: str) -> int:
+        self._check_open()
         sid = StreamId(stream_id)
         self._ready()
         with self._connection() as conn:
@@ -745,6 +726,7 @@ class PostgresStore:
         return int(row[0]) if row else 0
 
     def head(self) -> int:
+        self._check_open()
         self._ready()
         with self._connection() as conn:
             row = conn.execute(self._sql_head).fetchone()
@@ -880,7 +862,8 @@ class PostgresStore:
         self._saw_head(note.head)
 
     def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
-        return Subscription(self, after=after, batch_size=batch_size)
+        self._check_open()
+        return Subscription(self, after=check_position(after), batch_size=batch_size)
 
     # -- checkpoints --------------------------------------------------------------------------------
 
@@ -895,8 +878,7 @@ class PostgresStore:
 
     def checkpoint_save(self, name: str, position: int) -> None:
         """Record that ``name`` has processed everything up to ``position``."""
-        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
-            raise InvalidFormat(f"checkpoint position must be an int >= 0, got {position!r}")
+        position = check_position(position, "position")
         self._ready()
         with self._connection() as conn:
             conn.execute(
@@ -1004,6 +986,4 @@ def _redact(text: str) -> str:
 
 
 def _name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip() or "\x00" in name:
-        raise InvalidFormat(f"checkpoint name must be a non-empty string without NUL, got {name!r}")
-    return name
+    return check_checkpoint_name(name)
