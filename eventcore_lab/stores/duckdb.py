@@ -13,8 +13,15 @@ store keeps what the write path needs in the process and talks to DuckDB in batc
   (``tail_events``) are served from memory, so the executor and tailing subscribers rarely touch DuckDB.
 
 Positions are handed out in queue order and groups commit in that order, so the log grows without holes
-and a tailing reader can never miss an event. If a group fails to commit, it and every append queued
-behind it fail with a retriable :class:`TransactionError` and nothing of them is stored.
+and a tailing reader can never miss an event. If a group fails to commit, its appends are committed
+again one by one: an append DuckDB refuses fails alone, with its own error chained to DuckDB's (a
+:class:`TransactionError`, retriable only for DuckDB's transient errors; a file import's own error, such
+as a Parquet file that changed, stays that error), appends that were validated against its versions
+fail with a retriable :class:`VersionConflict`, and every other append commits, moved down to keep the
+positions without holes.
+
+``read_streams`` is one snapshot: cached streams, versions and the head are taken together, and
+streams read from DuckDB are read up to that head, so a group committed meanwhile is in none of them.
 
 Analytics and tools (for the notebooks and the projections package):
 

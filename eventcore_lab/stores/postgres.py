@@ -64,6 +64,10 @@ never, if it died between commit and NOTIFY). Own appends are always visible. ``
 ``stream_version``, ``read_all`` and subscriptions never use the cache. Entries only move forward
 (own appends extend a stream only if the cached copy ends right before them), and a database read that
 raced with an invalidation is not kept. ``N`` bounds the events held (an empty stream counts as one).
+Reads stay one snapshot with the cache: entries carry a stamp naming the statement that read or wrote
+them (an own append stamps the streams it wrote and those it checked exactly, all current at its
+commit), cached streams are combined only when their stamps agree, and otherwise one statement reads
+the missing streams together with whatever follows the cached ones (shared cache: ``_stream_cache``).
 
 **Checkpoints** for projection runners, in ``<schema>.checkpoints``: ``checkpoint_load(name) -> int``
 (0 when never saved) and ``checkpoint_save(name, position)`` (an upsert, in its own transaction).
@@ -73,10 +77,20 @@ raced with an invalidation is not kept. ``N`` bounds the events held (an empty s
 :meth:`copy_out` streams the log out with COPY TO, and :meth:`export_events` writes it to a JSON Lines
 or Parquet file (``stores.bulk``).
 
+**Time budgets.** A command's store calls end with its time budget (the executor publishes its
+deadline, see ``core._deadline``): the append and the reads then go through ``append_events_within`` /
+``read_streams_within`` (migration 2), which set the time left as the call's ``lock_timeout`` before
+taking any lock, so a call blocked on another session's lock ends as :class:`Timeout` on the server, at
+no extra round trip; waiting for a pooled connection is bounded the same way.
+
 **Errors.** An unreachable server or a wrong DSN fails within ``connect_timeout`` with
-:class:`ConnectionFailed` naming host, port, database and user (never the password); no free pooled
+:class:`ConnectionFailed` naming host, port, database and user (never the password; the driver's error
+is chained with secrets removed). It is retriable when the connection was refused, unreachable or timed
+out, or the server was starting, stopping or full, and not when the server refused this DSN (unknown
+database or role, failed authentication, bad option) or the DSN itself is malformed. No free pooled
 connection within ``pool_timeout`` is :class:`ConnectionPoolExhausted`; serialization failures,
-deadlocks, lock timeouts and cancelled statements are a retriable :class:`TransactionError`.
+deadlocks, lock timeouts and cancelled statements outside a budget are a retriable
+:class:`TransactionError`.
 """
 
 from __future__ import annotations
