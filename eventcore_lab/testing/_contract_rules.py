@@ -248,7 +248,7 @@ class RulesContract:
             before = everything(store)
             with pytest.raises(SerializationError, match="metadata"):
                 store.append([EventToWrite("s", note("x"), make())])
-            assert_still_usable(store, before), case
+            assert_still_usable(store, before)
 
     def test_values_json_keeps_round_trip_in_untyped_fields(self, store: EventStore) -> None:
         value = {"a": [1, 2.5, None, True, "x", {"b": -(2**63)}], "c": 2**64 - 1, "d": 1e300}
