@@ -246,8 +246,9 @@ class RulesContract:
     def test_append_refuses_metadata_that_could_not_be_read_back(self, store: EventStore) -> None:
         for case, make in BAD_METADATA.items():
             before = everything(store)
-            with pytest.raises(SerializationError, match="metadata"):
+            with pytest.raises(SerializationError, match="metadata") as error:
                 store.append([EventToWrite("s", note("x"), make())])
+            assert "'s'" in str(error.value), case
             assert_still_usable(store, before)
 
     def test_values_json_keeps_round_trip_in_untyped_fields(self, store: EventStore) -> None:
