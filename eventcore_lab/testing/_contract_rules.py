@@ -523,6 +523,24 @@ class PersistentRulesContract:
         assert again.read_streams(["p", "imp"]).versions == {"p": 3, "imp": 0}
         assert_still_usable(again, before)
 
+    @_HYPOTHESIS
+    @given(data=st.data())
+    def test_random_events_read_back_equal_after_reopen(
+        self, store: EventStore, reopen: Callable[[EventStore], EventStore], data: st.DataObject
+    ) -> None:
+        live: list[EventStore] = self.__dict__.setdefault("_live_stores", [store])  # one per example
+        stream_id = f"reopen-{uuid.uuid4()}"
+        meta = data.draw(_metadata(), label="metadata")
+        written: list[StoredEvent] = []
+        for payload in data.draw(st.lists(_payloads(), min_size=1, max_size=4), label="payloads"):
+            try:
+                written += live[-1].append([EventToWrite(stream_id, payload, meta)])
+            except EventCoreError:
+                continue
+        live.append(reopen(live[-1]))
+        assert live[-1].read_stream(stream_id) == written
+        assert live[-1].read_streams([stream_id]).events == written
+
 
 # -- helpers -------------------------------------------------------------------------------------------
 
