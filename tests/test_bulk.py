@@ -14,9 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from eventcore_lab import EventToWrite, MemoryStore, Metadata, StoredEvent, VersionConflict
+from eventcore_lab import EventToWrite, MemoryStore, Metadata, StoredEvent
 from eventcore_lab.core.errors import EventTypeMismatch, InvalidFormat, SerializationError
 from eventcore_lab.core.registry import UnknownEvent
+from eventcore_lab.errors import VersionConflict
 from eventcore_lab.stores import bulk
 from eventcore_lab.stores.duckdb import DuckDBStore
 from eventcore_lab.testing.contract import note, write

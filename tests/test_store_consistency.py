@@ -20,8 +20,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from eventcore_lab import Event, EventToWrite, ExpectedVersion, MemoryStore, StoredEvent, VersionConflict
+from eventcore_lab import Event, EventToWrite, ExpectedVersion, MemoryStore, StoredEvent
 from eventcore_lab.core.events import Metadata
+from eventcore_lab.errors import VersionConflict
 from eventcore_lab.stores.base import StreamsRead
 from eventcore_lab.stores.duckdb import DuckDBStore
 from eventcore_lab.stores.postgres import PostgresStore

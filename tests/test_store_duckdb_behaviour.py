@@ -17,18 +17,16 @@ import duckdb
 import pytest
 
 from eventcore_lab import (
-    ConnectionFailed,
     Event,
     EventToWrite,
     Executor,
     ExpectedVersion,
     MemoryStore,
     RetryConfig,
-    StoreError,
-    TransactionError,
     ValidationFailed,
 )
 from eventcore_lab.core.errors import InvalidFormat, MigrationError
+from eventcore_lab.errors import ConnectionFailed, StoreError, TransactionError
 from eventcore_lab.examples.banking import OpenAccount, TransferMoney, account_stream, apply_to_accounts
 from eventcore_lab.stores import duckdb as duckdb_module
 from eventcore_lab.stores.duckdb import DuckDBStore
@@ -207,7 +205,7 @@ def test_writer_killed_mid_stream_leaves_no_partial_append(path: Path) -> None:
 OPEN_FOR_WRITING = """
 import sys
 from eventcore_lab.stores.duckdb import DuckDBStore
-from eventcore_lab import ConnectionFailed
+from eventcore_lab.errors import ConnectionFailed
 try:
     DuckDBStore(sys.argv[1])
 except ConnectionFailed as exc:
@@ -236,7 +234,7 @@ READ_ONLY_ANALYSIS = """
 import sys
 from eventcore_lab.stores.duckdb import DuckDBStore
 from eventcore_lab.testing.contract import write
-from eventcore_lab import TransactionError
+from eventcore_lab.errors import TransactionError
 with DuckDBStore(sys.argv[1], read_only=True) as store:
     print(store.head(), store.stream_version("s"), [e.payload.text for e in store.read_stream("s")])
     print(store.sql("select count(*) as n from events")["n"].iloc[0])

@@ -15,8 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from eventcore_lab import ExpectedVersion, VersionConflict
+from eventcore_lab import ExpectedVersion
 from eventcore_lab.core.errors import InvalidFormat, TransactionError
+from eventcore_lab.errors import VersionConflict
 from eventcore_lab.stores.duckdb import DuckDBStore
 from eventcore_lab.testing.contract import write
 

@@ -14,21 +14,17 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from eventcore_lab import (
+from eventcore_lab import Event, EventRegistry, EventToWrite, ExpectedVersion, Metadata
+from eventcore_lab.core.errors import InvalidFormat, TooLong
+from eventcore_lab.core.executor import Executor
+from eventcore_lab.core.ids import new_event_id
+from eventcore_lab.errors import (
     ConnectionFailed,
     ConnectionPoolExhausted,
-    Event,
-    EventRegistry,
-    EventToWrite,
-    ExpectedVersion,
-    Metadata,
     MigrationError,
     TransactionError,
     VersionConflict,
-    new_event_id,
 )
-from eventcore_lab.core.errors import InvalidFormat, TooLong
-from eventcore_lab.core.executor import Executor
 from eventcore_lab.examples.banking import OpenAccount, account_stream
 from eventcore_lab.stores import bulk, postgres
 from eventcore_lab.stores.postgres import DSN_ENV, PostgresStore

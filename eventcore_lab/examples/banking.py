@@ -8,16 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eventcore_lab import (
-    Command,
-    CommandContext,
-    Event,
-    EventToWrite,
-    StoredEvent,
-    emit,
-    require,
-    stream,
-)
+from eventcore_lab import Command, Event, EventToWrite, StoredEvent, emit, require, stream
+from eventcore_lab.core.command import CommandContext
 
 
 def account_stream(account_id: str | int) -> str:

@@ -19,17 +19,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import ClassVar
 
-from eventcore_lab import (
-    BusinessRuleViolation,
-    Command,
-    CommandContext,
-    Event,
-    EventToWrite,
-    StoredEvent,
-    emit,
-    require,
-)
+from eventcore_lab import BusinessRuleViolation, Command, Event, EventToWrite, StoredEvent, emit, require
 from eventcore_lab import stream as stream_field
+from eventcore_lab.core.command import CommandContext
 from eventcore_lab.modeling.model import automation
 from eventcore_lab.projections.base import Projection, handles
 from eventcore_lab.testing.scenario import ANY, Scenario

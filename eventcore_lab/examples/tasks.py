@@ -19,16 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from eventcore_lab import (
-    Command,
-    CommandContext,
-    Event,
-    EventToWrite,
-    StoredEvent,
-    emit,
-    require,
-    stream,
-)
+from eventcore_lab import Command, Event, EventToWrite, StoredEvent, emit, require, stream
+from eventcore_lab.core.command import CommandContext
 
 
 def task_stream(task_id: str) -> str:
