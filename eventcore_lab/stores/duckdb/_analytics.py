@@ -44,9 +44,7 @@ from ._batches import (
     _sql_string,
 )
 from ._reading import _ReadingMixin
-from ._writer import (
-    _WriterMixin,
-)
+from ._writer import _WriterMixin
 
 #: What store.sql runs: queries. Everything else (SET, PRAGMA, CALL, ATTACH, COPY, LOAD, ...) may
 #: act outside a transaction, where a rollback could not undo it.

@@ -15,18 +15,12 @@ from typing import Any
 
 import duckdb
 
-from ...core.errors import (
-    TransactionError,
-)
+from ...core.errors import TransactionError
 from ...core.events import StoredEvent
 from ...core.registry import EventRegistry
 from .._stream_cache import StreamCache
-from ..rules import (
-    check_open,
-)
-from ._batches import (
-    _Batch,
-)
+from ..rules import check_open
+from ._batches import _Batch
 
 
 class _DuckDBBase:

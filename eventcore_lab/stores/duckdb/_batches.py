@@ -16,9 +16,7 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 
-from ...core.errors import (
-    EventFileChanged,
-)
+from ...core.errors import EventFileChanged
 from ...core.events import StoredEvent
 from .. import bulk
 

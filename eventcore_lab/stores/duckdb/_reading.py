@@ -21,9 +21,7 @@ from ..rules import (
     check_position,
 )
 from ._base import _DuckDBBase
-from ._batches import (
-    _COLUMNS,
-)
+from ._batches import _COLUMNS
 
 _metadata_decoder = msgspec.json.Decoder(Metadata)
 

@@ -23,9 +23,7 @@ from ...core.errors import (
     VersionConflict,
 )
 from ...core.events import StoredEvent
-from ..rules import (
-    check_follows,
-)
+from ..rules import check_follows
 from ._base import _DuckDBBase
 from ._batches import (
     _Batch,
