@@ -26,8 +26,8 @@ from eventcore_lab.errors import (
     VersionConflict,
 )
 from eventcore_lab.examples.banking import OpenAccount, account_stream
-from eventcore_lab.stores import bulk, postgres
-from eventcore_lab.stores.postgres import DSN_ENV, PostgresStore
+from eventcore_lab.stores import bulk
+from eventcore_lab.stores.postgres import DSN_ENV, PostgresStore, _migrations
 from eventcore_lab.testing.contract import (
     NO_STREAM,
     ContractNote,
@@ -377,7 +377,7 @@ def test_a_failing_migration_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, pg_store: PostgresStore, pg_url: str, pg_schema: str
 ) -> None:
     pg_store.migrate()
-    monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, (3, "_postgres_schema.sql")))
+    monkeypatch.setattr(_migrations, "MIGRATIONS", (*_migrations.MIGRATIONS, (3, "_schema_1.sql")))
     with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 3"):
         again.migrate()
     assert schema_versions(pg_url, pg_schema) == [1, 2]
