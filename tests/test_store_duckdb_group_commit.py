@@ -3,6 +3,7 @@
 The database is made to refuse rows the way a user could: the ``events`` table of the file is created
 beforehand with a CHECK constraint (the store keeps an existing table), so DuckDB itself rejects every
 row of a stream whose name starts with ``refused-``, after the store validated and queued it.
+``EVENTCORE_GROUP_COMMIT_APPENDS`` sets how many appends each of the 32 clients makes (default 15).
 """
 
 from __future__ import annotations
