@@ -24,7 +24,6 @@ from ..rules import (
 )
 from ._analytics import _AnalyticsMixin
 from ._batches import (
-    _metadata_encoder,
     _Rows,
 )
 from ._connection import (
@@ -125,7 +124,7 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
                 rows.versions.append(event.version)
                 rows.types.append(event.event_type)
                 rows.payloads.append(item.payload_json)
-                rows.metadata.append(_metadata_encoder.encode(item.metadata))
+                rows.metadata.append(item.metadata_json)
                 rows.recorded.append(event.recorded_at)
             batch = self._enqueue(rows, stored, versions, stored[-1].position + 1, checked=checks)
         self._wait_durable(batch)

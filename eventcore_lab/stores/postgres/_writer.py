@@ -17,7 +17,6 @@ from ..rules import (
     prepare_import,
 )
 from ._connection import _lock_timeout
-from ._notify import _encode
 from ._reading import _ReadingMixin
 
 _COPY_TYPES = [
@@ -64,7 +63,7 @@ class _WriterMixin(_ReadingMixin):
             "{" + ",".join(map(str, ids)) + "}",
             _text_array([p.event_type for p in prepared]),
             _text_array([p.payload_json.decode() for p in prepared]),
-            _text_array([_encode(p.metadata).decode() for p in prepared]),
+            _text_array([p.metadata_json.decode() for p in prepared]),
             _text_array(check_streams),
             "{" + ",".join(kinds) + "}",
             "{" + ",".join("NULL" if v is None else str(v) for v in versions) + "}",
