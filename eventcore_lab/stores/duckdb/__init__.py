@@ -40,6 +40,12 @@ Analytics and tools (for the notebooks and the projections package):
 A second process opening the same file for writing gets :class:`ConnectionFailed` naming the file and the
 process that holds it. ``read_only=True`` opens a file for analysis when no writer holds it (DuckDB lets
 several read-only processes share a file, but not alongside a writer).
+
+Modules, one concern each: ``_connection`` (claiming, opening and migrating the file), ``_batches``
+(what waits in the commit queue), ``_writer`` (the group commit and its recovery), ``_reading``
+(snapshot reads, the tail), ``_analytics`` (SQL, frames, checkpoints, bulk files), ``_base`` (the
+shared state), ``_store`` (the class that puts them together); the stream cache is shared with the
+PostgreSQL store (``stores._stream_cache``).
 """
 
 from ._connection import SCHEMA_VERSION

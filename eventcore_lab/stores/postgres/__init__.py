@@ -91,6 +91,11 @@ database or role, failed authentication, bad option) or the DSN itself is malfor
 connection within ``pool_timeout`` is :class:`ConnectionPoolExhausted`; serialization failures,
 deadlocks, lock timeouts and cancelled statements outside a budget are a retriable
 :class:`TransactionError`.
+
+Modules, one layer each, each building on the ones before: ``_base`` (the shared state),
+``_connection`` (pool, probe, bounded statements, error translation), ``_migrations`` (with the SQL
+files ``_schema_1.sql`` and ``_schema_2.sql``), ``_notify`` (NOTIFY/LISTEN), ``_reading``, ``_writer``,
+and ``_store`` (the class). The stream cache is shared with the DuckDB store (``stores._stream_cache``).
 """
 
 from ._connection import DSN_ENV
