@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventcore_lab import Command, CommandContext, Event, EventToWrite, StoredEvent, emit, require, stream
+from eventcore_lab import Command, Event, EventToWrite, StoredEvent, emit, require, stream
+from eventcore_lab.core.command import CommandContext
 
 # -- eventcore-lab ----------------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eventcore_lab import EventToWrite, Executor, Metadata, StoredEvent, new_event_id
+from eventcore_lab import EventToWrite, Executor, Metadata, StoredEvent
+from eventcore_lab.core.ids import new_event_id
 
 from .domain import BenchCredited, BenchOpened, BenchRateSet, Credit, CreditAtRate, Open, Transfer
 from .harness import Sample, time_loop, time_once, time_threads

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from eventcore_lab import (
-    ConnectionFailed,
-    EventToWrite,
-    ExpectedVersion,
-    MemoryStore,
-    RetryConfig,
-    TransactionError,
-    VersionConflict,
-)
+from eventcore_lab import EventToWrite, ExpectedVersion, MemoryStore, RetryConfig
 from eventcore_lab.core.errors import InvalidFormat
+from eventcore_lab.errors import ConnectionFailed, TransactionError, VersionConflict
 from eventcore_lab.examples.banking import AccountOpened, MoneyDeposited
 from eventcore_lab.examples.tasks import CreateTask
 from eventcore_lab.simulation import FixedKeys, Op, Workload, run_threads, simulate

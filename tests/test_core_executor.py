@@ -14,24 +14,22 @@ from hypothesis import strategies as st
 from eventcore_lab import (
     BusinessRuleViolation,
     Command,
-    CommandContext,
     ConcurrencyConflict,
-    ConnectionFailed,
     Event,
     EventToWrite,
     Executor,
-    MaxIterationsExceeded,
     MemoryStore,
     Metadata,
-    Phase,
     RetryConfig,
     StoredEvent,
-    StreamAccessDenied,
     Timeout,
     ValidationFailed,
     emit,
     stream,
 )
+from eventcore_lab.core.command import CommandContext
+from eventcore_lab.core.executor import Phase
+from eventcore_lab.errors import ConnectionFailed, MaxIterationsExceeded, StreamAccessDenied
 from eventcore_lab.examples.banking import Deposit, OpenAccount, TransferMoney, Withdraw, apply_to_accounts
 from eventcore_lab.examples.tasks import AssignTask, CompleteTask, CreateTask
 

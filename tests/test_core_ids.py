@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from eventcore_lab import StreamId, new_event_id
 from eventcore_lab.core.errors import EmptyValue, InvalidFormat, TooLong
+from eventcore_lab.core.ids import StreamId, new_event_id
 
 
 def test_stream_id_trims_and_stays_a_string() -> None:

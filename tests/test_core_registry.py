@@ -7,7 +7,9 @@ from uuid import UUID
 
 import pytest
 
-from eventcore_lab import Event, EventRegistry, SerializationError, UnknownEventType, default_registry
+from eventcore_lab import Event, EventRegistry
+from eventcore_lab.core.registry import default_registry
+from eventcore_lab.errors import SerializationError, UnknownEventType
 
 
 class Shipped(Event):

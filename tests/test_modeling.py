@@ -9,7 +9,6 @@ import pytest
 
 from eventcore_lab import (
     Command,
-    CommandContext,
     Event,
     EventToWrite,
     Executor,
@@ -20,6 +19,7 @@ from eventcore_lab import (
     emit,
     stream,
 )
+from eventcore_lab.core.command import CommandContext
 from eventcore_lab.core.errors import InvalidFormat
 from eventcore_lab.examples import banking, coffee, tasks
 from eventcore_lab.modeling import (

@@ -33,6 +33,7 @@ from eventcore_lab.projections import (
     MemoryCheckpoints,
     Projection,
     ProjectionRunner,
+    StoreCheckpoints,
     checkpoints_for,
     compare,
     diff_between,
@@ -313,7 +314,7 @@ def test_checkpoint_stores_refuse_bad_input_and_default_to_zero(tmp_path: object
         assert checkpoints.load("x") == 7
     with pytest.raises(InvalidFormat, match="identifier"):
         DuckDBCheckpoints(connection, table="x; drop table y")
-    assert isinstance(checkpoints_for(MemoryStore()), MemoryCheckpoints)
+    assert isinstance(checkpoints_for(MemoryStore()), StoreCheckpoints)  # the memory store keeps its own
 
 
 # -- pandas ----------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from eventcore_lab import CommandError, Executor, RetryConfig, StoredEvent
+from eventcore_lab import Executor, RetryConfig, StoredEvent
+from eventcore_lab.errors import CommandError
 from eventcore_lab.examples import banking, tasks
 from eventcore_lab.projections import FrameProjection, Projection, handles
 

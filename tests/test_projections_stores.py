@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,7 +203,16 @@ def test_duckdb_events_frame_agrees_on_defaults_of_older_events_and_big_ints(tmp
         # an event written before MoneyDeposited had its ``reference`` field: decoding fills the default
         older = tmp_path / "older.parquet"
         table = bulk.events_to_arrow(
-            [StoredEvent(**{**msgspec.structs.asdict(store.read_all()[2]), "stream_id": "old", "version": 1})]
+            [
+                StoredEvent(
+                    **{
+                        **msgspec.structs.asdict(store.read_all()[2]),
+                        "stream_id": "old",
+                        "version": 1,
+                        "event_id": uuid.uuid4(),
+                    }
+                )
+            ]
         )
         assert table.column("event_type")[0].as_py() == "MoneyDeposited"
         pq.write_table(table.set_column(5, "payload", pa.array(['{"amount": 7}'])), older)

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventcore_lab import MemoryStore, StoredEvent, VersionConflict
+from eventcore_lab import MemoryStore, StoredEvent
+from eventcore_lab.errors import VersionConflict
 from eventcore_lab.examples import banking
 from eventcore_lab.samples import (
     SAMPLES,

@@ -14,22 +14,20 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from eventcore_lab import (
+from eventcore_lab import Event, EventRegistry, EventToWrite, ExpectedVersion, Metadata
+from eventcore_lab.core.errors import InvalidFormat, TooLong
+from eventcore_lab.core.executor import Executor
+from eventcore_lab.core.ids import new_event_id
+from eventcore_lab.errors import (
     ConnectionFailed,
     ConnectionPoolExhausted,
-    Event,
-    EventRegistry,
-    EventToWrite,
-    ExpectedVersion,
-    Metadata,
     MigrationError,
     TransactionError,
     VersionConflict,
-    new_event_id,
 )
-from eventcore_lab.core.errors import InvalidFormat, TooLong
-from eventcore_lab.stores import bulk, postgres
-from eventcore_lab.stores.postgres import DSN_ENV, PostgresStore
+from eventcore_lab.examples.banking import OpenAccount, account_stream
+from eventcore_lab.stores import bulk
+from eventcore_lab.stores.postgres import DSN_ENV, PostgresStore, _migrations
 from eventcore_lab.testing.contract import (
     NO_STREAM,
     ContractNote,
@@ -322,11 +320,28 @@ def schema_versions(url: str, schema: str) -> list[int]:
 
 
 def test_migrate_is_idempotent_and_versioned(pg_store: PostgresStore, pg_url: str, pg_schema: str) -> None:
-    assert pg_store.migrate() == 1
+    assert pg_store.migrate() == 2
     pg_store.append([write("m", "kept")])
-    assert pg_store.migrate() == 1
-    assert schema_versions(pg_url, pg_schema) == [1]
+    assert pg_store.migrate() == 2
+    assert schema_versions(pg_url, pg_schema) == [1, 2]
     assert pg_store.read_stream("m")[0].payload.text == "kept"
+
+
+def test_a_version_1_schema_is_upgraded_in_place(
+    pg_store: PostgresStore, pg_url: str, pg_schema: str
+) -> None:
+    pg_store.append([write("m", "kept")])
+    with raw(pg_url, autocommit=True) as conn:  # back to what eventcore-lab wrote before migration 2
+        q = sql.Identifier(pg_schema)
+        conn.execute(sql.SQL("DROP FUNCTION {}.append_events_within").format(q))
+        conn.execute(sql.SQL("DROP FUNCTION {}.read_streams_within").format(q))
+        conn.execute(sql.SQL("DELETE FROM {}.schema_version WHERE version = 2").format(q))
+    with PostgresStore(pg_url, schema=pg_schema) as store:
+        assert store.migrate() == 2
+        assert schema_versions(pg_url, pg_schema) == [1, 2]
+        result = Executor(store, timeout=10).execute(OpenAccount(account_stream("up"), owner="U"))
+        assert result.events_written[0].position == 2  # the bounded append of migration 2 works
+        assert store.read_stream("m")[0].payload.text == "kept"
 
 
 def test_first_use_migrates_from_many_threads_at_once(pg_url: str, pg_schema: str) -> None:
@@ -341,7 +356,7 @@ def test_first_use_migrates_from_many_threads_at_once(pg_url: str, pg_schema: st
         for thread in threads:
             thread.join()
         assert stores[0].head() == 4
-        assert schema_versions(pg_url, pg_schema) == [1]
+        assert schema_versions(pg_url, pg_schema) == [1, 2]
     finally:
         for store in stores:
             store.close()
@@ -362,10 +377,10 @@ def test_a_failing_migration_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, pg_store: PostgresStore, pg_url: str, pg_schema: str
 ) -> None:
     pg_store.migrate()
-    monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, (2, "_postgres_schema.sql")))
-    with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 2"):
+    monkeypatch.setattr(_migrations, "MIGRATIONS", (*_migrations.MIGRATIONS, (3, "_schema_1.sql")))
+    with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 3"):
         again.migrate()
-    assert schema_versions(pg_url, pg_schema) == [1]
+    assert schema_versions(pg_url, pg_schema) == [1, 2]
 
 
 def test_schemas_keep_stores_apart(pg_url: str, pg_schema: str) -> None:
@@ -491,7 +506,12 @@ def test_import_refuses_bad_items_before_sending_anything(pg_store: PostgresStor
     with pytest.raises(InvalidFormat):
         pg_store.import_events([msgspec.structs.replace(event, stream_id="t", version=1), "not an event"])  # type: ignore[list-item]
     with pytest.raises(VersionConflict):
-        pg_store.import_events([msgspec.structs.replace(event, stream_id="t", version=v) for v in (1, 2, 4)])
+        pg_store.import_events(
+            [
+                msgspec.structs.replace(event, stream_id="t", version=v, event_id=uuid.uuid4())
+                for v in (1, 2, 4)
+            ]
+        )
     assert pg_store.head() == 1
 
 

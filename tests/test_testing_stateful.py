@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
-from eventcore_lab import CommandContext, EventToWrite, emit, require, stream
+from eventcore_lab import EventToWrite, emit, require, stream
+from eventcore_lab.core.command import CommandContext
 from eventcore_lab.core.errors import InvalidFormat
 from eventcore_lab.examples import banking
 from eventcore_lab.simulation import balances, bank_total

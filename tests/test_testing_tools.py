@@ -7,8 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventcore_lab import EventToWrite, MemoryStore, Metadata, StreamId
+from eventcore_lab import EventToWrite, MemoryStore, Metadata
 from eventcore_lab.core.errors import InvalidFormat, ValidationError
+from eventcore_lab.core.ids import StreamId
 from eventcore_lab.core.registry import default_registry
 from eventcore_lab.examples import banking, tasks
 from eventcore_lab.testing import (

@@ -33,14 +33,17 @@ from .ids import StreamId
 S = TypeVar("S")
 
 _STREAM_MARK = "eventcore_lab.stream"
+_MUST_EXIST = "eventcore_lab.must_exist"
 
 
-def stream(*, default: Any = dataclasses.MISSING) -> Any:
+def stream(*, default: Any = dataclasses.MISSING, must_exist: bool = False) -> Any:
     """Mark a command field as a stream the command reads.
 
     The field may hold one stream id, a list/tuple of them (a stream array), or ``None`` (no stream).
+    With ``must_exist=True`` the executor fails the command with StreamNotFound (never retried) when
+    such a stream has no events, before ``handle`` runs.
     """
-    return dataclasses.field(default=default, metadata={_STREAM_MARK: True})
+    return dataclasses.field(default=default, metadata={_STREAM_MARK: True, _MUST_EXIST: must_exist})
 
 
 def emit(stream_id: str, event: object) -> EventToWrite:
@@ -59,7 +62,7 @@ class CommandContext:
 
     __slots__ = ("_added", "_versions", "metadata", "now")
 
-    def __init__(self, versions: dict[StreamId, int], now: datetime, metadata: Metadata) -> None:
+    def __init__(self, versions: dict[str, int], now: datetime, metadata: Metadata) -> None:
         self._versions = versions
         self._added: list[StreamId] = []
         #: The time of this decision (from the executor's clock, so simulations are repeatable).
@@ -67,8 +70,8 @@ class CommandContext:
         self.metadata = metadata
 
     @property
-    def streams(self) -> tuple[StreamId, ...]:
-        """The streams read so far, declared then discovered."""
+    def streams(self) -> tuple[str, ...]:
+        """The streams read so far, declared then discovered (validated stream ids)."""
         return tuple(self._versions)
 
     def version(self, stream_id: str) -> int:
@@ -96,17 +99,34 @@ class Command(Generic[S]):
     """
 
     __stream_fields__: ClassVar[tuple[str, ...]] = ()
+    __existing_stream_fields__: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``apply`` may receive events whose type is not registered (payload UnknownEvent). Off by
+    #: default: deciding on state that could not be read is unsafe, so the executor raises
+    #: UnknownEventFolded instead.
+    accepts_unknown_events: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         dataclasses.dataclass(frozen=True)(cls)
         fields = dataclasses.fields(cls)  # type: ignore[arg-type]
         cls.__stream_fields__ = tuple(f.name for f in fields if f.metadata.get(_STREAM_MARK))
+        cls.__existing_stream_fields__ = tuple(f.name for f in fields if f.metadata.get(_MUST_EXIST))
 
     def read_streams(self) -> tuple[StreamId, ...]:
         """The declared streams, validated, in declaration order, without duplicates."""
         seen: dict[StreamId, None] = {}
         for name in self.__stream_fields__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            for sid in [value] if isinstance(value, str) else value:
+                seen[StreamId(sid)] = None
+        return tuple(seen)
+
+    def required_streams(self) -> tuple[StreamId, ...]:
+        """The declared streams marked ``stream(must_exist=True)``."""
+        seen: dict[StreamId, None] = {}
+        for name in self.__existing_stream_fields__:
             value = getattr(self, name)
             if value is None:
                 continue

@@ -28,6 +28,21 @@ class EventCoreError(Exception):
         suffix = f" (after {self.attempts} attempts)" if self.attempts and self.attempts > 1 else ""
         return f"[{self.code}] {self.message}{suffix}"
 
+    def with_attempts(self, attempts: int) -> EventCoreError:
+        """A copy of this error that records ``attempts``, chained to this one.
+
+        The executor reports attempts on a copy because the same exception object may be shared: a
+        store that commits appends in groups hands one error to every caller of a failed group, and
+        writing on it would change what the other callers see.
+        """
+        copy = type(self).__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.args = self.args
+        copy.attempts = attempts
+        copy.__cause__ = self
+        copy.__traceback__ = self.__traceback__
+        return copy
+
 
 # -- commands (CE) ---------------------------------------------------------------------------------
 
@@ -36,13 +51,20 @@ class CommandError(EventCoreError):
     """A command could not be executed."""
 
 
-class ValidationFailed(CommandError):
+class DomainRefusal(CommandError):
+    """The domain refused the command: its input or the current state forbids it. Never retried.
+
+    Catch this one class instead of listing ValidationFailed and BusinessRuleViolation.
+    """
+
+
+class ValidationFailed(DomainRefusal):
     """A ``require(...)`` check of the command failed; the input or the current state forbids it."""
 
     code = "CE001"
 
 
-class BusinessRuleViolation(CommandError):
+class BusinessRuleViolation(DomainRefusal):
     """Domain code refused the command explicitly (raise it from ``handle``)."""
 
     code = "CE002"
@@ -62,7 +84,7 @@ class ConcurrencyConflict(CommandError):
 
 
 class StreamNotFound(CommandError):
-    """A stream that must exist has no events."""
+    """A stream that must exist has no events (``read_stream(..., must_exist=True)``)."""
 
     code = "CE004"
 
@@ -160,6 +182,26 @@ class MigrationError(StoreError):
     code = "ES005"
 
 
+class StoreClosed(StoreError):
+    """The store was closed; open a new one. Every store raises this for every call after ``close()``."""
+
+    code = "ES006"
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        super().__init__(f"{store} is closed; open the store again to use it")
+
+
+class UnknownEventFolded(CommandError):
+    """A command's state would be built from an event whose type is not registered.
+
+    Deciding on state that cannot be read is unsafe, so the executor refuses by default; register the
+    event class (import its module), or let the command handle :class:`UnknownEvent` payloads itself.
+    """
+
+    code = "CE009"
+
+
 # -- projections (PR) ------------------------------------------------------------------------------
 
 
@@ -199,7 +241,33 @@ class TooLong(ValidationError):
 
 
 class InvalidFormat(ValidationError):
+    """A value has the wrong form. The subclasses below say more precisely what is wrong."""
+
     code = "VE003"
+
+
+class InvalidArgument(InvalidFormat):
+    """An argument of a call is out of range or of the wrong type (a negative limit, a bool version)."""
+
+    code = "VE004"
+
+
+class EventFileMissing(InvalidFormat):
+    """An event file to import does not exist."""
+
+    code = "VE005"
+
+
+class InvalidEventFile(InvalidFormat):
+    """An event file cannot be read as events: damaged, truncated, wrong columns or bad rows."""
+
+    code = "VE006"
+
+
+class EventFileChanged(InvalidFormat):
+    """An event file changed while it was being imported; nothing was imported."""
+
+    code = "VE007"
 
 
 class SerializationError(InvalidFormat):
@@ -208,3 +276,11 @@ class SerializationError(InvalidFormat):
 
 class UnknownEventType(SerializationError):
     """An event class or type name is not in the registry."""
+
+
+class EventTypeMismatch(SerializationError):
+    """An imported event's ``event_type`` is not the registered name of its payload's class."""
+
+
+class RegistryConflict(SerializationError):
+    """Two different classes claim the same event type name."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import msgspec
 
+from .errors import InvalidArgument
 from .ids import new_correlation_id
 
 
@@ -45,42 +47,79 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
     recorded_at: datetime
 
 
+class VersionCheck(StrEnum):
+    """The kinds of expectation an append can have of a stream."""
+
+    EXACT = "exact"  #: the stream has exactly ``version`` events
+    NO_STREAM = "no_stream"  #: the stream has no events
+    ANY = "any"  #: the stream has at least one event
+    NO_CHECK = "no_check"  #: anything goes
+
+
 class ExpectedVersion(msgspec.Struct, frozen=True):
     """What an append expects of a stream before it writes.
 
     Use the constants and constructor: ``ExpectedVersion.NO_STREAM`` (the stream has no events),
     ``ExpectedVersion.exact(n)`` (exactly ``n`` events), ``ExpectedVersion.ANY`` (the stream exists),
-    ``ExpectedVersion.NO_CHECK`` (anything goes).
+    ``ExpectedVersion.NO_CHECK`` (anything goes). Construction is checked: an unknown kind (a typo would
+    otherwise disable the check), a version on a kind that takes none, or a missing, negative or
+    non-integer exact version raise InvalidArgument.
     """
 
-    kind: str
+    kind: VersionCheck
     version: int | None = None
 
     NO_STREAM: ClassVar[ExpectedVersion]  # assigned below the class
     ANY: ClassVar[ExpectedVersion]
     NO_CHECK: ClassVar[ExpectedVersion]
 
+    def __post_init__(self) -> None:
+        kind, version = self.kind, self.version
+        if type(kind) is not VersionCheck:
+            try:
+                kind = VersionCheck(kind)
+            except ValueError:
+                known = ", ".join(k.value for k in VersionCheck)
+                raise InvalidArgument(f"unknown expected-version kind {kind!r}; use one of {known}") from None
+            msgspec.structs.force_setattr(self, "kind", kind)
+        if kind is VersionCheck.EXACT:
+            if type(version) is not int or version < 0:
+                raise InvalidArgument(f"an exact expected version is an int >= 0, got {version!r}")
+        elif version is not None:
+            raise InvalidArgument(f"expected version {kind.value!r} takes no version number, got {version!r}")
+
     @staticmethod
     def exact(version: int) -> ExpectedVersion:
-        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-            raise ValueError(f"an exact expected version is an int >= 0, got {version!r}")
-        return ExpectedVersion("exact", version)
+        """Exactly ``version`` events (an int >= 0). Small versions are shared instances: the executor
+        makes one per stream read, and the check at construction need not run each time."""
+        shared = _exact_versions.get(version) if type(version) is int else None
+        if shared is None:
+            shared = ExpectedVersion(VersionCheck.EXACT, version)
+            if version < _SHARED_EXACT:
+                _exact_versions[version] = shared
+        return shared
 
     def holds_for(self, actual: int) -> bool:
         """Whether a stream whose current version is ``actual`` satisfies this expectation."""
         kind = self.kind
-        if kind == "exact":
+        if kind is VersionCheck.EXACT:
             return actual == self.version
-        if kind == "no_stream":
+        if kind is VersionCheck.NO_STREAM:
             return actual == 0
-        if kind == "any":
+        if kind is VersionCheck.ANY:
             return actual > 0
         return True
 
     def __str__(self) -> str:
-        return f"version {self.version}" if self.kind == "exact" else self.kind.replace("_", " ")
+        return (
+            f"version {self.version}"
+            if self.kind is VersionCheck.EXACT
+            else self.kind.value.replace("_", " ")
+        )
 
 
-ExpectedVersion.NO_STREAM = ExpectedVersion("no_stream")
-ExpectedVersion.ANY = ExpectedVersion("any")
-ExpectedVersion.NO_CHECK = ExpectedVersion("no_check")
+_SHARED_EXACT = 1 << 16
+_exact_versions: dict[int, ExpectedVersion] = {}
+ExpectedVersion.NO_STREAM = ExpectedVersion(VersionCheck.NO_STREAM)
+ExpectedVersion.ANY = ExpectedVersion(VersionCheck.ANY)
+ExpectedVersion.NO_CHECK = ExpectedVersion(VersionCheck.NO_CHECK)

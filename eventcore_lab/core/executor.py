@@ -16,22 +16,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ._deadline import reset_deadline, set_deadline
 from .command import Command, CommandContext
 from .errors import (
     ConcurrencyConflict,
     EventCoreError,
     MaxIterationsExceeded,
     StreamAccessDenied,
+    StreamNotFound,
     Timeout,
+    UnknownEventFolded,
     VersionConflict,
 )
 from .events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from .ids import StreamId, new_correlation_id
+from .registry import UnknownEvent
 from .retry import RetryConfig
 
 if TYPE_CHECKING:
     from ..observability._hook import CommandWatch
     from ..observability.events import Observer
+    from ..stores.base import EventStore
 
 
 class Phase(enum.Enum):
@@ -80,7 +85,7 @@ class Executor:
 
     def __init__(
         self,
-        store: Any,
+        store: EventStore,
         *,
         retry: RetryConfig | None = None,
         timeout: float | None = 30.0,
@@ -122,6 +127,7 @@ class Executor:
         # Drive the raw phases rather than steps(): same phases and checks, without building a Step per phase.
         watch = self._watch(command)
         phases = self._phases(command, metadata, correlation_id, causation_id, user_id, watch)
+        bounded = set_deadline(deadline)  # the phases' store calls get what is left of the budget
         try:
             while True:
                 phase, attempt, _, delay, _ = next(phases)
@@ -142,6 +148,7 @@ class Executor:
             return result
         finally:
             phases.close()
+            reset_deadline(bounded)
 
     def steps(
         self,
@@ -207,10 +214,10 @@ class Executor:
                 return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
             except EventCoreError as error:
                 if not self.retry.should_retry(error, attempt - 1):
-                    error.attempts = attempt
+                    final = error.with_attempts(attempt)
                     if watch is not None:
-                        watch.failed(error, attempt)
-                    raise
+                        watch.failed(final, attempt)
+                    raise final from error
                 delay = self.retry.delay(attempt, self.rng)
                 if watch is not None:
                     watch.retried(attempt, delay, error)
@@ -232,9 +239,10 @@ class Executor:
     def _attempt(
         self, command: Command[Any], metadata: Metadata, attempt: int, watch: CommandWatch | None = None
     ) -> Generator[_RawStep, None, list[StoredEvent]]:
-        versions: dict[StreamId, int] = {}
+        versions: dict[str, int] = {}
         by_stream: list[list[StoredEvent]] = []
         to_read = list(command.read_streams())
+        required = command.required_streams() if command.__existing_stream_fields__ else ()
         for _ in range(self.max_discovery_iterations):
             mark = time.time_ns() if watch is not None else 0
             if to_read:
@@ -247,12 +255,25 @@ class Executor:
             yield (Phase.READ, attempt, versions, 0.0, None)
             mark = time.time_ns() if watch is not None else 0
 
+            if required:
+                for sid in required:
+                    if versions.get(sid) == 0:
+                        raise StreamNotFound(sid)
+                required = ()
             state = command.initial_state()
             if len(by_stream) < 2:
                 events: Iterable[StoredEvent] = by_stream[0] if by_stream else ()
             else:
                 events = heapq.merge(*by_stream, key=_position)
+            refuse_unknown = not command.accepts_unknown_events
             for event in events:
+                if refuse_unknown and type(event.payload) is UnknownEvent:
+                    raise UnknownEventFolded(
+                        f"{type(command).__name__} would fold event {event.event_id} of stream "
+                        f"{event.stream_id!r} (version {event.version}), whose type {event.event_type!r} "
+                        "is not registered; import the module that defines it, or set "
+                        "accepts_unknown_events = True on the command to fold UnknownEvent payloads"
+                    )
                 state = command.apply(state, event)
             ctx = CommandContext(versions, self.clock(), metadata)
             writes = list(command.handle(state, ctx))

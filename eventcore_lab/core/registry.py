@@ -7,16 +7,44 @@ register themselves.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform
 
 import msgspec
 
-from .errors import SerializationError, UnknownEventType
+from .errors import RegistryConflict, SerializationError, UnknownEventType
 
 T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
+
+
+class UnknownEvent(msgspec.Struct, frozen=True):
+    """The payload of a stored event whose type is not registered where it is read.
+
+    Reads never fail on such an event: it keeps its type name and its JSON byte for byte (the
+    :class:`StoredEvent` around it keeps every envelope field), so the store can still be read, replayed
+    and exported. A command that would fold one fails with UnknownEventFolded; projections skip it or
+    handle it by policy. ``data`` gives the JSON as builtins.
+    """
+
+    event_type: str
+    raw: bytes
+
+    @property
+    def data(self) -> Any:
+        return msgspec.json.decode(self.raw)
+
+
+def default_type_name(cls: type) -> str:
+    """A class's type name when none is given: its qualified name without any function scope.
+
+    Nested classes keep their owner (``Student.Registered`` and ``Course.Registered`` can coexist);
+    classes defined inside a function are named as if defined at the top (``Holder``), so that a name
+    does not depend on where a test or notebook happened to define the class.
+    """
+    return cls.__qualname__.rpartition("<locals>.")[2]
 
 
 class EventRegistry:
@@ -26,40 +54,82 @@ class EventRegistry:
         self._by_name: dict[str, type] = {}
         self._by_class: dict[type, str] = {}
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+        self._deferred_names: dict[str, type] = {}
+        self._deferred_classes: dict[type, str] = {}
+        self._lock = threading.Lock()
 
     def register(self, cls: type[T], name: str | None = None) -> type[T]:
-        """Register ``cls`` under ``name`` (default: its class name). Usable as a decorator.
+        """Register ``cls`` under ``name`` (default: :func:`default_type_name`). Usable as a decorator.
 
         Re-registering a class of the same module and name replaces the old one, so that re-running a
         notebook cell that defines an event works; a different class under a taken name is an error.
         """
-        type_name = name or cls.__name__
+        if not isinstance(cls, type):
+            raise SerializationError(f"only classes can be registered as events, got {cls!r}")
+        type_name = default_type_name(cls) if name is None else name
         if not type_name or not isinstance(type_name, str):
             raise SerializationError(f"event type name must be a non-empty string, got {type_name!r}")
-        old = self._by_name.get(type_name)
-        if old is not None and old is not cls:
-            if (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
-                raise SerializationError(
-                    f"event type name {type_name!r} is already used by {old.__module__}.{old.__qualname__}; "
-                    f"register {cls.__qualname__} under another name"
-                )
-            del self._by_class[old]
-        self._by_name[type_name] = cls
-        self._by_class[cls] = type_name
-        self._decoders.pop(type_name, None)
+        with self._lock:
+            old = self._by_name.get(type_name)
+            if old is not None and old is not cls:
+                if (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+                    raise RegistryConflict(
+                        f"event type name {type_name!r} is already used by {_full_name(old)}, so "
+                        f"{_full_name(cls)} cannot have it too. Give one of them another name: set "
+                        f"event_type = '...' on the class (for example '{cls.__module__}.{type_name}'), "
+                        "or register it with registry.register(cls, name)"
+                    )
+                del self._by_class[old]
+            self._by_name[type_name] = cls
+            self._by_class[cls] = type_name
+            self._decoders.pop(type_name, None)
+            self._deferred_names.pop(type_name, None)
+            self._deferred_classes.pop(cls, None)
         return cls
 
+    def register_on_first_use(self, cls: type, name: str | None = None) -> None:
+        """Remember ``cls`` without registering it; it is registered the first time it is written or read.
+
+        Library modules (the examples) declare their events this way, so that importing them takes no
+        name a user may want for their own class: a user's class of the same name registers first and
+        wins, and using the library's class afterwards raises RegistryConflict naming both.
+        """
+        type_name = default_type_name(cls) if name is None else name
+        with self._lock:
+            if type_name not in self._by_name:
+                self._deferred_names[type_name] = cls
+            self._deferred_classes[cls] = type_name
+
+    def _register_deferred(self, cls: type | None, name: str | None) -> bool:
+        if cls is not None and cls in self._deferred_classes:
+            self.register(cls, self._deferred_classes[cls])
+            return True
+        if name is not None and name in self._deferred_names:
+            deferred = self._deferred_names[name]
+            self.register(deferred, self._deferred_classes.get(deferred, name))
+            return True
+        return False
+
     def __contains__(self, item: object) -> bool:
-        return item in self._by_name or item in self._by_class
+        """Whether ``item`` (a type name or a class) is registered or declared for first use."""
+        return (
+            item in self._by_name
+            or item in self._by_class
+            or item in self._deferred_names
+            or item in self._deferred_classes
+        )
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._by_name)
+        """The registered type names (not those declared for registration on first use)."""
+        return iter(list(self._by_name))
 
     def type_name(self, event: object) -> str:
         """The registered name of ``event``'s class."""
         try:
             return self._by_class[type(event)]
         except KeyError:
+            if self._register_deferred(type(event), None):
+                return self._by_class[type(event)]
             raise UnknownEventType(
                 f"{type(event).__qualname__} is not a registered event class; subclass eventcore_lab.Event "
                 "or call registry.register(cls)"
@@ -69,18 +139,27 @@ class EventRegistry:
         try:
             return self._by_name[type_name]
         except KeyError:
+            if self._register_deferred(None, type_name):
+                return self._by_name[type_name]
             known = ", ".join(sorted(self._by_name)[:20]) or "(none)"
             raise UnknownEventType(f"unknown event type {type_name!r}; registered: {known}") from None
 
+    def knows(self, type_name: str) -> bool:
+        """Whether ``type_name`` can be decoded (registered, or declared for registration on first use)."""
+        return type_name in self._by_name or type_name in self._deferred_names
+
     def encode(self, event: object) -> bytes:
-        """``event`` as JSON bytes. Raises SerializationError if it cannot be encoded."""
+        """``event`` as JSON bytes (an UnknownEvent's own bytes). Raises SerializationError if it cannot be
+        encoded."""
+        if type(event) is UnknownEvent:
+            return event.raw
         try:
             return _encoder.encode(event)
         except (TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(f"cannot serialize {type(event).__qualname__} event: {exc}") from exc
 
     def decode(self, type_name: str, data: bytes | str) -> Any:
-        """The event of type ``type_name`` from its JSON."""
+        """The event of type ``type_name`` from its JSON; UnknownEventType if the type is not registered."""
         decoder = self._decoders.get(type_name)
         if decoder is None:
             decoder = self._decoders[type_name] = msgspec.json.Decoder(self.event_class(type_name))
@@ -89,12 +168,23 @@ class EventRegistry:
         except msgspec.DecodeError as exc:
             raise SerializationError(f"payload does not fit event type {type_name!r}: {exc}") from exc
 
+    def read(self, type_name: str, data: bytes | str) -> Any:
+        """What a store returns as an event's payload: the decoded event, or an :class:`UnknownEvent`
+        keeping the JSON when ``type_name`` is not registered (reads never fail on an unknown type)."""
+        decoder = self._decoders.get(type_name)
+        if decoder is None and not self.knows(type_name):
+            return UnknownEvent(type_name, data.encode() if isinstance(data, str) else bytes(data))
+        return self.decode(type_name, data)
+
     def to_dict(self, event: object) -> dict[str, Any]:
         """``event`` as plain JSON-ready builtins (for JSONB columns and DataFrames)."""
-        try:
-            value = msgspec.to_builtins(event)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise SerializationError(f"cannot serialize {type(event).__qualname__} event: {exc}") from exc
+        if type(event) is UnknownEvent:
+            value = event.data
+        else:
+            try:
+                value = msgspec.to_builtins(event)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise SerializationError(f"cannot serialize {type(event).__qualname__} event: {exc}") from exc
         if not isinstance(value, dict):
             name = type(event).__qualname__
             raise SerializationError(f"an event must serialize to a JSON object; {name} does not")
@@ -108,6 +198,10 @@ class EventRegistry:
             raise SerializationError(f"payload does not fit event type {type_name!r}: {exc}") from exc
 
 
+def _full_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 #: The registry used when none is given; ``Event`` subclasses land here.
 default_registry = EventRegistry()
 
@@ -116,14 +210,26 @@ default_registry = EventRegistry()
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     """Base class for events: an immutable record that registers itself by class name.
 
-    Set ``event_type = "..."`` on the class to choose another stable name.
+    Set ``event_type = "..."`` on the class to choose another stable name. Library code that should not
+    take a name on import sets ``registration = "on_first_use"``.
 
     >>> class MoneyDeposited(Event):
     ...     amount: int
     """
 
     event_type: ClassVar[str]
+    #: "now" registers the class in the default registry when it is defined; "on_first_use" when it is
+    #: first written or read (library code uses it, so that importing takes no name a user may want).
+    registration: ClassVar[Literal["now", "on_first_use"]] = "now"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        default_registry.register(cls, cls.__dict__.get("event_type"))
+        name = cls.__dict__.get("event_type")
+        if cls.registration == "now":
+            default_registry.register(cls, name)
+        elif cls.registration == "on_first_use":
+            default_registry.register_on_first_use(cls, name)
+        else:
+            raise SerializationError(
+                f"{cls.__qualname__}.registration must be 'now' or 'on_first_use', got {cls.registration!r}"
+            )

@@ -15,17 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from eventcore_lab import (
-    Command,
-    CommandContext,
-    Event,
-    EventToWrite,
-    StoredEvent,
-    emit,
-    require,
-    stream,
-)
-from eventcore_lab.core.errors import BusinessRuleViolation
+from eventcore_lab import Command, Event, EventToWrite, StoredEvent, emit, require, stream
+from eventcore_lab.core.command import CommandContext
+from eventcore_lab.errors import BusinessRuleViolation
 
 
 def account_stream(account_id: str | int) -> str:
@@ -33,23 +25,28 @@ def account_stream(account_id: str | int) -> str:
 
 
 class AccountOpened(Event):
+    registration = "on_first_use"
     owner: str
     initial_balance: int = 0
     daily_limit: int | None = None  # cents that may leave the account per UTC day; None: no limit
 
 
 class MoneyDeposited(Event):
+    registration = "on_first_use"
     amount: int
     reference: str = ""
 
 
 class MoneyWithdrawn(Event):
+    registration = "on_first_use"
     amount: int
     reference: str = ""
 
 
 class MoneyTransferred(Event):
     """Written to both accounts of a transfer: a debit on ``from_account``, a credit on ``to_account``."""
+
+    registration = "on_first_use"
 
     from_account: str
     to_account: str

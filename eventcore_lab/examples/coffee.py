@@ -19,17 +19,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import ClassVar
 
-from eventcore_lab import (
-    BusinessRuleViolation,
-    Command,
-    CommandContext,
-    Event,
-    EventToWrite,
-    StoredEvent,
-    emit,
-    require,
-)
+from eventcore_lab import BusinessRuleViolation, Command, Event, EventToWrite, StoredEvent, emit, require
 from eventcore_lab import stream as stream_field
+from eventcore_lab.core.command import CommandContext
 from eventcore_lab.modeling.model import automation
 from eventcore_lab.projections.base import Projection, handles
 from eventcore_lab.testing.scenario import ANY, Scenario
@@ -63,10 +55,12 @@ def _id(stream_id: str) -> str:
 
 
 class CustomerEntered(Event):
+    registration = "on_first_use"
     customer_id: str
 
 
 class OrderPlaced(Event):
+    registration = "on_first_use"
     order_id: str
     customer_id: str
     items: list[str]
@@ -74,23 +68,27 @@ class OrderPlaced(Event):
 
 
 class PaymentReceived(Event):
+    registration = "on_first_use"
     order_id: str
     amount: int
     method: str
 
 
 class CoffeePrepared(Event):
+    registration = "on_first_use"
     order_id: str
     barista: str
     items: list[str]
 
 
 class OrderCompleted(Event):
+    registration = "on_first_use"
     order_id: str
     customer_id: str
 
 
 class CustomerLeft(Event):
+    registration = "on_first_use"
     customer_id: str
 
 

@@ -19,16 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from eventcore_lab import (
-    Command,
-    CommandContext,
-    Event,
-    EventToWrite,
-    StoredEvent,
-    emit,
-    require,
-    stream,
-)
+from eventcore_lab import Command, Event, EventToWrite, StoredEvent, emit, require, stream
+from eventcore_lab.core.command import CommandContext
 
 
 def task_stream(task_id: str) -> str:
@@ -56,6 +48,7 @@ class TaskStatus(enum.StrEnum):
 
 
 class TaskCreated(Event):
+    registration = "on_first_use"
     task_id: str
     title: str
     description: str
@@ -65,6 +58,7 @@ class TaskCreated(Event):
 
 
 class TaskAssigned(Event):
+    registration = "on_first_use"
     task_id: str
     assignee: str
     assigned_by: str
@@ -72,29 +66,34 @@ class TaskAssigned(Event):
 
 
 class TaskUnassigned(Event):
+    registration = "on_first_use"
     task_id: str
     previous_assignee: str
     unassigned_by: str
 
 
 class TaskStarted(Event):
+    registration = "on_first_use"
     task_id: str
     started_by: str
 
 
 class TaskCompleted(Event):
+    registration = "on_first_use"
     task_id: str
     completed_by: str
     completed_at: datetime | None = None
 
 
 class CommentAdded(Event):
+    registration = "on_first_use"
     task_id: str
     author: str
     comment: str
 
 
 class PriorityChanged(Event):
+    registration = "on_first_use"
     task_id: str
     old_priority: Priority
     new_priority: Priority
@@ -105,21 +104,25 @@ class PriorityChanged(Event):
 
 
 class UserTaskAssigned(Event):
+    registration = "on_first_use"
     user_name: str
     task_id: str
 
 
 class UserTaskUnassigned(Event):
+    registration = "on_first_use"
     user_name: str
     task_id: str
 
 
 class UserTaskCompleted(Event):
+    registration = "on_first_use"
     user_name: str
     task_id: str
 
 
 class WorkloadUpdated(Event):
+    registration = "on_first_use"
     user_name: str
     active_tasks: int
 

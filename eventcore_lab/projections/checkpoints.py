@@ -13,7 +13,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from ..core.errors import CheckpointFailed, InvalidFormat
+from ..core.errors import CheckpointFailed, InvalidArgument, InvalidFormat
+from ..stores.base import Checkpoints
+from ..stores.rules import check_checkpoint_name, check_position
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -32,10 +34,10 @@ class CheckpointStore(Protocol):
 
 
 def _check(name: str, position: int | None = None) -> None:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidFormat(f"a checkpoint name is a non-empty string, got {name!r}")
-    if position is not None and (not isinstance(position, int) or isinstance(position, bool) or position < 0):
-        raise InvalidFormat(f"a checkpoint position is an int >= 0, got {position!r} for {name!r}")
+    """The same rules as the stores' own checkpoints (:mod:`eventcore_lab.stores.rules`)."""
+    check_checkpoint_name(name)
+    if position is not None:
+        check_position(position, f"the checkpoint position of {name!r}")
 
 
 def _identifier(value: str, what: str) -> str:
@@ -169,15 +171,12 @@ class StoreCheckpoints:
     """Checkpoints kept by the event store itself (``checkpoint_load``/``checkpoint_save``), as the
     DuckDB and PostgreSQL stores do: a ``checkpoints`` table next to the events."""
 
-    def __init__(self, store: Any) -> None:
-        if not (
-            callable(getattr(store, "checkpoint_load", None))
-            and callable(getattr(store, "checkpoint_save", None))
-        ):
-            raise InvalidFormat(
+    def __init__(self, store: object) -> None:
+        if not isinstance(store, Checkpoints):
+            raise InvalidArgument(
                 f"{type(store).__name__} keeps no checkpoints (no checkpoint_load/checkpoint_save)"
             )
-        self.store = store
+        self.store: Checkpoints = store
 
     def load(self, name: str) -> int:
         _check(name)
@@ -188,14 +187,10 @@ class StoreCheckpoints:
         self.store.checkpoint_save(name, position)
 
 
-def checkpoints_for(store: Any) -> CheckpointStore:
-    """The natural checkpoint store for ``store``: its own database when it keeps checkpoints, else memory.
-
-    Duck-typed, so that stores need not import this module: a store with ``checkpoint_load`` and
-    ``checkpoint_save`` (DuckDB, PostgreSQL) keeps them itself.
+def checkpoints_for(store: object) -> CheckpointStore:
+    """The natural checkpoint store for ``store``: the store itself when it keeps checkpoints (the
+    :class:`~eventcore_lab.stores.base.Checkpoints` capability: memory, DuckDB, PostgreSQL), else memory.
     """
-    if callable(getattr(store, "checkpoint_load", None)) and callable(
-        getattr(store, "checkpoint_save", None)
-    ):
+    if isinstance(store, Checkpoints):
         return StoreCheckpoints(store)
     return MemoryCheckpoints()

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
-from ..core.errors import InvalidFormat, TooLong, VersionConflict
-from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
-from ..core.ids import StreamId
+from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.registry import EventRegistry
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+from .rules import (  # noqa: F401  (the shared rules, re-exported for stores that import them from here)
+    MAX_PAYLOAD_BYTES,
+    PreparedEvent,
+    PreparedImport,
+    check_expected,
+    check_follows,
+    prepare_append,
+    prepare_import,
+    stamp_events,
+)
 
 
 class StreamsRead(msgspec.Struct, frozen=True):
@@ -28,8 +41,13 @@ class EventStore(Protocol):
     """What the executor, projections and tools need from a store.
 
     Positions start at 1 and grow in commit order; ``after`` arguments are exclusive, so a reader that
-    processed up to position ``p`` continues with ``read_all(after=p)``.
+    processed up to position ``p`` continues with ``read_all(after=p)``. Every store keeps the rules of
+    :mod:`.rules` (the contract suite in :mod:`eventcore_lab.testing.contract` checks them); after
+    ``close()`` every call but ``close()`` raises StoreClosed.
     """
+
+    #: How payloads are turned into JSON and back; exports and tools use the store's own.
+    registry: EventRegistry
 
     def append(
         self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
@@ -76,6 +94,88 @@ class EventStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# -- capabilities only some stores have: check them with isinstance(store, Protocol) ---------------
+
+
+@runtime_checkable
+class Checkpoints(Protocol):
+    """A store that keeps projection checkpoints next to its log (memory, DuckDB, PostgreSQL)."""
+
+    def checkpoint_load(self, name: str) -> int:
+        """The position saved under ``name`` (0 when none was saved)."""
+        ...
+
+    def checkpoint_save(self, name: str, position: int) -> None:
+        """Save ``position`` under ``name``; names follow :func:`.rules.check_checkpoint_name`."""
+        ...
+
+
+@runtime_checkable
+class StreamListing(Protocol):
+    """A store that can list its streams cheaply."""
+
+    def stream_ids(self) -> list[str]:
+        """Every stream that has events, in order of first event."""
+        ...
+
+
+@runtime_checkable
+class SQLAccess(Protocol):
+    """A store whose log can be queried with read-only SQL (DuckDB)."""
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run one read-only statement and return a DataFrame."""
+        ...
+
+
+@runtime_checkable
+class ColumnarAccess(Protocol):
+    """A store that hands out its log as columns, filtered by the database (DuckDB)."""
+
+    def events_table(
+        self,
+        *,
+        after: int = 0,
+        until: int | datetime | None = None,
+        stream_ids: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+        fields: Callable[[list[str]], Mapping[str, str] | None] = ...,
+    ) -> pa.Table | None:
+        """The log as an Arrow table with payload fields expanded (None when they cannot be)."""
+        ...
+
+    def events_frame(
+        self,
+        *,
+        after: int = 0,
+        until: int | None = None,
+        stream_ids: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """The log as a DataFrame, one row per event."""
+        ...
+
+
+@runtime_checkable
+class BulkExport(Protocol):
+    """A store with its own fast export to event files (DuckDB, PostgreSQL)."""
+
+    def export_events(
+        self, path: str | os.PathLike[str], *, after: int = 0, progress: bool | None = None
+    ) -> int:
+        """Write the log after ``after`` to a .parquet, .jsonl or .jsonl.gz file; return the count."""
+        ...
+
+
+@runtime_checkable
+class BulkImport(Protocol):
+    """A store with its own fast import of event files (DuckDB)."""
+
+    def import_file(self, path: str | os.PathLike[str], *, progress: bool | None = None) -> int:
+        """Import a .parquet, .jsonl or .jsonl.gz event file, all-or-nothing; return the count."""
+        ...
 
 
 class Subscription(Iterator[StoredEvent]):
@@ -128,97 +228,3 @@ class Subscription(Iterator[StoredEvent]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-#: Payloads larger than this (as JSON) are refused, so one bad event cannot bloat or stall a store.
-MAX_PAYLOAD_BYTES = 1 << 20
-
-
-class PreparedEvent(msgspec.Struct, frozen=True):
-    """A write that passed validation: its stream id, type name, JSON payload and metadata."""
-
-    stream_id: StreamId
-    event_type: str
-    payload: object
-    payload_json: bytes
-    metadata: Metadata
-
-
-def prepare_append(
-    events: Sequence[EventToWrite],
-    expected: Mapping[str, ExpectedVersion] | None,
-    registry: EventRegistry,
-    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-) -> tuple[list[PreparedEvent], dict[StreamId, ExpectedVersion]]:
-    """Validate an append before anything is written; raise a clear error on the first bad item.
-
-    Every store calls this first, so that all stores refuse the same bad input in the same way.
-    """
-    prepared = []
-    for write in events:
-        if not isinstance(write, EventToWrite):
-            raise InvalidFormat(f"append expects EventToWrite items, got {type(write).__name__}")
-        sid = StreamId(write.stream_id)
-        event_type = registry.type_name(write.event)
-        data = registry.encode(write.event)
-        if len(data) > max_payload_bytes:
-            raise TooLong(
-                f"{event_type} payload for stream {sid!r} is {len(data)} bytes as JSON; "
-                f"the limit is {max_payload_bytes}"
-            )
-        metadata = write.metadata or Metadata()
-        if not isinstance(metadata, Metadata):
-            raise InvalidFormat(f"metadata must be a Metadata, got {type(metadata).__name__}")
-        prepared.append(PreparedEvent(sid, event_type, write.event, data, metadata))
-    checks: dict[StreamId, ExpectedVersion] = {}
-    for name, exp in (expected or {}).items():
-        if not isinstance(exp, ExpectedVersion):
-            raise InvalidFormat(f"expected version for {name!r} must be an ExpectedVersion, got {exp!r}")
-        checks[StreamId(name)] = exp
-    return prepared, checks
-
-
-def check_expected(checks: Mapping[StreamId, ExpectedVersion], version_of: Callable[[str], int]) -> None:
-    """Raise VersionConflict naming every stream whose expectation fails."""
-    conflicts: dict[str, tuple[str, int]] = {}
-    for sid, exp in checks.items():
-        actual = version_of(sid)
-        if not exp.holds_for(actual):
-            conflicts[sid] = (str(exp), actual)
-    if conflicts:
-        raise VersionConflict(conflicts)
-
-
-def stamp_events(
-    prepared: Sequence[PreparedEvent],
-    version_of: Callable[[str], int],
-    first_position: int,
-    now: datetime,
-    new_id: Callable[[], uuid.UUID],
-) -> tuple[list[StoredEvent], dict[str, int]]:
-    """Number validated writes: the next version of each stream and consecutive positions.
-
-    Returns the stored events and each written stream's new version. Stores that number events in
-    process call this under their write lock, after :func:`check_expected`.
-    """
-    versions: dict[str, int] = {}
-    stored = []
-    position = first_position
-    for item in prepared:
-        sid = item.stream_id
-        version = versions.get(sid) or version_of(sid)
-        versions[sid] = version = version + 1
-        stored.append(
-            StoredEvent(
-                event_id=new_id(),
-                stream_id=sid,
-                version=version,
-                position=position,
-                event_type=item.event_type,
-                payload=item.payload,
-                metadata=item.metadata,
-                recorded_at=now,
-            )
-        )
-        position += 1
-    return stored, versions

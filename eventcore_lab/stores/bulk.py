@@ -19,19 +19,28 @@ from __future__ import annotations
 import gzip
 import io
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from ..core.errors import InvalidFormat, SerializationError
+from ..core.errors import (
+    EventFileMissing,
+    InvalidArgument,
+    InvalidEventFile,
+    SerializationError,
+)
 from ..core.events import Metadata, StoredEvent
 from ..core.registry import EventRegistry, default_registry
+
+if TYPE_CHECKING:
+    from .base import EventStore
 
 #: Column names shared by every bulk format, in file order.
 COLUMNS = ("position", "event_id", "stream_id", "version", "event_type", "payload", "metadata", "recorded_at")
@@ -54,7 +63,35 @@ ARROW_SCHEMA = pa.schema(
 CHUNK_SIZE = 100_000
 
 _metadata_encoder = msgspec.json.Encoder()
-_metadata_decoder = msgspec.json.Decoder(Metadata)
+
+
+class FileMetadata(msgspec.Struct, forbid_unknown_fields=True):
+    """Metadata as an event file must hold it: a correlation id and no unknown keys.
+
+    Stricter than :class:`Metadata`, which makes up a correlation id when there is none: a file read
+    twice must give the same events, and a damaged key must not silently lose its value.
+    """
+
+    correlation_id: str
+    causation_id: str | None = None
+    user_id: str | None = None
+    custom: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def to_metadata(self) -> Metadata:
+        return Metadata(
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+            user_id=self.user_id,
+            custom=self.custom,
+        )
+
+
+_metadata_decoder = msgspec.json.Decoder(FileMetadata)
+
+
+def decode_file_metadata(data: bytes | str) -> Metadata:
+    """The metadata of one event file row; msgspec.DecodeError when it is not valid."""
+    return _metadata_decoder.decode(data).to_metadata()
 
 
 class _Line(msgspec.Struct):
@@ -66,7 +103,7 @@ class _Line(msgspec.Struct):
     version: int
     event_type: str
     payload: msgspec.Raw
-    metadata: Metadata
+    metadata: FileMetadata
     recorded_at: datetime
 
 
@@ -102,7 +139,18 @@ def _format_of(path: Path) -> str:
         return "jsonl"
     if suffixes and suffixes[-1] in (".parquet", ".pq"):
         return "parquet"
-    raise InvalidFormat(f"cannot tell the format of {path.name!r}: use .jsonl, .jsonl.gz or .parquet")
+    raise InvalidArgument(f"cannot tell the format of {path.name!r}: use .jsonl, .jsonl.gz or .parquet")
+
+
+#: What reading a damaged file can raise below the library: truncated or corrupt gzip, Arrow and
+#: Parquet decoding errors, I/O errors.
+_FILE_ERRORS = (OSError, EOFError, zlib.error, pa.ArrowException, UnicodeDecodeError)
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise EventFileMissing(f"event file {path} does not exist")
+    return path
 
 
 # -- JSON Lines ------------------------------------------------------------------------------------------
@@ -132,14 +180,20 @@ def write_jsonl(
             line = _Line(
                 event.position,
                 event.event_id,
-                event.stream_id,
+                str(event.stream_id),  # a StreamId is a str subclass, which msgspec does not encode
                 event.version,
                 event.event_type,
                 msgspec.Raw(registry.encode(event.payload)),
-                event.metadata,
+                event.metadata,  # encodes exactly as FileMetadata
                 event.recorded_at,
             )
-            out.write(_line_encoder.encode(line))
+            try:
+                encoded = _line_encoder.encode(line)
+            except (TypeError, ValueError) as exc:
+                raise SerializationError(
+                    f"cannot write the event at position {event.position}: {exc}"
+                ) from exc
+            out.write(encoded)
             out.write(b"\n")
             count += 1
         out.flush()
@@ -149,38 +203,52 @@ def write_jsonl(
 def read_jsonl(
     path: str | Path, registry: EventRegistry | None = None, *, progress: bool | None = None
 ) -> Iterator[StoredEvent]:
-    """Yield the events of a JSON Lines file (plain or gzipped), decoding payloads with ``registry``."""
+    """Yield the events of a JSON Lines file (plain or gzipped), decoding payloads with ``registry``.
+
+    Types not in the registry come back as :class:`UnknownEvent` (their JSON kept byte for byte). A
+    damaged file raises InvalidEventFile; a payload that does not fit its registered class raises
+    SerializationError, as appending it would.
+    """
     registry = registry or default_registry
-    path = Path(path)
-    with _open_text(path, "r") as handle:
-        for number, raw in enumerate(
-            progress_bar(handle, total=None, desc=f"read {path.name}", progress=progress), 1
-        ):
-            if not raw.strip():
-                continue
-            try:
-                line = _line_decoder.decode(raw)
-            except msgspec.DecodeError as exc:
-                raise InvalidFormat(f"{path.name} line {number}: not an event record: {exc}") from exc
-            try:
-                payload = registry.decode(line.event_type, line.payload)
-            except SerializationError as exc:
-                raise type(exc)(f"{path.name} line {number}: {exc.message}") from exc
-            yield StoredEvent(
-                event_id=line.event_id,
-                stream_id=line.stream_id,
-                version=line.version,
-                position=line.position,
-                event_type=line.event_type,
-                payload=payload,
-                metadata=line.metadata,
-                recorded_at=_utc(line.recorded_at),
-            )
+    path = _existing(Path(path))
+    number = 0
+    try:
+        with _open_text(path, "r") as handle:
+            for number, raw in enumerate(
+                progress_bar(handle, total=None, desc=f"read {path.name}", progress=progress), 1
+            ):
+                if raw.strip():
+                    yield _line_event(raw, registry, f"{path.name} line {number}")
+    except _FILE_ERRORS as exc:
+        raise InvalidEventFile(f"{path.name} is damaged after line {number}: {exc!r}") from exc
 
 
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise InvalidFormat(f"recorded_at {moment.isoformat()} has no time zone; event files use UTC")
+def _line_event(raw: bytes, registry: EventRegistry, where: str) -> StoredEvent:
+    try:
+        line = _line_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidEventFile(f"{where}: not an event record: {exc}") from exc
+    if bytes(line.payload).strip() == b"null":
+        raise InvalidEventFile(f"{where}: the event has no payload")
+    try:
+        payload = registry.read(line.event_type, line.payload)
+    except SerializationError as exc:
+        raise SerializationError(f"{where}: {exc.message}") from exc
+    return StoredEvent(
+        event_id=line.event_id,
+        stream_id=line.stream_id,
+        version=line.version,
+        position=line.position,
+        event_type=line.event_type,
+        payload=payload,
+        metadata=line.metadata.to_metadata(),
+        recorded_at=_utc(line.recorded_at, where),
+    )
+
+
+def _utc(moment: object, where: str) -> datetime:
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise InvalidEventFile(f"{where}: recorded_at {moment!r} has no time zone; event files use UTC")
     return moment.astimezone(UTC)
 
 
@@ -195,43 +263,63 @@ def events_to_arrow(events: Iterable[StoredEvent], registry: EventRegistry | Non
     for event in events:
         position.append(event.position)
         event_id.append(str(event.event_id))
-        stream.append(event.stream_id)
+        stream.append(str(event.stream_id))
         version.append(event.version)
         event_type.append(event.event_type)
         payload.append(registry.encode(event.payload))
         metadata.append(_metadata_encoder.encode(event.metadata))
         recorded.append(event.recorded_at)
-    return pa.Table.from_arrays(
-        [pa.array(column, type=field.type) for column, field in zip(columns, ARROW_SCHEMA, strict=True)],
-        schema=ARROW_SCHEMA,
-    )
+    try:
+        arrays = [
+            pa.array(column, type=field.type) for column, field in zip(columns, ARROW_SCHEMA, strict=True)
+        ]
+    except (pa.ArrowException, UnicodeEncodeError) as exc:
+        raise SerializationError(f"cannot write these events as Arrow columns: {exc}") from exc
+    return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
 
 
 def arrow_to_events(
     table: pa.Table | pa.RecordBatch, registry: EventRegistry | None = None
 ) -> Iterator[StoredEvent]:
-    """Yield StoredEvents from an Arrow table or batch that has the :data:`COLUMNS`."""
+    """Yield StoredEvents from an Arrow table or batch that has the :data:`COLUMNS`.
+
+    Missing values, ids that are not UUIDs, metadata that is not a Metadata object and naive times
+    raise InvalidEventFile; a payload that does not fit its registered class raises SerializationError.
+    """
     registry = registry or default_registry
     missing = [name for name in COLUMNS if name not in table.schema.names]
     if missing:
-        raise InvalidFormat(f"event table lacks the columns {', '.join(missing)}")
+        raise InvalidEventFile(f"event table lacks the columns {', '.join(missing)}")
     columns = [table.column(name).to_pylist() for name in COLUMNS]
-    for position, event_id, stream, version, event_type, payload, metadata, recorded in zip(
-        *columns, strict=True
-    ):
+    for row in zip(*columns, strict=True):
+        position, event_id, stream, version, event_type, payload, metadata, recorded = row
+        where = f"the event at position {position}"
+        if any(value is None for value in row):
+            absent = ", ".join(name for name, value in zip(COLUMNS, row, strict=True) if value is None)
+            raise InvalidEventFile(f"{where} has no {absent}")
         try:
-            meta = _metadata_decoder.decode(metadata)
-        except msgspec.DecodeError as exc:
-            raise InvalidFormat(f"metadata of the event at position {position} is not valid: {exc}") from exc
+            meta = decode_file_metadata(metadata)
+        except (msgspec.DecodeError, TypeError) as exc:
+            raise InvalidEventFile(f"metadata of {where} is not valid: {exc}") from exc
+        try:
+            uid = event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id))
+        except ValueError as exc:
+            raise InvalidEventFile(f"{where} has the event id {event_id!r}, which is not a UUID") from exc
+        if not isinstance(payload, str | bytes):
+            raise InvalidEventFile(f"the payload of {where} is not JSON text: {payload!r}")
+        try:
+            decoded = registry.read(event_type, payload)
+        except SerializationError as exc:
+            raise SerializationError(f"{where}: {exc.message}") from exc
         yield StoredEvent(
-            event_id=event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id)),
+            event_id=uid,
             stream_id=stream,
             version=version,
             position=position,
             event_type=event_type,
-            payload=registry.decode(event_type, payload),
+            payload=decoded,
             metadata=meta,
-            recorded_at=_utc(recorded),
+            recorded_at=_utc(recorded, where),
         )
 
 
@@ -278,19 +366,19 @@ def read_parquet(
     batch_size: int = CHUNK_SIZE,
 ) -> Iterator[StoredEvent]:
     """Yield the events of a Parquet event file in file order, decoding payloads with ``registry``."""
-    path = Path(path)
+    path = _existing(Path(path))
     try:
         source = pq.ParquetFile(path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InvalidFormat(f"{path.name} is not a readable Parquet file: {exc}") from exc
+    except _FILE_ERRORS as exc:
+        raise InvalidEventFile(f"{path.name} is not a readable Parquet file: {exc}") from exc
     total = source.metadata.num_rows
     bar = progress_bar(total=total, desc=f"read {path.name}", progress=progress)
     try:
         for batch in source.iter_batches(batch_size=batch_size, columns=list(COLUMNS)):
             yield from arrow_to_events(batch, registry)
             bar.update(batch.num_rows)
-    except (KeyError, pa.ArrowInvalid) as exc:
-        raise InvalidFormat(f"{path.name} is not an event file: {exc}") from exc
+    except (KeyError, *_FILE_ERRORS) as exc:
+        raise InvalidEventFile(f"{path.name} is not an event file or is damaged: {exc!r}") from exc
     finally:
         bar.close()
 
@@ -320,7 +408,7 @@ def read_events(
     return read_jsonl(path, registry, progress=progress)
 
 
-def iter_store(store: Any, *, after: int = 0, page: int = 10_000) -> Iterator[StoredEvent]:
+def iter_store(store: EventStore, *, after: int = 0, page: int = 10_000) -> Iterator[StoredEvent]:
     """Every event of any store after ``after``, fetched page by page (constant memory)."""
     while True:
         events = store.read_all(after=after, limit=page)
@@ -330,10 +418,10 @@ def iter_store(store: Any, *, after: int = 0, page: int = 10_000) -> Iterator[St
         after = events[-1].position
 
 
-def export_store(store: Any, path: str | Path, *, after: int = 0, progress: bool | None = None) -> int:
+def export_store(store: EventStore, path: str | Path, *, after: int = 0, progress: bool | None = None) -> int:
     """Write a store's log (after ``after``) to ``path``; uses the store's own fast export when it has one."""
-    exporter = getattr(store, "export_events", None)
-    if exporter is not None:
-        return int(exporter(path, after=after, progress=progress))
-    registry = getattr(store, "registry", None)
-    return write_events(iter_store(store, after=after), path, registry, progress=progress)
+    from .base import BulkExport
+
+    if isinstance(store, BulkExport):
+        return store.export_events(path, after=after, progress=progress)
+    return write_events(iter_store(store, after=after), path, store.registry, progress=progress)

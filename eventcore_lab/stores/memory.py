@@ -11,16 +11,21 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from ..core.errors import InvalidFormat, VersionConflict
+from ..core.errors import InvalidFormat
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.ids import StreamId, new_event_id
 from ..core.registry import EventRegistry, default_registry
-from .base import (
+from .base import StreamsRead, Subscription
+from .rules import (
     MAX_PAYLOAD_BYTES,
-    StreamsRead,
-    Subscription,
+    check_checkpoint_name,
     check_expected,
+    check_follows,
+    check_limit,
+    check_open,
+    check_position,
     prepare_append,
+    prepare_import,
     stamp_events,
 )
 
@@ -52,6 +57,8 @@ class MemoryStore:
         self._log: list[StoredEvent] = []
         self._streams: dict[str, list[StoredEvent]] = {}
         self._changed = threading.Condition(threading.Lock())
+        self._checkpoints: dict[str, int] = {}
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"<MemoryStore: {len(self._log)} events in {len(self._streams)} streams>"
@@ -61,9 +68,11 @@ class MemoryStore:
     def append(
         self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
     ) -> list[StoredEvent]:
+        check_open(self._closed, "the MemoryStore")
         prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
         version_of = self._version_of
         with self._changed:
+            check_open(self._closed, "the MemoryStore")
             check_expected(checks, version_of)
             stored, _ = stamp_events(prepared, version_of, len(self._log) + 1, self._clock(), self._new_id)
             self._commit(stored)
@@ -73,23 +82,16 @@ class MemoryStore:
         return len(self._streams.get(stream_id, ()))
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:
-        batch = list(events)
-        streams = self._streams
+        check_open(self._closed, "the MemoryStore")
+        batch = prepare_import(events, self.registry, self.max_payload_bytes)
         with self._changed:
-            versions: dict[str, int] = {}
+            check_open(self._closed, "the MemoryStore")
+            check_follows(batch.first_versions, self._version_of)
             position = len(self._log)
-            renumbered = []
-            for event in batch:
-                if not isinstance(event, StoredEvent):
-                    raise InvalidFormat(f"import expects StoredEvent items, got {type(event).__name__}")
-                sid = StreamId(event.stream_id)
-                self.registry.type_name(event.payload)
-                current = versions.get(sid) or len(streams.get(sid, ()))
-                if event.version != current + 1:
-                    raise VersionConflict({sid: (f"version {event.version - 1}", current)})
-                versions[sid] = event.version
-                position += 1
-                renumbered.append(msgspec.structs.replace(event, stream_id=sid, position=position))
+            renumbered = [
+                msgspec.structs.replace(event, position=position + i)
+                for i, event in enumerate(batch.events, 1)
+            ]
             self._commit(renumbered)
         return len(renumbered)
 
@@ -108,9 +110,12 @@ class MemoryStore:
     # -- reading -----------------------------------------------------------------------------------
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
-        return self._streams.get(StreamId(stream_id), [])[after_version:]
+        check_open(self._closed, "the MemoryStore")
+        sid = StreamId(stream_id)
+        return self._streams.get(sid, [])[check_position(after_version, "after_version") :]
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
+        check_open(self._closed, "the MemoryStore")
         ids = [StreamId(s) for s in stream_ids]
         streams = self._streams
         merged: list[StoredEvent] = []
@@ -127,30 +132,51 @@ class MemoryStore:
         return StreamsRead(merged, versions)
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
-        if after < 0:
-            raise InvalidFormat(f"after must be a position >= 0, got {after}")
+        check_open(self._closed, "the MemoryStore")
+        after, limit = check_position(after), check_limit(limit)
         end = None if limit is None else after + limit
         return self._log[after:end]
 
     def stream_version(self, stream_id: str) -> int:
+        check_open(self._closed, "the MemoryStore")
         return self._version_of(StreamId(stream_id))
 
     def stream_ids(self) -> list[str]:
         """Every stream that has events, in order of first event."""
+        check_open(self._closed, "the MemoryStore")
         return list(self._streams)
 
     def head(self) -> int:
+        check_open(self._closed, "the MemoryStore")
         return len(self._log)
+
+    def checkpoint_load(self, name: str) -> int:
+        """The position saved under ``name`` (0 when none was saved); kept as long as the store."""
+        check_open(self._closed, "the MemoryStore")
+        return self._checkpoints.get(check_checkpoint_name(name), 0)
+
+    def checkpoint_save(self, name: str, position: int) -> None:
+        """Save ``position`` under ``name``."""
+        check_open(self._closed, "the MemoryStore")
+        name, position = check_checkpoint_name(name), check_position(position, "position")
+        with self._changed:
+            self._checkpoints[name] = position
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         with self._changed:
-            return self._changed.wait_for(lambda: len(self._log) > after, timeout)
+            return self._changed.wait_for(lambda: len(self._log) > after or self._closed, timeout) and (
+                len(self._log) > after
+            )
 
     def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
-        return Subscription(self, after=after, batch_size=batch_size)
+        check_open(self._closed, "the MemoryStore")
+        return Subscription(self, after=check_position(after), batch_size=batch_size)
 
     def close(self) -> None:
-        """Nothing to release; present so every store can be used the same way."""
+        """Refuse every later call with StoreClosed, like the durable stores; idempotent."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
 
     def __enter__(self) -> MemoryStore:
         return self

@@ -26,7 +26,19 @@ import pytest
 
 from ..core.errors import SerializationError, TooLong, UnknownEventType, ValidationError, VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
-from ..core.registry import Event
+from ._contract_events import ContractNote, NotRegistered, Unserializable, note, snapshot, write
+from ._contract_rules import PersistentRulesContract, RulesContract
+
+__all__ = [
+    "ContractNote",
+    "NotRegistered",
+    "PersistentStoreContract",
+    "StoreContract",
+    "Unserializable",
+    "note",
+    "snapshot",
+    "write",
+]
 
 NO_STREAM, ANY, NO_CHECK, exact = (
     ExpectedVersion.NO_STREAM,
@@ -36,40 +48,7 @@ NO_STREAM, ANY, NO_CHECK, exact = (
 )
 
 
-class ContractNote(Event):
-    """The event type the contract suite writes; it exercises the JSON types that must round-trip."""
-
-    event_type = "eventcore.contract.Note"
-    text: str
-    number: int = 0
-    amount: Decimal | None = None
-    when: datetime | None = None
-    tags: list[str] = msgspec.field(default_factory=list)
-
-
-class NotRegistered(msgspec.Struct, frozen=True):
-    text: str
-
-
-class Unserializable(Event):
-    event_type = "eventcore.contract.Unserializable"
-    value: Any = None
-
-
-def note(text: str, **fields: Any) -> ContractNote:
-    return ContractNote(text=text, **fields)
-
-
-def write(stream_id: str, text: str, metadata: Metadata | None = None) -> EventToWrite:
-    return EventToWrite(stream_id, note(text), metadata)
-
-
-def snapshot(store: Any) -> list[tuple[str, int, int, str]]:
-    """Everything a store holds, to show that a failed call changed nothing."""
-    return [(e.stream_id, e.version, e.position, e.payload.text) for e in store.read_all()]
-
-
-class StoreContract:
+class StoreContract(RulesContract):
     """The behaviour every store shares. Override the ``store`` fixture."""
 
     @pytest.fixture
@@ -257,8 +236,8 @@ class StoreContract:
     def test_import_with_a_version_gap_imports_nothing(self, store: Any) -> None:
         store.append([write("imp", "existing")])
         stored = store.read_all()[0]
-        gap = msgspec.structs.replace(stored, stream_id="imp", version=3)
-        ok = msgspec.structs.replace(stored, stream_id="other", version=1)
+        gap = msgspec.structs.replace(stored, stream_id="imp", version=3, event_id=uuid.uuid4())
+        ok = msgspec.structs.replace(stored, stream_id="other", version=1, event_id=uuid.uuid4())
         with pytest.raises(VersionConflict):
             store.import_events([ok, gap])
         assert store.stream_version("other") == 0 and store.head() == 1
@@ -347,7 +326,7 @@ class StoreContract:
         assert len(seen) == total
 
 
-class PersistentStoreContract:
+class PersistentStoreContract(PersistentRulesContract):
     """For stores that keep their events across restarts. Provide ``store`` and ``reopen`` fixtures."""
 
     @pytest.fixture

@@ -1,0 +1,463 @@
+"""Every rule a store must keep, written once: every store calls these at its entry points.
+
+A store only persists and reads; what may be written, which read arguments are valid, what a checkpoint
+name is and what a closed store does are decided here, so that the memory store is never more forgiving
+than the durable ones and the same bad input gets the same error everywhere.
+
+What is written can be read back. An append or import is refused (nothing written, a
+:class:`~eventcore_lab.core.errors.SerializationError` naming the event and the field) unless each payload
+and each metadata decodes back from its JSON into an equal value. That refuses events that break their
+own class's constraints (``Annotated[int, Meta(gt=0)]`` holding -5), non-finite floats (JSON has no NaN or
+infinity: they would be stored as ``null``) and values of untyped (``Any``) fields that JSON would change
+(bytes, tuples, sets, datetimes, non-string keys). Refusing is chosen over keeping such values exactly
+because every store, and every export file, then holds plain JSON that any reader understands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from ..core.errors import (
+    EmptyValue,
+    EventTypeMismatch,
+    InvalidArgument,
+    InvalidFormat,
+    SerializationError,
+    StoreClosed,
+    TooLong,
+    VersionConflict,
+)
+from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
+from ..core.ids import StreamId
+from ..core.registry import EventRegistry, UnknownEvent
+
+#: Payloads larger than this (as JSON) are refused, so one bad event cannot bloat or stall a store.
+MAX_PAYLOAD_BYTES = 1 << 20
+
+#: Longest event type name a store keeps.
+MAX_EVENT_TYPE_LENGTH = 255
+
+_metadata_encoder = msgspec.json.Encoder()
+_metadata_decoder = msgspec.json.Decoder(Metadata)
+
+
+class PreparedEvent(msgspec.Struct, frozen=True):
+    """A write that passed validation: its stream id, type name, payload and metadata, and their JSON."""
+
+    stream_id: StreamId
+    event_type: str
+    payload: object
+    payload_json: bytes
+    metadata: Metadata
+    metadata_json: bytes
+
+
+class PreparedImport(msgspec.Struct, frozen=True):
+    """An import that passed validation, ready for a store to number and persist.
+
+    ``events`` are the input events with validated stream ids and UTC timestamps; ``payloads`` and
+    ``metadata`` their JSON, index for index. ``first_versions`` / ``last_versions`` give each stream's
+    first and last imported version: the store checks under its lock (:func:`check_follows`) that each
+    first version follows the stream's current version.
+    """
+
+    events: list[StoredEvent]
+    payloads: list[bytes]
+    metadata: list[bytes]
+    first_versions: dict[str, int]
+    last_versions: dict[str, int]
+
+
+# -- appends -----------------------------------------------------------------------------------------
+
+
+def prepare_append(
+    events: Sequence[EventToWrite],
+    expected: Mapping[str, ExpectedVersion] | None,
+    registry: EventRegistry,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+) -> tuple[list[PreparedEvent], dict[StreamId, ExpectedVersion]]:
+    """Validate an append before anything is written; raise a clear error on the first bad item."""
+    if type(events) is not list and (isinstance(events, str | bytes) or not isinstance(events, Sequence)):
+        raise InvalidArgument(f"append expects a list of EventToWrite, got {type(events).__name__}")
+    prepared = []
+    metadata_seen: dict[int, bytes] = {}
+    for write in events:
+        if type(write) is not EventToWrite and not isinstance(write, EventToWrite):
+            raise InvalidFormat(f"append expects EventToWrite items, got {type(write).__name__}")
+        sid = StreamId(write.stream_id)
+        event_type, data = encode_payload(registry, write.event, max_payload_bytes, sid)
+        metadata = write.metadata or _NO_METADATA()
+        meta = metadata_seen.get(id(metadata))
+        if meta is None:  # the events of one command share their metadata
+            meta = metadata_seen[id(metadata)] = encode_metadata(metadata, sid)
+        prepared.append(PreparedEvent(sid, event_type, write.event, data, metadata, meta))
+    checks: dict[StreamId, ExpectedVersion] = {}
+    if expected:
+        if type(expected) is not dict and not isinstance(expected, Mapping):
+            raise InvalidArgument(
+                f"expected must map stream ids to ExpectedVersion, got {type(expected).__name__}"
+            )
+        for name, exp in expected.items():
+            if type(exp) is not ExpectedVersion:
+                raise InvalidArgument(
+                    f"expected version for {name!r} must be an ExpectedVersion, got {exp!r}"
+                )
+            checks[StreamId(name)] = exp
+    elif expected is not None and not isinstance(expected, Mapping):
+        raise InvalidArgument(
+            f"expected must map stream ids to ExpectedVersion, got {type(expected).__name__}"
+        )
+    return prepared, checks
+
+
+_NO_METADATA = Metadata
+
+
+def encode_payload(
+    registry: EventRegistry, event: object, max_payload_bytes: int, where: str | _At
+) -> tuple[str, bytes]:
+    """``event``'s type name and JSON, after checking that the JSON reads back as an equal event.
+
+    ``where`` says which event this is in messages: a stream id (as "for stream ...") or a phrase.
+    """
+    event_type = registry.type_name(event)
+    data = registry.encode(event)
+    if len(data) > max_payload_bytes:
+        raise TooLong(
+            f"{event_type} payload {_place(where)} is {len(data)} bytes as JSON; "
+            f"the limit is {max_payload_bytes}"
+        )
+    try:
+        back = registry.decode(event_type, data)
+    except SerializationError as exc:
+        raise SerializationError(
+            f"the {event_type} event {_place(where)} cannot be stored: it would not read back ({exc.message})"
+        ) from exc
+    if not _equal(back, event):
+        raise SerializationError(
+            f"the {event_type} event {_place(where)} cannot be stored exactly: {_difference(event, back)}. "
+            "Floats must be finite and untyped (Any) fields must hold JSON values (str, int, float, bool, "
+            "None, list, dict with str keys); give the field a precise type or convert the value"
+        )
+    return event_type, data
+
+
+class _At:
+    """Where an imported event is, for messages: built cheaply, formatted only when an error needs it."""
+
+    __slots__ = ("stream_id", "version")
+
+    def __init__(self, stream_id: str, version: object) -> None:
+        self.stream_id, self.version = stream_id, version
+
+    def __str__(self) -> str:
+        return f"in stream {self.stream_id!r} at version {self.version!r}"
+
+
+def _place(where: str | _At) -> str:
+    """``where`` for a message: a bare stream id reads "for stream ...", anything else as itself."""
+    return f"for stream {where!r}" if type(where) is StreamId else str(where)
+
+
+def encode_metadata(metadata: Metadata, where: str | _At) -> bytes:
+    """``metadata`` as JSON, after checking it is a Metadata that reads back equal.
+
+    ``where`` says whose metadata this is in messages: a stream id (as "for stream ...") or a phrase.
+    """
+    if type(metadata) is not Metadata:
+        raise InvalidFormat(f"metadata must be a Metadata, got {type(metadata).__name__}")
+    try:
+        data = _metadata_encoder.encode(metadata)
+        if _plain_metadata(metadata):
+            return data  # strings and None only: they encode exactly or not at all
+        back = _metadata_decoder.decode(data)
+    except (TypeError, ValueError, OverflowError, msgspec.DecodeError) as exc:
+        raise SerializationError(f"the metadata {_place(where)} cannot be stored: {exc}") from exc
+    if not _equal(back, metadata):
+        raise SerializationError(
+            f"the metadata {_place(where)} cannot be stored exactly: {_difference(metadata, back)}; "
+            "custom metadata must hold JSON values with finite floats"
+        )
+    return data
+
+
+def _plain(value: object) -> bool:
+    return value is None or type(value) is str
+
+
+def _plain_metadata(metadata: Metadata) -> bool:
+    return (
+        not metadata.custom
+        and type(metadata.correlation_id) is str
+        and _plain(metadata.causation_id)
+        and _plain(metadata.user_id)
+    )
+
+
+def _equal(a: object, b: object) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # a signalling Decimal NaN, for one, refuses to compare
+        return False
+
+
+def _fields(value: object) -> dict[str, Any] | None:
+    if isinstance(value, msgspec.Struct):
+        return {name: getattr(value, name) for name in value.__struct_fields__}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return None
+
+
+def _difference(original: object, back: object, path: str = "") -> str:
+    """Name the first field whose value does not survive the JSON round trip."""
+    mine, theirs = _fields(original), _fields(back)
+    if mine is not None and theirs is not None:
+        for name, value in mine.items():
+            if not _equal(value, theirs.get(name)):
+                return _difference(value, theirs.get(name), f"{path}.{name}" if path else name)
+    if isinstance(original, Mapping) and isinstance(back, Mapping):
+        for key, value in original.items():
+            if not isinstance(key, str):
+                return f"field {path!r} has the non-string key {key!r}, which JSON turns into a string"
+            if not _equal(value, back.get(key)):
+                return _difference(value, back.get(key), f"{path}[{key!r}]")
+    if isinstance(original, list) and isinstance(back, list) and len(original) == len(back):
+        for i, (a, b) in enumerate(zip(original, back, strict=True)):
+            if not _equal(a, b):
+                return _difference(a, b, f"{path}[{i}]")
+    if isinstance(original, float) and not math.isfinite(original):
+        return f"field {path!r} holds the non-finite float {original!r}, which JSON cannot represent"
+    return f"field {path!r} holds {original!r} ({type(original).__name__}), which reads back as {back!r}"
+
+
+def check_expected(checks: Mapping[StreamId, ExpectedVersion], version_of: Callable[[str], int]) -> None:
+    """Raise VersionConflict naming every stream whose expectation fails."""
+    conflicts: dict[str, tuple[str, int]] = {}
+    for sid, exp in checks.items():
+        actual = version_of(sid)
+        if not exp.holds_for(actual):
+            conflicts[sid] = (str(exp), actual)
+    if conflicts:
+        raise VersionConflict(conflicts)
+
+
+def stamp_events(
+    prepared: Sequence[PreparedEvent],
+    version_of: Callable[[str], int],
+    first_position: int,
+    now: datetime,
+    new_id: Callable[[], uuid.UUID],
+) -> tuple[list[StoredEvent], dict[str, int]]:
+    """Number validated writes: the next version of each stream and consecutive positions.
+
+    Returns the stored events and each written stream's new version. Stores that number events in
+    process call this under their write lock, after :func:`check_expected`.
+    """
+    versions: dict[str, int] = {}
+    stored = []
+    position = first_position
+    for item in prepared:
+        sid = item.stream_id
+        version = versions.get(sid) or version_of(sid)
+        versions[sid] = version = version + 1
+        stored.append(
+            StoredEvent(
+                event_id=new_id(),
+                stream_id=sid,
+                version=version,
+                position=position,
+                event_type=item.event_type,
+                payload=item.payload,
+                metadata=item.metadata,
+                recorded_at=now,
+            )
+        )
+        position += 1
+    return stored, versions
+
+
+# -- imports ------------------------------------------------------------------------------------------
+
+
+def check_event_type(name: object) -> str:
+    """An event type name a store can keep: a non-empty str of printable, encodable text."""
+    if not isinstance(name, str):
+        raise InvalidFormat(f"an event type name is a string, got {type(name).__name__}: {name!r}")
+    if not name.strip():
+        raise EmptyValue(f"an event type name must not be empty or blank, got {name!r}")
+    if len(name) > MAX_EVENT_TYPE_LENGTH:
+        raise TooLong(f"event type name is {len(name)} characters; the limit is {MAX_EVENT_TYPE_LENGTH}")
+    if not name.isprintable():
+        raise InvalidFormat(f"event type name {name!r} contains a control or unprintable character")
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        raise InvalidFormat(f"event type name {name!r} contains a lone surrogate") from None
+    return name
+
+
+def prepare_import(
+    events: Iterable[StoredEvent], registry: EventRegistry, max_payload_bytes: int = MAX_PAYLOAD_BYTES
+) -> PreparedImport:
+    """Validate already stored events (another store's export) before any is imported.
+
+    Each item is a StoredEvent whose ``event_type`` is its payload's registered name (or an
+    :class:`UnknownEvent` of that name), whose payload and metadata read back exactly, whose event id
+    is a UUID not repeated in the import, whose ``recorded_at`` is timezone-aware, and whose version
+    continues its stream's previous imported version. Positions are ignored: stores assign new ones.
+    """
+    if isinstance(events, str | bytes | Mapping) or not isinstance(events, Iterable):
+        raise InvalidArgument(f"import expects an iterable of StoredEvent, got {type(events).__name__}")
+    kept: list[StoredEvent] = []
+    payloads: list[bytes] = []
+    metadata_json: list[bytes] = []
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    ids: set[uuid.UUID] = set()
+    valid_ids: dict[str, StreamId] = {}
+    valid_types: set[str] = set()
+    metadata_seen: dict[int, bytes] = {}
+    for event in events:
+        if type(event) is not StoredEvent:
+            raise InvalidFormat(f"import expects StoredEvent items, got {type(event).__name__}")
+        sid = valid_ids.get(event.stream_id)
+        if sid is None:
+            sid = valid_ids[event.stream_id] = StreamId(event.stream_id)
+        where = _At(sid, event.version)  # formatted only if an error names it
+        event_id = event.event_id
+        if not isinstance(event_id, uuid.UUID):
+            raise InvalidFormat(f"the event {where} has the event id {event_id!r}, which is not a UUID")
+        if event_id in ids:
+            raise InvalidFormat(f"the event id {event_id} appears twice in the import (again {where})")
+        ids.add(event_id)
+        version = event.version
+        if type(version) is not int or version < 1:
+            raise InvalidFormat(f"event versions are ints >= 1, got {version!r} in stream {sid!r}")
+        previous = last.get(sid)
+        if previous is None:
+            first[sid] = version
+        elif version != previous + 1:
+            raise VersionConflict({sid: (f"version {version - 1} (the import is not consecutive)", previous)})
+        last[sid] = version
+        event_type = event.event_type
+        if event_type not in valid_types:
+            check_event_type(event_type)
+            valid_types.add(event_type)
+        payload = event.payload
+        if type(payload) is UnknownEvent:
+            data = _unknown_payload(payload, event_type, registry, max_payload_bytes, where)
+        else:
+            named, data = encode_payload(registry, payload, max_payload_bytes, where)
+            if named != event_type:
+                raise EventTypeMismatch(
+                    f"the event {where} says its type is {event_type!r} but its payload is a "
+                    f"{type(payload).__qualname__}, registered as {named!r}"
+                )
+        metadata = event.metadata
+        meta = metadata_seen.get(id(metadata))
+        if meta is None:
+            meta = metadata_seen[id(metadata)] = encode_metadata(metadata, where)
+        recorded = event.recorded_at
+        if not isinstance(recorded, datetime) or recorded.tzinfo is None or recorded.utcoffset() is None:
+            raise InvalidFormat(
+                f"recorded_at of the event {where} must be a timezone-aware datetime, got {recorded!r}"
+            )
+        if recorded.tzinfo is not UTC:
+            recorded = recorded.astimezone(UTC)
+        if sid != event.stream_id or recorded is not event.recorded_at:
+            event = msgspec.structs.replace(event, stream_id=sid, recorded_at=recorded)
+        kept.append(event)
+        payloads.append(data)
+        metadata_json.append(meta)
+    return PreparedImport(kept, payloads, metadata_json, first, last)
+
+
+def _unknown_payload(
+    payload: UnknownEvent, event_type: str, registry: EventRegistry, max_payload_bytes: int, where: _At
+) -> bytes:
+    """The raw JSON of an event whose type was not registered where it was read; kept byte for byte."""
+    if payload.event_type != event_type:
+        raise EventTypeMismatch(
+            f"the event {where} says its type is {event_type!r} but holds an unknown "
+            f"{payload.event_type!r} payload"
+        )
+    data = payload.raw
+    if len(data) > max_payload_bytes:
+        raise TooLong(f"{event_type} payload {where} is {len(data)} bytes; the limit is {max_payload_bytes}")
+    try:
+        is_object = isinstance(msgspec.json.decode(data), dict)
+    except msgspec.DecodeError:
+        is_object = False
+    if not is_object:
+        raise SerializationError(f"the unknown {event_type} event {where} does not hold a JSON object")
+    if event_type in registry:  # registered since it was read: it must fit its class now
+        try:
+            registry.decode(event_type, data)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"the {event_type} event {where} does not fit its class: {exc.message}"
+            ) from exc
+    return data
+
+
+def check_follows(first_versions: Mapping[str, int], version_of: Callable[[str], int]) -> None:
+    """Refuse an import whose first event of a stream does not follow that stream's version."""
+    conflicts = {}
+    for sid, version in first_versions.items():
+        current = version_of(sid)
+        if version != current + 1:
+            conflicts[sid] = (f"version {version - 1}", current)
+    if conflicts:
+        raise VersionConflict(conflicts)
+
+
+# -- reads, checkpoints, lifecycle ------------------------------------------------------------------
+
+
+def check_position(value: object, name: str = "after") -> int:
+    """A position or version argument: an int >= 0 (not a bool)."""
+    if type(value) is not int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return check_position(int(value), name)
+        raise InvalidArgument(f"{name} must be an int >= 0, got {type(value).__name__}: {value!r}")
+    if value < 0:
+        raise InvalidArgument(f"{name} must be an int >= 0, got {value}")
+    return value
+
+
+def check_limit(value: object) -> int | None:
+    """A ``limit`` argument: None (no limit) or an int >= 0 (not a bool)."""
+    if value is None:
+        return None
+    return check_position(value, "limit")
+
+
+def check_checkpoint_name(name: object) -> str:
+    """A checkpoint name: a non-empty str without control characters or lone surrogates, at most 255."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgument(f"a checkpoint name is a non-empty string, got {name!r}")
+    if len(name) > 255:
+        raise InvalidArgument(f"a checkpoint name is at most 255 characters, got {len(name)}")
+    if not name.isprintable():
+        raise InvalidArgument(f"checkpoint name {name!r} contains a control or unprintable character")
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"checkpoint name {name!r} contains a lone surrogate") from None
+    return name
+
+
+def check_open(closed: bool, store: str) -> None:
+    """Raise StoreClosed (naming ``store``) when ``closed``: the one error every store gives after
+    ``close()``, for every call but ``close()`` itself."""
+    if closed:
+        raise StoreClosed(store)
