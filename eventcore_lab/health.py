@@ -14,7 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .stores.base import EventStore
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 _RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -131,6 +134,7 @@ def check_store_url(url: str, *, schema: str | None = None, connect_timeout: flo
     For PostgreSQL, ``connect_timeout`` bounds how long an unreachable server can hold the check up.
     """
     started = time.perf_counter()
+    store: EventStore
     try:
         if url.startswith(("postgresql://", "postgres://")):
             from .stores.postgres import PostgresStore

@@ -231,10 +231,9 @@ class Executor:
     def _watch(self, command: Command[Any]) -> CommandWatch | None:
         if not self.observers:
             return None
-        global _CommandWatch
-        if _CommandWatch is None:
-            from ..observability._hook import CommandWatch as _CommandWatch
-        return _CommandWatch(self.observers, command)
+        from ..observability._hook import CommandWatch as Watch  # loaded only when observers are set
+
+        return Watch(self.observers, command)
 
     def _attempt(
         self, command: Command[Any], metadata: Metadata, attempt: int, watch: CommandWatch | None = None
@@ -310,9 +309,6 @@ class Executor:
         if watch is not None:
             watch.phase("commit", attempt, mark, versions)
         return written
-
-
-_CommandWatch: Any = None  # imported on first use, so that executors without observers never load it
 
 
 def _position(event: StoredEvent) -> int:

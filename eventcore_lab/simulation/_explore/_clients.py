@@ -13,7 +13,7 @@ import random
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from ...core.command import Command
 from ...core.errors import ConcurrencyConflict, EventCoreError, InvalidFormat
@@ -21,7 +21,7 @@ from ...core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ...core.executor import ExecutionResult, Executor, Phase
 from ...core.retry import RetryConfig
 from ...modeling.checks import COMMAND_KEY
-from ...stores.base import StreamsRead
+from ...stores.base import EventStore, StreamsRead
 
 #: Labels of the steps a command client takes (the ``phase`` column of a counterexample's table).
 READ, DECIDE, COMMIT, BACKOFF, REJECTED, GAVE_UP = (
@@ -136,7 +136,7 @@ class CommandClient:
         now = self.now
         earlier = local.attempt - 1  # attempts already refused
         executor = Executor(
-            replay,
+            cast("EventStore", replay),  # it answers all that an executor asks of a store
             retry=RetryConfig(max_attempts=self.max_retries - earlier, initial_delay=0.0, jitter=False),
             timeout=None,
             clock=lambda: now,

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
-
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
