@@ -207,7 +207,7 @@ default_registry = EventRegistry()
 
 
 @dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(msgspec.field,))
-class Event(msgspec.Struct, frozen=True, kw_only=True):
+class Event(msgspec.Struct, frozen=True, kw_only=True, repr_omit_defaults=True):
     """Base class for events: an immutable record that registers itself by class name.
 
     Set ``event_type = "..."`` on the class to choose another stable name. Library code that should not

@@ -55,14 +55,17 @@ class MoneyTransferred(Event):
 
 
 class AccountFrozen(Event):
+    registration = "on_first_use"
     reason: str = ""
 
 
 class AccountUnfrozen(Event):
+    registration = "on_first_use"
     reason: str = ""
 
 
 class AccountClosed(Event):
+    registration = "on_first_use"
     reason: str = ""
 
 

@@ -56,6 +56,7 @@ def shipment_stream(order_id: str) -> str:
 
 
 class OrderPlaced(Event):
+    registration = "on_first_use"
     event_type = "shop.OrderPlaced"
     order_id: str
     customer_id: str
@@ -64,29 +65,34 @@ class OrderPlaced(Event):
 
 
 class OrderCancelled(Event):
+    registration = "on_first_use"
     event_type = "shop.OrderCancelled"
     order_id: str
     reason: str
 
 
 class OrderCompleted(Event):
+    registration = "on_first_use"
     event_type = "shop.OrderCompleted"
     order_id: str
 
 
 class PaymentReminderSent(Event):
+    registration = "on_first_use"
     event_type = "shop.PaymentReminderSent"
     order_id: str
     attempt: int
 
 
 class StockAdded(Event):
+    registration = "on_first_use"
     event_type = "shop.StockAdded"
     sku: str
     quantity: int
 
 
 class StockReserved(Event):
+    registration = "on_first_use"
     event_type = "shop.StockReserved"
     sku: str
     order_id: str
@@ -94,6 +100,7 @@ class StockReserved(Event):
 
 
 class StockReleased(Event):
+    registration = "on_first_use"
     event_type = "shop.StockReleased"
     sku: str
     order_id: str
@@ -101,24 +108,28 @@ class StockReleased(Event):
 
 
 class PaymentReceived(Event):
+    registration = "on_first_use"
     event_type = "shop.PaymentReceived"
     order_id: str
     amount: int
 
 
 class PaymentRefunded(Event):
+    registration = "on_first_use"
     event_type = "shop.PaymentRefunded"
     order_id: str
     amount: int
 
 
 class ShipmentDispatched(Event):
+    registration = "on_first_use"
     event_type = "shop.ShipmentDispatched"
     order_id: str
     tracking: str
 
 
 class ShipmentDelivered(Event):
+    registration = "on_first_use"
     event_type = "shop.ShipmentDelivered"
     order_id: str
 
@@ -361,6 +372,7 @@ class FulfilmentStep(enum.StrEnum):
 
 
 class FulfilmentStarted(Event):
+    registration = "on_first_use"
     event_type = "fulfilment.Started"
     order_id: str
     items: dict[str, int]
@@ -369,32 +381,39 @@ class FulfilmentStarted(Event):
 
 
 class PaymentConfirmed(Event):
+    registration = "on_first_use"
     event_type = "fulfilment.PaymentConfirmed"
     amount: int
 
 
 class InventoryReserved(Event):
+    registration = "on_first_use"
     event_type = "fulfilment.InventoryReserved"
 
 
 class Shipped(Event):
+    registration = "on_first_use"
     event_type = "fulfilment.Shipped"
 
 
 class Delivered(Event):
+    registration = "on_first_use"
     event_type = "fulfilment.Delivered"
 
 
 class FulfilmentCompleted(Event):
+    registration = "on_first_use"
     event_type = "fulfilment.Completed"
 
 
 class FulfilmentFailed(Event):
+    registration = "on_first_use"
     event_type = "fulfilment.Failed"
     reason: str
 
 
 class RetryScheduled(Event):
+    registration = "on_first_use"
     event_type = "fulfilment.RetryScheduled"
     retry_at: datetime
     attempt: int
@@ -559,12 +578,14 @@ class OrderFulfilment(ProcessManager[Fulfilment]):
 
 
 class ParcelAccepted(Event):
+    registration = "on_first_use"
     event_type = "carrier.ParcelAccepted"
     order_id: str
     arrives_at: datetime
 
 
 class ParcelDelivered(Event):
+    registration = "on_first_use"
     event_type = "carrier.ParcelDelivered"
 
 

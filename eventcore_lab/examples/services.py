@@ -34,17 +34,20 @@ from ..integration import (
 
 
 class UserRegistered(Event):
+    registration = "on_first_use"
     user_id: str
     email: str
     name: str
 
 
 class UserEmailChanged(Event):
+    registration = "on_first_use"
     user_id: str
     email: str
 
 
 class UserProfileLinked(Event):
+    registration = "on_first_use"
     user_id: str
     customer_id: str
 
@@ -105,12 +108,14 @@ def users_router() -> Router:
 
 
 class CustomerProfileCreated(Event):
+    registration = "on_first_use"
     customer_id: str
     user_id: str
     email: str
 
 
 class CustomerEmailUpdated(Event):
+    registration = "on_first_use"
     customer_id: str
     email: str
 

@@ -64,6 +64,7 @@ V1_SUNSET = datetime(2027, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 class CommentPosted(Event):
+    registration = "on_first_use"
     task_id: str
     comment_id: str
     author: str

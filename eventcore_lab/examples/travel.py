@@ -36,6 +36,7 @@ def cars_stream(agency: str) -> str:
 
 
 class TripRequested(Event):
+    registration = "on_first_use"
     event_type = "travel.TripRequested"
     reservation_id: str
     hotel: str
@@ -46,42 +47,50 @@ class TripRequested(Event):
 class CapacityAdded(Event):
     """Rooms, seats or cars made available on a resource stream."""
 
+    registration = "on_first_use"
+
     event_type = "travel.CapacityAdded"
     resource: str
     units: int
 
 
 class HotelBooked(Event):
+    registration = "on_first_use"
     event_type = "travel.HotelBooked"
     hotel: str
     reservation_id: str
 
 
 class HotelCancelled(Event):
+    registration = "on_first_use"
     event_type = "travel.HotelCancelled"
     hotel: str
     reservation_id: str
 
 
 class FlightBooked(Event):
+    registration = "on_first_use"
     event_type = "travel.FlightBooked"
     flight: str
     reservation_id: str
 
 
 class FlightCancelled(Event):
+    registration = "on_first_use"
     event_type = "travel.FlightCancelled"
     flight: str
     reservation_id: str
 
 
 class CarBooked(Event):
+    registration = "on_first_use"
     event_type = "travel.CarBooked"
     agency: str
     reservation_id: str
 
 
 class CarCancelled(Event):
+    registration = "on_first_use"
     event_type = "travel.CarCancelled"
     agency: str
     reservation_id: str

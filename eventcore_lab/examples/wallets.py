@@ -25,11 +25,15 @@ def wallet_stream(owner: str) -> str:
 class WalletFunded(Event):
     """Money entering the group from outside (a top-up), on the funded wallet's stream."""
 
+    registration = "on_first_use"
+
     amount: int
 
 
 class PaymentCredited(Event):
     """A payment, stored once on the payee's stream; ``payer`` is the paying wallet's stream id."""
+
+    registration = "on_first_use"
 
     payer: str
     amount: int

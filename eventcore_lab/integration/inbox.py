@@ -46,6 +46,8 @@ _MAX_STREAM_ID = 255
 class MessageHandled(Event):
     """An inbox's record that one integration message was handled (``outcome``: applied or rejected)."""
 
+    registration = "on_first_use"
+
     event_type = "InboxMessageHandled"
     message_id: str
     service_id: str

@@ -16,6 +16,8 @@ from ..core.registry import Event
 class TriggerHandled(Event):
     """The process has reacted to the event ``event_id``; a redelivery of it is a no-op."""
 
+    registration = "on_first_use"
+
     event_type = "process.TriggerHandled"
     event_id: str
 
@@ -26,6 +28,8 @@ class CommandIssued(Event):
     The command itself is stored (type name and arguments), so that it survives a crash between the
     decision and its execution; ``caused_by`` is the id of the event the process reacted to.
     """
+
+    registration = "on_first_use"
 
     event_type = "process.CommandIssued"
     command_id: str
@@ -38,6 +42,8 @@ class CommandIssued(Event):
 class CommandSucceeded(Event):
     """An issued command ran; its events were appended in the same write as this one."""
 
+    registration = "on_first_use"
+
     event_type = "process.CommandSucceeded"
     command_id: str
     tag: str
@@ -46,6 +52,8 @@ class CommandSucceeded(Event):
 
 class CommandRejected(Event):
     """An issued command refused to run (a failed rule); nothing but this was written."""
+
+    registration = "on_first_use"
 
     event_type = "process.CommandRejected"
     command_id: str
@@ -57,6 +65,8 @@ class CommandRejected(Event):
 class DeadlineScheduled(Event):
     """The process wants to hear from the clock at ``due_at`` unless it cancels first."""
 
+    registration = "on_first_use"
+
     event_type = "process.DeadlineScheduled"
     deadline_id: str
     name: str
@@ -65,6 +75,8 @@ class DeadlineScheduled(Event):
 
 class DeadlineFired(Event):
     """The deadline came and the process reacted (``ignored``: it had already ended)."""
+
+    registration = "on_first_use"
 
     event_type = "process.DeadlineFired"
     deadline_id: str
@@ -75,6 +87,8 @@ class DeadlineFired(Event):
 
 class DeadlineCancelled(Event):
     """The deadline is no longer wanted (the awaited event came, or the process ended)."""
+
+    registration = "on_first_use"
 
     event_type = "process.DeadlineCancelled"
     deadline_id: str

@@ -65,23 +65,27 @@ class StoredStep(msgspec.Struct, frozen=True):
 
 
 class SagaStarted(Event):
+    registration = "on_first_use"
     event_type = "saga.SagaStarted"
     steps: list[StoredStep]
 
 
 class StepStarted(Event):
+    registration = "on_first_use"
     event_type = "saga.StepStarted"
     index: int
     name: str
 
 
 class StepCompleted(Event):
+    registration = "on_first_use"
     event_type = "saga.StepCompleted"
     index: int
     name: str
 
 
 class StepFailed(Event):
+    registration = "on_first_use"
     event_type = "saga.StepFailed"
     index: int
     name: str
@@ -89,11 +93,13 @@ class StepFailed(Event):
 
 
 class CompensationStarted(Event):
+    registration = "on_first_use"
     event_type = "saga.CompensationStarted"
     failed_step: int
 
 
 class CompensationStepStarted(Event):
+    registration = "on_first_use"
     event_type = "saga.CompensationStepStarted"
     index: int
     name: str
@@ -103,12 +109,15 @@ class CompensationStepStarted(Event):
 class StepCompensated(Event):
     """The fix of the manual's endless loop: a compensated step is never picked again."""
 
+    registration = "on_first_use"
+
     event_type = "saga.StepCompensated"
     index: int
     name: str
 
 
 class CompensationFailed(Event):
+    registration = "on_first_use"
     event_type = "saga.CompensationFailed"
     index: int
     name: str
@@ -117,15 +126,19 @@ class CompensationFailed(Event):
 
 
 class SagaCompleted(Event):
+    registration = "on_first_use"
     event_type = "saga.SagaCompleted"
 
 
 class SagaCompensated(Event):
+    registration = "on_first_use"
     event_type = "saga.SagaCompensated"
 
 
 class SagaAborted(Event):
     """Compensation could not finish within the retry policy; a person must look at it."""
+
+    registration = "on_first_use"
 
     event_type = "saga.SagaAborted"
     reason: str
