@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .authorization import CommandPolicy, StreamAccess
 from .command import Command, CommandContext
 from .errors import (
     ConcurrencyConflict,
@@ -90,6 +91,7 @@ class Executor:
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        policy: CommandPolicy | None = None,
     ) -> None:
         if max_discovery_iterations < 1:
             raise ValueError(f"max_discovery_iterations must be >= 1, got {max_discovery_iterations}")
@@ -100,6 +102,8 @@ class Executor:
         self.clock = clock or _utc_now
         self.rng = rng or random.Random()
         self.sleep = sleep
+        #: Asked before every append (see :mod:`.authorization`); None runs every command unchecked.
+        self.policy = policy
 
     def execute(
         self,
@@ -110,6 +114,7 @@ class Executor:
         causation_id: str | None = None,
         user_id: str | None = None,
         timeout: float | None = None,
+        user: Any = None,
     ) -> ExecutionResult:
         """Run ``command`` to completion and return what it wrote.
 
@@ -119,7 +124,7 @@ class Executor:
         budget = self.timeout if timeout is None else timeout
         deadline = None if budget is None else time.monotonic() + budget
         # Drive the raw phases rather than steps(): same phases and checks, without building a Step per phase.
-        phases = self._phases(command, metadata, correlation_id, causation_id, user_id)
+        phases = self._phases(command, metadata, correlation_id, causation_id, user_id, user)
         try:
             while True:
                 phase, attempt, _, delay, _ = next(phases)
@@ -146,9 +151,10 @@ class Executor:
         correlation_id: str | None = None,
         causation_id: str | None = None,
         user_id: str | None = None,
+        user: Any = None,
     ) -> Steps:
         """The phases of running ``command``, one per ``next()``; returns the ExecutionResult."""
-        phases = self._phases(command, metadata, correlation_id, causation_id, user_id)
+        phases = self._phases(command, metadata, correlation_id, causation_id, user_id, user)
         try:
             while True:
                 try:
@@ -167,22 +173,26 @@ class Executor:
         correlation_id: str | None,
         causation_id: str | None,
         user_id: str | None,
+        user: Any = None,
     ) -> Generator[_RawStep, None, ExecutionResult]:
         """The phases as plain tuples (phase, attempt, streams, delay, error); ``streams`` may be the live
         dict of versions read, valid until the next ``next()``."""
         if not isinstance(command, Command):
             raise TypeError(f"expected a Command instance, got {type(command).__name__}")
+        if user_id is None and user is not None:  # the principal is recorded as the events' user
+            user_id = user if isinstance(user, str) else getattr(user, "id", None)
         if metadata is None:
             metadata = Metadata(
                 correlation_id=correlation_id or new_correlation_id(),
                 causation_id=causation_id,
                 user_id=user_id,
             )
+        principal = user if user is not None else metadata.user_id
         started = time.perf_counter()
         attempt = 1
         while True:
             try:
-                written = yield from self._attempt(command, metadata, attempt)
+                written = yield from self._attempt(command, metadata, attempt, principal)
                 streams = tuple(dict.fromkeys(e.stream_id for e in written))
                 return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
             except EventCoreError as error:
@@ -193,7 +203,7 @@ class Executor:
                 attempt += 1
 
     def _attempt(
-        self, command: Command[Any], metadata: Metadata, attempt: int
+        self, command: Command[Any], metadata: Metadata, attempt: int, principal: Any = None
     ) -> Generator[_RawStep, None, list[StoredEvent]]:
         versions: dict[StreamId, int] = {}
         by_stream: list[list[StoredEvent]] = []
@@ -243,6 +253,9 @@ class Executor:
                 )
             if write.stream_id not in versions and StreamId(write.stream_id) not in versions:
                 raise StreamAccessDenied(write.stream_id, versions)
+        if self.policy is not None:
+            written_to = tuple(dict.fromkeys(str(w.stream_id) for w in writes))
+            self.policy.authorize(principal, command, StreamAccess(tuple(map(str, versions)), written_to))
         yield (Phase.DECIDE, attempt, versions, 0.0, None)
         if not writes:
             return []

@@ -1,0 +1,71 @@
+"""AES-256-GCM tokens for personal-data fields, and HMAC-SHA256 blind indexes.
+
+A token is ``pd1:<key id>:<base64url(nonce || ciphertext+tag)>``: it names its key (so old keys keep
+decrypting after a rotation) and fits in the ``str`` field it replaces. Each encryption draws a fresh
+random 96-bit nonce. The associated data binds a token to the stream, version, event type and field it
+was made for, so a token pasted into another event fails authentication instead of revealing anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import unicodedata
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ._errors import DecryptionFailed
+from ._keys import SubjectKey
+
+PREFIX = "pd1:"
+NONCE_BYTES = 12
+#: What a personal-data field reads as once its subject's keys are gone (or for callers not allowed).
+REDACTED = "[redacted]"
+
+
+def associated_data(stream_id: str, version: int, event_type: str, field: str) -> bytes:
+    """The bytes a token is bound to: the one event (stream and version) and field it belongs to."""
+    return "\x1f".join((stream_id, str(version), event_type, field)).encode()
+
+
+def encrypt(key: SubjectKey, plaintext: str, aad: bytes) -> str:
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(key.material).encrypt(nonce, plaintext.encode(), aad)
+    return f"{PREFIX}{key.key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+
+def is_token(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def token_key_id(token: str) -> str:
+    """The id of the key a token was made with."""
+    parts = token.split(":", 2)
+    if len(parts) != 3 or not parts[1]:
+        raise DecryptionFailed("a personal-data token is malformed (expected pd1:<key id>:<data>)")
+    return parts[1]
+
+
+def decrypt(key: SubjectKey, token: str, aad: bytes, where: str) -> str:
+    """The plaintext of ``token``; DecryptionFailed (naming ``where``, never the key) if it does not
+    authenticate against ``aad``."""
+    if token_key_id(token) != key.key_id:
+        raise DecryptionFailed(f"the token of {where} was not made with key {key.key_id}")
+    try:
+        raw = base64.urlsafe_b64decode(token.split(":", 2)[2])
+        plain = AESGCM(key.material).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
+    except (InvalidTag, ValueError) as exc:
+        raise DecryptionFailed(
+            f"the personal data of {where} failed authentication: it was altered or copied from another event"
+        ) from exc
+    return plain.decode()
+
+
+def blind_index(index_key: bytes, field: str, value: str) -> str:
+    """A keyed HMAC-SHA256 of a normalised value: equal values give equal indexes, searchable without
+    decrypting, and without the key nobody can test guesses against it."""
+    normal = unicodedata.normalize("NFKC", value).strip().casefold()
+    return hmac.new(index_key, f"{field}\x00{normal}".encode(), hashlib.sha256).hexdigest()
