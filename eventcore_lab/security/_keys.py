@@ -249,6 +249,11 @@ class PostgresKeyStore(_SQLKeyStore):
     def _table(self) -> str:
         return f'"{self.schema}".eventcore_keys'
 
+    def _create(self) -> None:
+        with self._cursor() as cur:  # the store may not have migrated its schema yet
+            cur.execute(f'create schema if not exists "{self.schema}"')
+        super()._create()
+
     def _cursor(self) -> AbstractContextManager[Any]:
         return self._transaction()
 
