@@ -59,9 +59,8 @@ def test_rotate_get_forget(keys: tuple[KeyStore, Any]) -> None:
 
 
 def test_the_index_key_is_not_a_subject() -> None:
-    with DuckDBStore(":memory:") as events:
-        with pytest.raises(KeyStoreError, match="blind-index key"):
-            DuckDBKeyStore(events).forget("")
+    with DuckDBStore(":memory:") as events, pytest.raises(KeyStoreError, match="blind-index key"):
+        DuckDBKeyStore(events).forget("")
 
 
 def test_duckdb_forget_removes_the_key_bytes_from_the_file(tmp_path: Path) -> None:

@@ -156,7 +156,7 @@ def test_stream_rules_check_reads_and_writes_and_owners() -> None:
     executor = Executor(store, policy=rules)
     executor.execute(WriteNote("public-1", "hello"), user=ALICE)
     executor.execute(WriteNote("inbox-bob", "mine"), user=BOB)
-    with pytest.raises(PolicyDenied, match="'inbox-\\*'.*write of 'inbox-bob'"):
+    with pytest.raises(PolicyDenied, match=r"'inbox-\*'.*write of 'inbox-bob'"):
         executor.execute(WriteNote("inbox-bob", "not yours"), user=ALICE)
     # Bob may read public-1 but not write the discovered stream there.
     with pytest.raises(PolicyDenied, match="'public-\\*'"):

@@ -14,6 +14,7 @@ from ._crypto import REDACTED, associated_data, blind_index, decrypt, encrypt
 from ._erasure import UserDataErased
 from ._errors import DecryptionFailed, KeyStoreError, PersonalDataError, PolicyDenied
 from ._keys import DuckDBKeyStore, KeyStore, MemoryKeyStore, PostgresKeyStore, SubjectKey
+from ._limits import LimitedStore, LimitExceeded, Limits, StreamCountPolicy
 from ._personal import PersonalData, personal_fields
 from ._policy import AllOf, AttributePolicy, RoleBasedPolicy, Rule, StreamRule, StreamRules
 from ._principal import Principal
@@ -29,6 +30,9 @@ __all__ = [
     "DuckDBKeyStore",
     "KeyStore",
     "KeyStoreError",
+    "LimitExceeded",
+    "LimitedStore",
+    "Limits",
     "MemoryKeyStore",
     "PersonalData",
     "PersonalDataError",
@@ -38,6 +42,7 @@ __all__ = [
     "ProtectedStore",
     "RoleBasedPolicy",
     "Rule",
+    "StreamCountPolicy",
     "StreamRule",
     "StreamRules",
     "SubjectKey",
