@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_demo)
     add_board_parser(commands)
+    from .security._cli import add_audit_parser  # needs no optional dependency
+
+    add_audit_parser(commands)
     return parser
 
 

@@ -13,9 +13,8 @@ import hashlib
 import hmac
 import os
 import unicodedata
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from functools import cache
+from typing import Any
 
 from ._errors import DecryptionFailed
 from ._keys import SubjectKey
@@ -26,14 +25,29 @@ NONCE_BYTES = 12
 REDACTED = "[redacted]"
 
 
+@cache
+def _aead() -> tuple[Any, type[Exception]]:
+    """The AES-GCM class and its authentication error, imported on first use: ``cryptography`` is the
+    optional ``security`` extra, so that policies, limits and audit work without it."""
+    try:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            "encrypted personal data needs the 'cryptography' package: install eventcore-lab[security]"
+        ) from exc
+    return AESGCM, InvalidTag
+
+
 def associated_data(stream_id: str, version: int, event_type: str, field: str) -> bytes:
     """The bytes a token is bound to: the one event (stream and version) and field it belongs to."""
     return "\x1f".join((stream_id, str(version), event_type, field)).encode()
 
 
 def encrypt(key: SubjectKey, plaintext: str, aad: bytes) -> str:
+    aesgcm, _ = _aead()
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key.material).encrypt(nonce, plaintext.encode(), aad)
+    sealed = aesgcm(key.material).encrypt(nonce, plaintext.encode(), aad)
     return f"{PREFIX}{key.key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
@@ -54,10 +68,11 @@ def decrypt(key: SubjectKey, token: str, aad: bytes, where: str) -> str:
     authenticate against ``aad``."""
     if token_key_id(token) != key.key_id:
         raise DecryptionFailed(f"the token of {where} was not made with key {key.key_id}")
+    aesgcm, invalid_tag = _aead()
     try:
         raw = base64.urlsafe_b64decode(token.split(":", 2)[2])
-        plain = AESGCM(key.material).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
-    except (InvalidTag, ValueError) as exc:
+        plain = aesgcm(key.material).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
+    except (invalid_tag, ValueError) as exc:
         raise DecryptionFailed(
             f"the personal data of {where} failed authentication: it was altered or copied from another event"
         ) from exc
