@@ -55,6 +55,11 @@ def test_rotate_get_forget(keys: tuple[KeyStore, Any]) -> None:
     assert other.get(first.key_id) is None and other.active_key("alice") is None
     assert store.forget("alice") == 0
     assert other.get(bob.key_id) is not None  # other subjects keep their keys
+    made = store.ensure_key("carol")
+    assert other.ensure_key("carol").key_id == made.key_id == store.active_key("carol").key_id
+    assert other.key_ids("carol") == [made.key_id]
+    newer = other.rotate("carol")
+    assert store.ensure_key("carol").key_id == newer.key_id
     assert "material=<hidden>" in repr(bob) and bob.material.hex() not in repr(store)
 
 

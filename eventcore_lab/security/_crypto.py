@@ -44,10 +44,17 @@ def associated_data(stream_id: str, version: int, event_type: str, field: str) -
     return "\x1f".join((stream_id, str(version), event_type, field)).encode()
 
 
+def _cipher(key: SubjectKey) -> Any:
+    """The key's AES-GCM object; making one costs more than an encryption, so each key keeps its own."""
+    cipher = key._cipher
+    if cipher is None:
+        cipher = key._cipher = _aead()[0](key.material)
+    return cipher
+
+
 def encrypt(key: SubjectKey, plaintext: str, aad: bytes) -> str:
-    aesgcm, _ = _aead()
     nonce = os.urandom(NONCE_BYTES)
-    sealed = aesgcm(key.material).encrypt(nonce, plaintext.encode(), aad)
+    sealed = _cipher(key).encrypt(nonce, plaintext.encode(), aad)
     return f"{PREFIX}{key.key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
@@ -68,10 +75,10 @@ def decrypt(key: SubjectKey, token: str, aad: bytes, where: str) -> str:
     authenticate against ``aad``."""
     if token_key_id(token) != key.key_id:
         raise DecryptionFailed(f"the token of {where} was not made with key {key.key_id}")
-    aesgcm, invalid_tag = _aead()
+    invalid_tag = _aead()[1]
     try:
         raw = base64.urlsafe_b64decode(token.split(":", 2)[2])
-        plain = aesgcm(key.material).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
+        plain = _cipher(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
     except (invalid_tag, ValueError) as exc:
         raise DecryptionFailed(
             f"the personal data of {where} failed authentication: it was altered or copied from another event"

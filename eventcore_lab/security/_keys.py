@@ -13,7 +13,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import KeyStoreError
@@ -25,7 +25,7 @@ INDEX_SUBJECT = ""  # the row holding the blind-index key; subjects are non-empt
 class SubjectKey:
     """A key of one subject. The material is deliberately absent from ``repr`` and ``str``."""
 
-    __slots__ = ("_material", "key_id", "subject")
+    __slots__ = ("_cipher", "_material", "key_id", "subject")
 
     def __init__(self, key_id: str, subject: str, material: bytes) -> None:
         if len(material) != KEY_BYTES:
@@ -33,6 +33,7 @@ class SubjectKey:
         self.key_id = key_id
         self.subject = subject
         self._material = bytes(material)
+        self._cipher: Any = None  # the AES-GCM object, made once per key by the crypto module
 
     @property
     def material(self) -> bytes:
@@ -62,6 +63,10 @@ class KeyStore(Protocol):
 
     def active_key(self, subject: str) -> SubjectKey | None: ...
 
+    def ensure_key(self, subject: str) -> SubjectKey:
+        """The active key, created first if the subject has none (one round trip where possible)."""
+        ...
+
     def rotate(self, subject: str) -> SubjectKey: ...
 
     def get(self, key_id: str) -> SubjectKey | None: ...
@@ -88,6 +93,15 @@ class MemoryKeyStore:
     def active_key(self, subject: str) -> SubjectKey | None:
         ids = self._by_subject.get(subject)
         return self._keys[ids[-1]] if ids else None
+
+    def ensure_key(self, subject: str) -> SubjectKey:
+        with self._lock:
+            key = self.active_key(subject)
+            if key is None:
+                key = SubjectKey(new_key_id(), subject, os.urandom(KEY_BYTES))
+                self._keys[key.key_id] = key
+                self._by_subject[subject] = [key.key_id]
+        return key
 
     def rotate(self, subject: str) -> SubjectKey:
         key = SubjectKey(new_key_id(), subject, os.urandom(KEY_BYTES))
@@ -153,6 +167,10 @@ class _SQLKeyStore:
         )
         return SubjectKey(row[0], subject, bytes(row[1])) if row else None
 
+    def ensure_key(self, subject: str) -> SubjectKey:
+        key = self.active_key(subject)
+        return key if key is not None else self.rotate(subject)
+
     def rotate(self, subject: str) -> SubjectKey:
         key = SubjectKey(new_key_id(), subject, os.urandom(KEY_BYTES))
         for _ in range(5):  # another process may take the same generation: take the next one
@@ -179,10 +197,13 @@ class _SQLKeyStore:
             cur.execute(self._sql("select key_id from {t} where subject = ? order by generation"), [subject])
             return [r[0] for r in cur.fetchall()]
 
+    def _atomic(self) -> AbstractContextManager[Any]:
+        return self._cursor()
+
     def forget(self, subject: str) -> int:
         if subject == INDEX_SUBJECT:
             raise KeyStoreError("the blind-index key is not a subject's key and cannot be forgotten")
-        with self._cursor() as cur:
+        with self._atomic() as cur:
             cur.execute(self._sql("select count(*) from {t} where subject = ?"), [subject])
             count = int(cur.fetchone()[0])
             # Overwrite before deleting, so the old bytes do not linger in a freed page of the file.
@@ -249,26 +270,45 @@ class PostgresKeyStore(_SQLKeyStore):
     def _table(self) -> str:
         return f'"{self.schema}".eventcore_keys'
 
+    def _atomic(self) -> AbstractContextManager[Any]:
+        return self._session(transaction=True)
+
     def _create(self) -> None:
         with self._cursor() as cur:  # the store may not have migrated its schema yet
             cur.execute(f'create schema if not exists "{self.schema}"')
         super()._create()
 
     def _cursor(self) -> AbstractContextManager[Any]:
-        return self._transaction()
+        return self._session(transaction=False)
 
-    def _transaction(self) -> Any:
-        from contextlib import contextmanager
-
-        @contextmanager
-        def run() -> Iterator[Any]:
-            with self._lock:
-                if self._conn is None or self._conn.closed:
-                    self._conn = self._connect()
+    @contextmanager
+    def _session(self, *, transaction: bool) -> Iterator[Any]:
+        """A cursor on the one connection; single statements autocommit (one round trip each)."""
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._connect()
+                self._conn.autocommit = True
+            if transaction:
                 with self._conn.transaction(), self._conn.cursor() as cur:
                     yield cur
+            else:
+                with self._conn.cursor() as cur:
+                    yield cur
 
-        return run()
+    def ensure_key(self, subject: str) -> SubjectKey:
+        """One statement: insert a first key unless the subject has one, and return the active key."""
+        fresh = SubjectKey(new_key_id(), subject, os.urandom(KEY_BYTES))
+        t = self._table()
+        query = (
+            f"with ins as (insert into {t} select %s, %s, 1, %s where not exists "
+            f"(select 1 from {t} where subject = %s) on conflict do nothing returning key_id, material) "
+            f"select key_id, material from ins union all (select key_id, material from {t} "
+            "where subject = %s order by generation desc limit 1) limit 1"
+        )
+        row = self._one(query, [fresh.key_id, subject, fresh.material, subject, subject])
+        if row is None:  # lost a race with a concurrent first key: read the winner's
+            return self.active_key(subject) or self.rotate(subject)
+        return SubjectKey(row[0], subject, bytes(row[1]))
 
     def close(self) -> None:
         with self._lock:

@@ -33,6 +33,9 @@ from ._errors import PersonalDataError
 from ._keys import KeyStore, SubjectKey
 from ._personal import PersonalFields, personal_fields
 
+#: Decrypted values kept per wrapper, so that folding a stream again does not decrypt it again.
+PLAINTEXT_CACHE_SIZE = 100_000
+
 #: How often an append re-reads versions when other writers keep moving a stream it had no exact
 #: expectation for.
 MAX_VERSION_RETRIES = 50
@@ -54,6 +57,8 @@ class ProtectedStore:
         self.registry = inner.registry
         self._cache: dict[str, SubjectKey | None] = {}  # key id -> key (None: destroyed)
         self._active: dict[str, SubjectKey] = {}  # subject -> its active key
+        # (token, stream, version, type, field) -> plaintext; emptied by forget() and when full
+        self._plain: dict[tuple[str, str, int, str, str], str] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -69,7 +74,7 @@ class ProtectedStore:
     def _active_key(self, subject: str) -> SubjectKey:
         key = self._active.get(subject)
         if key is None:
-            key = self.keys.active_key(subject) or self.keys.rotate(subject)
+            key = self.keys.ensure_key(subject)
             with self._lock:
                 self._active[subject] = key
                 self._cache[key.key_id] = key
@@ -116,19 +121,27 @@ class ProtectedStore:
                     f"{event_type}.{name} for stream {stream_id!r} has an empty subject id"
                 )
             aad = _crypto.associated_data(stream_id, version, event_type, name)
-            changes[name] = _crypto.encrypt(self._active_key(subject), value, aad)
+            token = _crypto.encrypt(self._active_key(subject), value, aad)
+            self._remember((token, stream_id, version, event_type, name), value)
+            changes[name] = token
         return _replace(event, changes) if changes else event
+
+    def _remember(self, cache_key: tuple[str, str, int, str, str], plain: str) -> None:
+        if len(self._plain) >= PLAINTEXT_CACHE_SIZE:
+            self._plain.clear()
+        self._plain[cache_key] = plain
 
     def append(
         self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
     ) -> list[StoredEvent]:
+        if isinstance(events, str | bytes) or not isinstance(events, Sequence):
+            return self.inner.append(events, expected)  # the store refuses it with its own error
         plan = [personal_fields(type(w.event)) if isinstance(w, EventToWrite) else None for w in events]
-        if not any(plan):
+        if not any(plan) or not all(isinstance(w, EventToWrite) for w in events):
             return self.inner.append(events, expected)
         registry = self.inner.registry
-        sensitive = list(
-            dict.fromkeys(str(StreamId(w.stream_id)) for w, p in zip(events, plan, strict=True) if p)
-        )
+        sids = [str(StreamId(w.stream_id)) for w in events]
+        sensitive = list(dict.fromkeys(sid for sid, p in zip(sids, plan, strict=True) if p))
         given = {str(StreamId(k)): v for k, v in (expected or {}).items()}
         for _ in range(MAX_VERSION_RETRIES):
             checks = dict(given)
@@ -148,8 +161,7 @@ class ProtectedStore:
                     checks[sid] = ExpectedVersion.exact(current)
                     upgraded.add(sid)
             sealed = []
-            for write, fields in zip(events, plan, strict=True):
-                sid = str(StreamId(write.stream_id))
+            for write, fields, sid in zip(events, plan, sids, strict=True):
                 if sid in next_version:
                     next_version[sid] += 1
                 if fields is None:
@@ -206,13 +218,21 @@ class ProtectedStore:
             value = getattr(stored.payload, name)
             if not _crypto.is_token(value):
                 continue
-            key = self._key(_crypto.token_key_id(value)) if self.reveal else None
-            if key is None:
+            if not self.reveal:
                 changes[name] = REDACTED
                 continue
-            aad = _crypto.associated_data(stored.stream_id, stored.version, stored.event_type, name)
-            where = f"{stored.event_type}.{name} of stream {stored.stream_id!r} version {stored.version}"
-            changes[name] = _crypto.decrypt(key, value, aad, where)
+            cache_key = (value, stored.stream_id, stored.version, stored.event_type, name)
+            plain = self._plain.get(cache_key)
+            if plain is None:
+                key = self._key(_crypto.token_key_id(value))
+                if key is None:
+                    changes[name] = REDACTED
+                    continue
+                aad = _crypto.associated_data(stored.stream_id, stored.version, stored.event_type, name)
+                where = f"{stored.event_type}.{name} of stream {stored.stream_id!r} version {stored.version}"
+                plain = _crypto.decrypt(key, value, aad, where)
+                self._remember(cache_key, plain)
+            changes[name] = plain
         if not changes:
             return stored
         return msgspec.structs.replace(stored, payload=_replace(stored.payload, changes))
@@ -274,6 +294,7 @@ class ProtectedStore:
             raise PersonalDataError(f"a subject id is a non-empty string, got {subject!r}")
         destroyed = self.keys.forget(subject)
         with self._lock:
+            self._plain.clear()
             self._active.pop(subject, None)
             for key_id, key in list(self._cache.items()):
                 if key is not None and key.subject == subject:
