@@ -2,8 +2,8 @@
 
 A token is ``pd1:<key id>:<base64url(nonce || ciphertext+tag)>``: it names its key (so old keys keep
 decrypting after a rotation) and fits in the ``str`` field it replaces. Each encryption draws a fresh
-random 96-bit nonce. The associated data binds a token to the stream, version, event type and field it
-was made for, so a token pasted into another event fails authentication instead of revealing anything.
+random 96-bit nonce. The associated data binds a token to the event (stream and version) it was made
+for, so a token pasted into another event fails authentication instead of revealing anything.
 """
 
 from __future__ import annotations
@@ -39,9 +39,13 @@ def _aead() -> tuple[Any, type[Exception]]:
     return AESGCM, InvalidTag
 
 
-def associated_data(stream_id: str, version: int, event_type: str, field: str) -> bytes:
-    """The bytes a token is bound to: the one event (stream and version) and field it belongs to."""
-    return "\x1f".join((stream_id, str(version), event_type, field)).encode()
+def associated_data(stream_id: str, version: int) -> bytes:
+    """The bytes a token is bound to: the one event it belongs to, named by stream and version.
+
+    Not by event type or field name: an upcaster may rename either (schema evolution), and history must
+    still decrypt after it does. Stream ids cannot hold control characters, so the separator is safe.
+    """
+    return f"pd1\x1f{stream_id}\x1f{version}".encode()
 
 
 def _cipher(key: SubjectKey) -> Any:

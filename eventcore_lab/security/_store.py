@@ -57,8 +57,8 @@ class ProtectedStore:
         self.registry = inner.registry
         self._cache: dict[str, SubjectKey | None] = {}  # key id -> key (None: destroyed)
         self._active: dict[str, SubjectKey] = {}  # subject -> its active key
-        # (token, stream, version, type, field) -> plaintext; emptied by forget() and when full
-        self._plain: dict[tuple[str, str, int, str, str], str] = {}
+        # (token, stream, version) -> plaintext; emptied by forget() and when full
+        self._plain: dict[tuple[str, str, int], str] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -120,13 +120,13 @@ class ProtectedStore:
                 raise PersonalDataError(
                     f"{event_type}.{name} for stream {stream_id!r} has an empty subject id"
                 )
-            aad = _crypto.associated_data(stream_id, version, event_type, name)
+            aad = _crypto.associated_data(stream_id, version)
             token = _crypto.encrypt(self._active_key(subject), value, aad)
-            self._remember((token, stream_id, version, event_type, name), value)
+            self._remember((token, stream_id, version), value)
             changes[name] = token
         return _replace(event, changes) if changes else event
 
-    def _remember(self, cache_key: tuple[str, str, int, str, str], plain: str) -> None:
+    def _remember(self, cache_key: tuple[str, str, int], plain: str) -> None:
         if len(self._plain) >= PLAINTEXT_CACHE_SIZE:
             self._plain.clear()
         self._plain[cache_key] = plain
@@ -221,14 +221,14 @@ class ProtectedStore:
             if not self.reveal:
                 changes[name] = REDACTED
                 continue
-            cache_key = (value, stored.stream_id, stored.version, stored.event_type, name)
+            cache_key = (value, stored.stream_id, stored.version)
             plain = self._plain.get(cache_key)
             if plain is None:
                 key = self._key(_crypto.token_key_id(value))
                 if key is None:
                     changes[name] = REDACTED
                     continue
-                aad = _crypto.associated_data(stored.stream_id, stored.version, stored.event_type, name)
+                aad = _crypto.associated_data(stored.stream_id, stored.version)
                 where = f"{stored.event_type}.{name} of stream {stored.stream_id!r} version {stored.version}"
                 plain = _crypto.decrypt(key, value, aad, where)
                 self._remember(cache_key, plain)
