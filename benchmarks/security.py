@@ -112,7 +112,8 @@ def run_once(
 ) -> float:
     inner, cleanup = make_store()
     try:
-        store = inner if variant == "plain" else ProtectedStore(inner, make_keys(inner))
+        keys = make_keys(inner)  # always taken, so that no key store outlives its run
+        store = inner if variant == "plain" else ProtectedStore(inner, keys)
         executor = Executor(store)
         setup, timed = commands(variant, workload, n, uuid.uuid4().hex[:8])
         for command in setup:
