@@ -36,6 +36,9 @@ from ._personal import PersonalFields, personal_fields
 #: Decrypted values kept per wrapper, so that folding a stream again does not decrypt it again.
 PLAINTEXT_CACHE_SIZE = 100_000
 
+#: Keys kept per wrapper (by key id, and active keys by subject); both maps are emptied when full.
+KEY_CACHE_SIZE = 100_000
+
 #: How often an append re-reads versions when other writers keep moving a stream it had no exact
 #: expectation for.
 MAX_VERSION_RETRIES = 50
@@ -76,6 +79,9 @@ class ProtectedStore:
         if key is None:
             key = self.keys.ensure_key(subject)
             with self._lock:
+                if len(self._active) >= KEY_CACHE_SIZE or len(self._cache) >= KEY_CACHE_SIZE:
+                    self._active.clear()
+                    self._cache.clear()
                 self._active[subject] = key
                 self._cache[key.key_id] = key
         return key
@@ -86,6 +92,8 @@ class ProtectedStore:
         except KeyError:
             key = self.keys.get(key_id)
             with self._lock:
+                if len(self._cache) >= KEY_CACHE_SIZE:
+                    self._cache.clear()
                 self._cache[key_id] = key
             return key
 
