@@ -16,6 +16,7 @@ from ._errors import DecryptionFailed, KeyStoreError, PersonalDataError, PolicyD
 from ._keys import DuckDBKeyStore, KeyStore, MemoryKeyStore, PostgresKeyStore, SubjectKey
 from ._limits import LimitedStore, LimitExceeded, Limits, StreamCountPolicy
 from ._personal import PersonalData, personal_fields
+from ._pg_hardening import harden, integrity_sql, least_privilege_sql
 from ._policy import AllOf, AttributePolicy, RoleBasedPolicy, Rule, StreamRule, StreamRules
 from ._principal import Principal
 from ._readside import filter_rows, redact_columns
@@ -53,6 +54,9 @@ __all__ = [
     "decrypt",
     "encrypt",
     "filter_rows",
+    "harden",
+    "integrity_sql",
+    "least_privilege_sql",
     "personal_fields",
     "redact_columns",
 ]

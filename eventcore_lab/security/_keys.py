@@ -274,6 +274,9 @@ class PostgresKeyStore(_SQLKeyStore):
         return self._session(transaction=True)
 
     def _create(self) -> None:
+        # No DDL when the table exists: an application role without CREATE rights can then use it.
+        if self._one("select to_regclass(%s) is not null", [self._table()]) == (True,):
+            return
         with self._cursor() as cur:  # the store may not have migrated its schema yet
             cur.execute(f'create schema if not exists "{self.schema}"')
         super()._create()
