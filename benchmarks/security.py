@@ -10,7 +10,8 @@ repeat, on fresh stores, so they share the machine's load; the table shows media
 
 Two workloads: ``register`` (a new customer per command: the encrypted variant also creates a key for
 each) and ``change`` (commands on existing customers, whose keys are cached after the first use).
-PostgreSQL uses the key table of the same database; it is left out without a reachable server.
+PostgreSQL uses the key table of the same database; it is left out without a reachable server. A
+second table compares PostgreSQL appends with and without the insert guard of ``integrity_sql``.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class ChangePlain(Command):
 def commands(variant: str, workload: str, n: int, tag: str) -> tuple[list[Command[Any]], list[Command[Any]]]:
     """(setup commands, timed commands)."""
     ids = [f"{tag}-{i}" for i in range(n)]
+    register: list[Command[Any]]
+    change: list[Command[Any]]
     if variant == "encrypted":
         register = [RegisterCustomer.new(c, f"Name {c}", f"{c}@example.com", "i") for c in ids]
         change = [ChangeEmail.new(c, f"{c}@new.example", "i") for c in ids]
@@ -160,6 +163,33 @@ def postgres_store(dsn: str) -> Callable[[], tuple[Any, Callable[[], None]]]:
     return make
 
 
+def guard_rate(dsn: str, guarded: bool, n: int) -> float:
+    """Appends/s (one event, exact expected version) on a fresh schema, with or without the insert guard."""
+    import psycopg
+
+    from eventcore_lab import EventToWrite, ExpectedVersion
+    from eventcore_lab.security import integrity_sql
+    from eventcore_lab.stores.postgres import PostgresStore
+
+    schema = f"bench_guard_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(dsn, schema=schema, pool_max=1)
+    try:
+        store.migrate()
+        if guarded:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(integrity_sql(schema))
+        event = PlainEmailChanged(customer_id="c", email="e", email_index="i")
+        started = time.perf_counter()
+        for i in range(n):
+            stream_id = f"s-{i % 50}"
+            store.append([EventToWrite(stream_id, event)], {stream_id: ExpectedVersion.exact(i // 50)})
+        return n / (time.perf_counter() - started)
+    finally:
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'drop schema if exists "{schema}" cascade')
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=2000, help="timed commands per run (memory)")
@@ -186,6 +216,16 @@ def main(argv: list[str] | None = None) -> int:
             cells = [f"{med[v]:,.0f}" for v in ("plain", "wrapped", "encrypted")]
             ratio = f"{med['encrypted'] / med['plain']:.0%}"
             print(f"| {name} | {workload} | {' | '.join(cells)} | {ratio} |", flush=True)
+    if dsn:
+        guard: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.repeats):
+            for guarded in (False, True):
+                guard[guarded].append(guard_rate(dsn, guarded, args.pg_commands))
+        plain, guarded_rate = statistics.median(guard[False]), statistics.median(guard[True])
+        print()
+        print("| PostgreSQL appends/s | without insert guard | with insert guard | guarded / plain |")
+        print("|---|---|---|---|")
+        print(f"| one event per append | {plain:,.0f} | {guarded_rate:,.0f} | {guarded_rate / plain:.0%} |")
     return 0
 
 
