@@ -231,3 +231,54 @@ def test_keys_never_show_in_reprs_errors_or_pickles() -> None:
     assert "hidden" in repr(key)
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(key)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s and s.isprintable()),
+    st.text(max_size=200),
+    st.text(max_size=200),
+)
+def test_random_personal_data_round_trips_through_a_store(customer: str, name: str, email: str) -> None:
+    store = ProtectedStore(MemoryStore(), MemoryKeyStore())
+    event = CustomerRegistered(customer_id=customer, name=name, email=email, email_index="i")
+    store.append([EventToWrite("s", event)])
+    assert store.read_all()[0].payload == event
+    raw = store.inner.read_all()[0].payload
+    assert raw.name.startswith("pd1:") and raw.email.startswith("pd1:") and raw.customer_id == customer
+    # a fresh wrapper (empty caches) decrypts from the key store alone
+    assert ProtectedStore(store.inner, store.keys).read_all()[0].payload == event
+
+
+def test_concurrent_writers_without_expectations_bind_every_version() -> None:
+    import threading
+
+    store = ProtectedStore(MemoryStore(), MemoryKeyStore())
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(25):
+                e = CustomerRegistered(customer_id=f"w{n}", name=f"{n}-{i}", email="e", email_index="i")
+                store.append([EventToWrite("shared", e)])
+                store.inner.append(
+                    [
+                        EventToWrite(
+                            "shared",
+                            CustomerRegistered(customer_id="x", name="p", email="p", email_index="i"),
+                        )
+                    ]
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    names = [e.payload.name for e in ProtectedStore(store.inner, store.keys).read_stream("shared")]
+    assert len(names) == 200 and sorted(n for n in names if n != "p") == sorted(
+        f"{n}-{i}" for n in range(4) for i in range(25)
+    )

@@ -118,6 +118,10 @@ class Executor:
     ) -> ExecutionResult:
         """Run ``command`` to completion and return what it wrote.
 
+        ``user`` is the principal running it: the executor's ``policy`` (if any) is asked about it before
+        anything is written, and its id (a str, or the object's ``id``) becomes the events' ``user_id``
+        unless ``user_id`` or ``metadata`` is given.
+
         Raises the command's error (ValidationFailed, BusinessRuleViolation, ...), the last retriable
         error once retries are exhausted (its ``attempts`` set), or Timeout. Nothing partial is written.
         """
