@@ -57,9 +57,13 @@ class PreMigratedStore(PostgresStore):
 
     _checked: int | None = None
 
+    def __init__(self, dsn: str, **options: Any) -> None:
+        self.app_dsn = dsn
+        super().__init__(dsn, **options)
+
     def migrate(self) -> int:
         if self._checked is None:
-            with psycopg.connect(self._dsn) as conn:
+            with psycopg.connect(self.app_dsn) as conn:
                 query = sql.SQL("SELECT max(version) FROM {}.schema_version").format(
                     sql.Identifier(self.schema)
                 )
