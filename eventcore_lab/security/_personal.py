@@ -44,10 +44,8 @@ _lock = threading.Lock()
 
 def personal_fields(cls: type) -> PersonalFields | None:
     """The class's personal-data fields, or None when it has none (cached: this is on every append)."""
-    try:
+    if cls in _cache:
         return _cache[cls]
-    except KeyError:
-        pass
     found = _inspect(cls)
     with _lock:
         _cache[cls] = found

@@ -142,7 +142,7 @@ class ProtectedStore:
     def append(
         self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
     ) -> list[StoredEvent]:
-        if isinstance(events, str | bytes) or not isinstance(events, Sequence):
+        if type(events) is not list and (isinstance(events, str | bytes) or not isinstance(events, Sequence)):
             return self.inner.append(events, expected)  # the store refuses it with its own error
         plan = [personal_fields(type(w.event)) if isinstance(w, EventToWrite) else None for w in events]
         if not any(plan) or not all(isinstance(w, EventToWrite) for w in events):
@@ -245,15 +245,24 @@ class ProtectedStore:
             return stored
         return msgspec.structs.replace(stored, payload=_replace(stored.payload, changes))
 
+    def _open_all(self, events: list[StoredEvent]) -> list[StoredEvent]:
+        """``events`` with personal data opened; the same list when none of them has any (the common
+        case for most event types costs one cached lookup per event)."""
+        for i, event in enumerate(events):
+            if personal_fields(type(event.payload)) is not None:
+                return events[:i] + [self._open(e) for e in events[i:]]
+        return events
+
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
-        return [self._open(e) for e in self.inner.read_stream(stream_id, after_version=after_version)]
+        return self._open_all(self.inner.read_stream(stream_id, after_version=after_version))
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         found = self.inner.read_streams(stream_ids)
-        return StreamsRead([self._open(e) for e in found.events], found.versions)
+        opened = self._open_all(found.events)
+        return found if opened is found.events else StreamsRead(opened, found.versions)
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
-        return [self._open(e) for e in self.inner.read_all(after=after, limit=limit)]
+        return self._open_all(self.inner.read_all(after=after, limit=limit))
 
     def stream_version(self, stream_id: str) -> int:
         return self.inner.stream_version(stream_id)
