@@ -282,3 +282,12 @@ def test_concurrent_writers_without_expectations_bind_every_version() -> None:
     assert len(names) == 200 and sorted(n for n in names if n != "p") == sorted(
         f"{n}-{i}" for n in range(4) for i in range(25)
     )
+
+
+def test_plaintext_that_starts_like_a_token_is_still_plaintext() -> None:
+    store = ProtectedStore(MemoryStore(), MemoryKeyStore())
+    event = CustomerRegistered(customer_id="c", name="pd1:", email="pd1:abc:def", email_index="i")
+    store.append([EventToWrite("s", event)])
+    assert store.read_all()[0].payload == event
+    raw = store.inner.read_all()[0].payload
+    assert raw.email != "pd1:abc:def" and raw.email.startswith("pd1:")

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import unicodedata
 from functools import cache
 from typing import Any
@@ -62,8 +63,13 @@ def encrypt(key: SubjectKey, plaintext: str, aad: bytes) -> str:
     return f"{PREFIX}{key.key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
+# A token in full: prefix, a uuid4 hex key id, and base64url of at least a nonce and a tag (28 bytes).
+_TOKEN = re.compile(r"pd1:[0-9a-f]{32}:[A-Za-z0-9_-]{36,}={0,2}")
+
+
 def is_token(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(PREFIX)
+    """Whether ``value`` is a well-formed token; plaintext that merely starts like one is plaintext."""
+    return isinstance(value, str) and value.startswith(PREFIX) and _TOKEN.fullmatch(value) is not None
 
 
 def token_key_id(token: str) -> str:
