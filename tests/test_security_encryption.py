@@ -291,3 +291,15 @@ def test_plaintext_that_starts_like_a_token_is_still_plaintext() -> None:
     assert store.read_all()[0].payload == event
     raw = store.inner.read_all()[0].payload
     assert raw.email != "pd1:abc:def" and raw.email.startswith("pd1:")
+
+
+def test_views_for_principals_reveal_only_to_allowed_roles() -> None:
+    from eventcore_lab.security import Principal
+
+    store = ProtectedStore(MemoryStore(), MemoryKeyStore())
+    _register(store, "c1", "Ada", "ada@example.com")
+    support = store.view_for(Principal.of("s", ["support"]), allowed_roles=["privacy"])
+    officer = store.view_for(Principal.of("o", ["privacy"]), allowed_roles=["privacy"])
+    anonymous = store.view_for(None, allowed_roles=["privacy"])
+    assert support.read_all()[0].payload.email == REDACTED == anonymous.read_all()[0].payload.email
+    assert officer.read_all()[0].payload.email == "ada@example.com" and officer is store

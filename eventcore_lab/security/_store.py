@@ -32,6 +32,7 @@ from ._erasure import UserDataErased
 from ._errors import PersonalDataError
 from ._keys import KeyStore, SubjectKey
 from ._personal import PersonalFields, personal_fields
+from ._principal import as_principal
 
 #: Decrypted values kept per wrapper, so that folding a stream again does not decrypt it again.
 PLAINTEXT_CACHE_SIZE = 100_000
@@ -67,6 +68,14 @@ class ProtectedStore:
     def __repr__(self) -> str:
         mode = "decrypting" if self.reveal else "redacting"
         return f"<ProtectedStore {mode} {self.inner!r} with {self.keys!r}>"
+
+    def view_for(self, principal: Any, *, allowed_roles: Iterable[str]) -> ProtectedStore:
+        """This store for a principal with one of ``allowed_roles`` (personal data in clear), else the
+        redacting view; anonymous callers always get the redacting view."""
+        who = as_principal(principal)
+        if who is not None and self.reveal and who.roles & set(allowed_roles):
+            return self
+        return self.redacted()
 
     def redacted(self) -> ProtectedStore:
         """A view of the same store for callers not allowed to see personal data: fields read REDACTED."""
