@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .operator_cli import add_operator_commands
 
     add_operator_commands(commands)
+
+    from .security._cli import add_audit_parser  # needs no optional dependency
+
+    add_audit_parser(commands)
     return parser
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ._deadline import reset_deadline, set_deadline
+from .authorization import CommandPolicy, StreamAccess
 from .command import Command, CommandContext
 from .errors import (
     ConcurrencyConflict,
@@ -94,6 +95,7 @@ class Executor:
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
         observers: Sequence[Observer] = (),
+        policy: CommandPolicy | None = None,
     ) -> None:
         if max_discovery_iterations < 1:
             raise ValueError(f"max_discovery_iterations must be >= 1, got {max_discovery_iterations}")
@@ -106,6 +108,8 @@ class Executor:
         self.sleep = sleep
         #: Told about every command's start, phases, retries and end (see eventcore_lab.observability).
         self.observers = tuple(observers)
+        #: Asked before every append (see :mod:`.authorization`); None runs every command unchecked.
+        self.policy = policy
 
     def execute(
         self,
@@ -116,8 +120,13 @@ class Executor:
         causation_id: str | None = None,
         user_id: str | None = None,
         timeout: float | None = None,
+        user: Any = None,
     ) -> ExecutionResult:
         """Run ``command`` to completion and return what it wrote.
+
+        ``user`` is the principal running it: the executor's ``policy`` (if any) is asked about it before
+        anything is written, and its id (a str, or the object's ``id``) becomes the events' ``user_id``
+        unless ``user_id`` or ``metadata`` is given.
 
         Raises the command's error (ValidationFailed, BusinessRuleViolation, ...), the last retriable
         error once retries are exhausted (its ``attempts`` set), or Timeout. Nothing partial is written.
@@ -126,7 +135,7 @@ class Executor:
         deadline = None if budget is None else time.monotonic() + budget
         # Drive the raw phases rather than steps(): same phases and checks, without building a Step per phase.
         watch = self._watch(command)
-        phases = self._phases(command, metadata, correlation_id, causation_id, user_id, watch)
+        phases = self._phases(command, metadata, correlation_id, causation_id, user_id, user, watch)
         bounded = set_deadline(deadline)  # the phases' store calls get what is left of the budget
         try:
             while True:
@@ -158,9 +167,12 @@ class Executor:
         correlation_id: str | None = None,
         causation_id: str | None = None,
         user_id: str | None = None,
+        user: Any = None,
     ) -> Steps:
         """The phases of running ``command``, one per ``next()``; returns the ExecutionResult."""
-        phases = self._phases(command, metadata, correlation_id, causation_id, user_id, self._watch(command))
+        phases = self._phases(
+            command, metadata, correlation_id, causation_id, user_id, user, self._watch(command)
+        )
         try:
             while True:
                 try:
@@ -179,35 +191,44 @@ class Executor:
         correlation_id: str | None,
         causation_id: str | None,
         user_id: str | None,
+        user: Any = None,
         watch: CommandWatch | None = None,
     ) -> Generator[_RawStep, None, ExecutionResult]:
         """The phases as plain tuples (phase, attempt, streams, delay, error); ``streams`` may be the live
         dict of versions read, valid until the next ``next()``."""
         if not isinstance(command, Command):
             raise TypeError(f"expected a Command instance, got {type(command).__name__}")
+        if user_id is None and user is not None:  # the principal is recorded as the events' user
+            user_id = user if isinstance(user, str) else getattr(user, "id", None)
         if metadata is None:
             metadata = Metadata(
                 correlation_id=correlation_id or new_correlation_id(),
                 causation_id=causation_id,
                 user_id=user_id,
             )
+        principal = user if user is not None else metadata.user_id
         if watch is not None:
             metadata = watch.begin(metadata)
         started = time.perf_counter()
         try:
-            return (yield from self._attempts(command, metadata, watch, started))
+            return (yield from self._attempts(command, metadata, watch, started, principal))
         except GeneratorExit:  # the driver stopped early (a timeout reports itself first)
             if watch is not None:
                 watch.failed(None, 0)
             raise
 
     def _attempts(
-        self, command: Command[Any], metadata: Metadata, watch: CommandWatch | None, started: float
+        self,
+        command: Command[Any],
+        metadata: Metadata,
+        watch: CommandWatch | None,
+        started: float,
+        principal: Any,
     ) -> Generator[_RawStep, None, ExecutionResult]:
         attempt = 1
         while True:
             try:
-                written = yield from self._attempt(command, metadata, attempt, watch)
+                written = yield from self._attempt(command, metadata, attempt, watch, principal)
                 streams = tuple(dict.fromkeys(e.stream_id for e in written))
                 if watch is not None:
                     watch.succeeded(attempt, len(written), streams)
@@ -236,7 +257,12 @@ class Executor:
         return Watch(self.observers, command)
 
     def _attempt(
-        self, command: Command[Any], metadata: Metadata, attempt: int, watch: CommandWatch | None = None
+        self,
+        command: Command[Any],
+        metadata: Metadata,
+        attempt: int,
+        watch: CommandWatch | None = None,
+        principal: Any = None,
     ) -> Generator[_RawStep, None, list[StoredEvent]]:
         versions: dict[str, int] = {}
         by_stream: list[list[StoredEvent]] = []
@@ -292,6 +318,9 @@ class Executor:
                 )
             if write.stream_id not in versions and StreamId(write.stream_id) not in versions:
                 raise StreamAccessDenied(write.stream_id, versions)
+        if self.policy is not None:
+            written_to = tuple(dict.fromkeys(str(w.stream_id) for w in writes))
+            self.policy.authorize(principal, command, StreamAccess(tuple(map(str, versions)), written_to))
         yield (Phase.DECIDE, attempt, versions, 0.0, None)
         if not writes:
             return []

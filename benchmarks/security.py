@@ -1,0 +1,234 @@
+"""Commands/s with encrypted personal data vs the same commands without, memory and PostgreSQL.
+
+``python -m benchmarks.security [--commands N] [--repeats R]``. Three variants run back to back per
+repeat, on fresh stores, so they share the machine's load; the table shows medians and ratios:
+
+- ``plain``: ``Executor(store)`` with an event that has no personal-data fields (the baseline);
+- ``wrapped``: the same plain event through ``ProtectedStore`` (the wrapper's cost when nothing is
+  encrypted);
+- ``encrypted``: the customers example (name and email encrypted per customer, AES-256-GCM).
+
+Two workloads: ``register`` (a new customer per command: the encrypted variant also creates a key for
+each) and ``change`` (commands on existing customers, whose keys are cached after the first use).
+PostgreSQL uses the key table of the same database; it is left out without a reachable server. A
+second table compares PostgreSQL appends with and without the insert guard of ``integrity_sql``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eventcore_lab import Command, Event, Executor, MemoryStore, emit, require, stream
+from eventcore_lab.core.command import CommandContext
+from eventcore_lab.core.events import StoredEvent
+from eventcore_lab.examples.customers import ChangeEmail, RegisterCustomer
+from eventcore_lab.security import MemoryKeyStore, PostgresKeyStore, ProtectedStore
+
+from .environment import find_postgres
+
+
+class PlainRegistered(Event, frozen=True):
+    event_type = "bench.PlainRegistered"
+    customer_id: str
+    name: str
+    email: str
+    email_index: str
+    tier: str = "standard"
+
+
+class PlainEmailChanged(Event, frozen=True):
+    event_type = "bench.PlainEmailChanged"
+    customer_id: str
+    email: str
+    email_index: str
+
+
+class RegisterPlain(Command):
+    customer: str = stream()
+    customer_id: str
+    name: str
+    email: str
+
+    def initial_state(self) -> bool:
+        return False
+
+    def apply(self, state: bool, event: StoredEvent) -> bool:
+        return True
+
+    def handle(self, state: bool, ctx: CommandContext) -> list[Any]:
+        require(not state, "already registered")
+        return [
+            emit(
+                self.customer,
+                PlainRegistered(
+                    customer_id=self.customer_id, name=self.name, email=self.email, email_index="i"
+                ),
+            )
+        ]
+
+
+class ChangePlain(Command):
+    customer: str = stream()
+    customer_id: str
+    email: str
+
+    def initial_state(self) -> str | None:
+        return None
+
+    def apply(self, state: str | None, event: StoredEvent) -> str | None:
+        return event.payload.email
+
+    def handle(self, state: str | None, ctx: CommandContext) -> list[Any]:
+        require(state is not None and state != self.email, "unchanged")
+        return [
+            emit(
+                self.customer,
+                PlainEmailChanged(customer_id=self.customer_id, email=self.email, email_index="i"),
+            )
+        ]
+
+
+def commands(variant: str, workload: str, n: int, tag: str) -> tuple[list[Command[Any]], list[Command[Any]]]:
+    """(setup commands, timed commands)."""
+    ids = [f"{tag}-{i}" for i in range(n)]
+    register: list[Command[Any]]
+    change: list[Command[Any]]
+    if variant == "encrypted":
+        register = [RegisterCustomer.new(c, f"Name {c}", f"{c}@example.com", "i") for c in ids]
+        change = [ChangeEmail.new(c, f"{c}@new.example", "i") for c in ids]
+    else:
+        register = [RegisterPlain(f"customer-{c}", c, f"Name {c}", f"{c}@example.com") for c in ids]
+        change = [ChangePlain(f"customer-{c}", c, f"{c}@new.example") for c in ids]
+    return ([], register) if workload == "register" else (register, change)
+
+
+def run_once(
+    make_store: Callable[[], tuple[Any, Callable[[], None]]], variant: str, workload: str, n: int
+) -> float:
+    inner, cleanup = make_store()
+    try:
+        keys = make_keys(inner)  # always taken, so that no key store outlives its run
+        store = inner if variant == "plain" else ProtectedStore(inner, keys)
+        executor = Executor(store)
+        setup, timed = commands(variant, workload, n, uuid.uuid4().hex[:8])
+        for command in setup:
+            executor.execute(command)
+        started = time.perf_counter()
+        for command in timed:
+            executor.execute(command)
+        return n / (time.perf_counter() - started)
+    finally:
+        cleanup()
+
+
+_keys_for: dict[int, Any] = {}
+
+
+def make_keys(inner: Any) -> Any:
+    return _keys_for.pop(id(inner), None) or MemoryKeyStore()
+
+
+def memory_store() -> tuple[Any, Callable[[], None]]:
+    return MemoryStore(), lambda: None
+
+
+def postgres_store(dsn: str) -> Callable[[], tuple[Any, Callable[[], None]]]:
+    import psycopg
+
+    from eventcore_lab.stores.postgres import PostgresStore
+
+    def make() -> tuple[Any, Callable[[], None]]:
+        schema = f"bench_sec_{uuid.uuid4().hex[:12]}"
+        store = PostgresStore(dsn, schema=schema, pool_max=2)
+        store.migrate()
+        keys = PostgresKeyStore(lambda: psycopg.connect(dsn), schema)
+        _keys_for[id(store)] = keys
+
+        def cleanup() -> None:
+            keys.close()
+            store.close()
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f'drop schema if exists "{schema}" cascade')
+
+        return store, cleanup
+
+    return make
+
+
+def guard_rate(dsn: str, guarded: bool, n: int) -> float:
+    """Appends/s (one event, exact expected version) on a fresh schema, with or without the insert guard."""
+    import psycopg
+
+    from eventcore_lab import EventToWrite, ExpectedVersion
+    from eventcore_lab.security import integrity_sql
+    from eventcore_lab.stores.postgres import PostgresStore
+
+    schema = f"bench_guard_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(dsn, schema=schema, pool_max=1)
+    try:
+        store.migrate()
+        if guarded:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(integrity_sql(schema))
+        event = PlainEmailChanged(customer_id="c", email="e", email_index="i")
+        started = time.perf_counter()
+        for i in range(n):
+            stream_id = f"s-{i % 50}"
+            store.append([EventToWrite(stream_id, event)], {stream_id: ExpectedVersion.exact(i // 50)})
+        return n / (time.perf_counter() - started)
+    finally:
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'drop schema if exists "{schema}" cascade')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, default=2000, help="timed commands per run (memory)")
+    parser.add_argument("--pg-commands", type=int, default=300, help="timed commands per run (PostgreSQL)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    backends: list[tuple[str, Callable[[], tuple[Any, Callable[[], None]]], int]] = [
+        ("memory", memory_store, args.commands)
+    ]
+    dsn, how = find_postgres(Path(__file__).resolve().parents[1])
+    if dsn:
+        backends.append(("postgres", postgres_store(dsn), args.pg_commands))
+    else:
+        print(f"PostgreSQL left out: {how}", file=sys.stderr)
+    print("| store | workload | plain cmd/s | wrapped cmd/s | encrypted cmd/s | encrypted / plain |")
+    print("|---|---|---|---|---|---|")
+    for name, make, n in backends:
+        for workload in ("register", "change"):
+            rates: dict[str, list[float]] = {"plain": [], "wrapped": [], "encrypted": []}
+            for _ in range(args.repeats):
+                for variant in rates:
+                    rates[variant].append(run_once(make, variant, workload, n))
+            med = {v: statistics.median(r) for v, r in rates.items()}
+            cells = [f"{med[v]:,.0f}" for v in ("plain", "wrapped", "encrypted")]
+            ratio = f"{med['encrypted'] / med['plain']:.0%}"
+            print(f"| {name} | {workload} | {' | '.join(cells)} | {ratio} |", flush=True)
+    if dsn:
+        guard: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.repeats):
+            for guarded in (False, True):
+                guard[guarded].append(guard_rate(dsn, guarded, args.pg_commands))
+        plain, guarded_rate = statistics.median(guard[False]), statistics.median(guard[True])
+        print()
+        print("| PostgreSQL appends/s | without insert guard | with insert guard | guarded / plain |")
+        print("|---|---|---|---|")
+        print(f"| one event per append | {plain:,.0f} | {guarded_rate:,.0f} | {guarded_rate / plain:.0%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

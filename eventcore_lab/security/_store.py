@@ -1,0 +1,366 @@
+"""A store wrapper that encrypts personal-data fields before any store sees them, and shreds on request.
+
+``ProtectedStore(inner, keys)`` is an event store: give it to the Executor, projections and tools in
+place of ``inner``. On append, each field marked ``PersonalData`` is replaced by an AES-256-GCM token
+made with its subject's active key and bound to the event's stream and version; the inner store, its
+file or tables, and any export of them only ever hold tokens. On read, tokens are decrypted (or read as
+:data:`REDACTED` for a redacting view, or once the subject was forgotten).
+
+To bind a token to its event's version the wrapper must know that version before the append: it appends
+personal-data streams with an exact expected version, taking it from the caller's expectation when there
+is one, and otherwise reading it and retrying when another writer got there first, which keeps the
+caller's weaker expectation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from ..core.errors import VersionConflict
+from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent, VersionCheck
+from ..core.ids import StreamId
+from ..stores.base import EventStore, StreamsRead, Subscription
+from . import _crypto
+from ._crypto import REDACTED
+from ._erasure import UserDataErased
+from ._errors import PersonalDataError
+from ._keys import KeyStore, SubjectKey
+from ._personal import PersonalFields, personal_fields
+from ._principal import as_principal
+
+#: Decrypted values kept per wrapper, so that folding a stream again does not decrypt it again.
+PLAINTEXT_CACHE_SIZE = 100_000
+
+#: Keys kept per wrapper (by key id, and active keys by subject); both maps are emptied when full.
+KEY_CACHE_SIZE = 100_000
+
+#: How often an append re-reads versions when other writers keep moving a stream it had no exact
+#: expectation for.
+MAX_VERSION_RETRIES = 50
+
+
+def _replace(event: Any, changes: Mapping[str, Any]) -> Any:
+    if isinstance(event, msgspec.Struct):
+        return msgspec.structs.replace(event, **changes)
+    return dataclasses.replace(event, **changes)
+
+
+class ProtectedStore:
+    """Encrypts personal data on the way in, decrypts (or redacts) it on the way out. See the module."""
+
+    def __init__(self, inner: EventStore, keys: KeyStore, *, reveal: bool = True) -> None:
+        self.inner = inner
+        self.keys = keys
+        self.reveal = reveal
+        self.registry = inner.registry
+        self._cache: dict[str, SubjectKey | None] = {}  # key id -> key (None: destroyed)
+        self._active: dict[str, SubjectKey] = {}  # subject -> its active key
+        # (token, stream, version) -> plaintext; emptied by forget() and when full
+        self._plain: dict[tuple[str, str, int], str] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        mode = "decrypting" if self.reveal else "redacting"
+        return f"<ProtectedStore {mode} {self.inner!r} with {self.keys!r}>"
+
+    def view_for(self, principal: Any, *, allowed_roles: Iterable[str]) -> ProtectedStore:
+        """This store for a principal with one of ``allowed_roles`` (personal data in clear), else the
+        redacting view; anonymous callers always get the redacting view."""
+        who = as_principal(principal)
+        if who is not None and self.reveal and who.roles & set(allowed_roles):
+            return self
+        return self.redacted()
+
+    def redacted(self) -> ProtectedStore:
+        """A view of the same store for callers not allowed to see personal data: fields read REDACTED."""
+        return ProtectedStore(self.inner, self.keys, reveal=False)
+
+    # -- keys --------------------------------------------------------------------------------------
+
+    def _active_key(self, subject: str) -> SubjectKey:
+        key = self._active.get(subject)
+        if key is None:
+            key = self.keys.ensure_key(subject)
+            with self._lock:
+                if len(self._active) >= KEY_CACHE_SIZE or len(self._cache) >= KEY_CACHE_SIZE:
+                    self._active.clear()
+                    self._cache.clear()
+                self._active[subject] = key
+                self._cache[key.key_id] = key
+        return key
+
+    def _key(self, key_id: str) -> SubjectKey | None:
+        try:
+            return self._cache[key_id]
+        except KeyError:
+            key = self.keys.get(key_id)
+            with self._lock:
+                if len(self._cache) >= KEY_CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[key_id] = key
+            return key
+
+    def rotate_key(self, subject: str) -> str:
+        """Encrypt the subject's new data with a fresh key; history stays readable with the old ones.
+        Returns the new key's id."""
+        key = self.keys.rotate(subject)
+        with self._lock:
+            self._active[subject] = key
+            self._cache[key.key_id] = key
+        return key.key_id
+
+    def blind_index(self, field: str, value: str) -> str:
+        """An HMAC-SHA256 blind index of ``value`` for ``field``: store it next to the token to search."""
+        return _crypto.blind_index(self.keys.index_key(), field, value)
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def _seal(self, event: Any, fields: PersonalFields, stream_id: str, version: int, event_type: str) -> Any:
+        changes = {}
+        for name, _subject_field in fields.fields:
+            value = getattr(event, name)
+            if value is None:
+                continue
+            if _crypto.is_token(value):
+                raise PersonalDataError(
+                    f"{event_type}.{name} for stream {stream_id!r} already holds a personal-data token; "
+                    "write the plaintext (tokens are bound to the event they were made for)"
+                )
+            subject = fields.subject_of(event, name)
+            if not subject:
+                raise PersonalDataError(
+                    f"{event_type}.{name} for stream {stream_id!r} has an empty subject id"
+                )
+            aad = _crypto.associated_data(stream_id, version)
+            token = _crypto.encrypt(self._active_key(subject), value, aad)
+            self._remember((token, stream_id, version), value)
+            changes[name] = token
+        return _replace(event, changes) if changes else event
+
+    def _remember(self, cache_key: tuple[str, str, int], plain: str) -> None:
+        if len(self._plain) >= PLAINTEXT_CACHE_SIZE:
+            self._plain.clear()
+        self._plain[cache_key] = plain
+
+    def append(
+        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+    ) -> list[StoredEvent]:
+        if type(events) is not list and (isinstance(events, str | bytes) or not isinstance(events, Sequence)):
+            return self.inner.append(events, expected)  # the store refuses it with its own error
+        plan = [personal_fields(type(w.event)) if isinstance(w, EventToWrite) else None for w in events]
+        if not any(plan) or not all(isinstance(w, EventToWrite) for w in events):
+            return self.inner.append(events, expected)
+        registry = self.inner.registry
+        sids = [str(StreamId(w.stream_id)) for w in events]
+        sensitive = list(dict.fromkeys(sid for sid, p in zip(sids, plan, strict=True) if p))
+        given = {str(StreamId(k)): v for k, v in (expected or {}).items()}
+        for _ in range(MAX_VERSION_RETRIES):
+            checks = dict(given)
+            upgraded: set[str] = set()
+            next_version: dict[str, int] = {}
+            for sid in sensitive:
+                exp = given.get(sid)
+                if exp is not None and exp.kind is VersionCheck.EXACT:
+                    next_version[sid] = exp.version or 0
+                elif exp is not None and exp.kind is VersionCheck.NO_STREAM:
+                    next_version[sid] = 0
+                else:
+                    current = self.inner.stream_version(sid)
+                    if exp is not None and exp.kind is VersionCheck.ANY and current == 0:
+                        raise VersionConflict({sid: (str(exp), 0)})
+                    next_version[sid] = current
+                    checks[sid] = ExpectedVersion.exact(current)
+                    upgraded.add(sid)
+            sealed = []
+            for write, fields, sid in zip(events, plan, sids, strict=True):
+                if sid in next_version:
+                    next_version[sid] += 1
+                if fields is None:
+                    sealed.append(write)
+                    continue
+                event_type = registry.type_name(write.event)
+                event = self._seal(write.event, fields, sid, next_version[sid], event_type)
+                sealed.append(EventToWrite(write.stream_id, event, write.metadata))
+            try:
+                stored = self.inner.append(sealed, checks)
+            except VersionConflict as conflict:
+                if upgraded and set(conflict.streams) <= upgraded:
+                    continue  # only our own exact check failed: another writer came first, so re-read
+                raise
+            # The caller gets back the events it wrote, in clear.
+            return [
+                msgspec.structs.replace(s, payload=w.event) if p else s
+                for s, w, p in zip(stored, events, plan, strict=True)
+            ]
+        raise VersionConflict(
+            {sid: ("a quiet moment to bind personal data to a version", -1) for sid in sensitive}
+        )
+
+    def import_events(self, events: Iterable[StoredEvent]) -> int:
+        """Import stored events, encrypting plaintext personal fields (bound to their given version)."""
+        registry = self.inner.registry
+
+        def sealed() -> Iterator[StoredEvent]:
+            for event in events:
+                fields = personal_fields(type(event.payload)) if isinstance(event, StoredEvent) else None
+                if fields is None:
+                    yield event
+                    continue
+                clear = {n: getattr(event.payload, n) for n, _ in fields.fields}
+                tokens = {n: v for n, v in clear.items() if _crypto.is_token(v)}
+                plain = _replace(event.payload, {n: None for n in tokens}) if tokens else event.payload
+                payload = self._seal(
+                    plain, fields, str(StreamId(event.stream_id)), event.version, registry.type_name(plain)
+                )
+                if tokens:
+                    payload = _replace(payload, tokens)
+                yield msgspec.structs.replace(event, payload=payload)
+
+        return self.inner.import_events(list(sealed()))
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _open(self, stored: StoredEvent) -> StoredEvent:
+        fields = personal_fields(type(stored.payload))
+        if fields is None:
+            return stored
+        changes = {}
+        for name, _ in fields.fields:
+            value = getattr(stored.payload, name)
+            if not _crypto.is_token(value):
+                continue
+            if not self.reveal:
+                changes[name] = REDACTED
+                continue
+            cache_key = (value, stored.stream_id, stored.version)
+            plain = self._plain.get(cache_key)
+            if plain is None:
+                key = self._key(_crypto.token_key_id(value))
+                if key is None:
+                    changes[name] = REDACTED
+                    continue
+                aad = _crypto.associated_data(stored.stream_id, stored.version)
+                where = f"{stored.event_type}.{name} of stream {stored.stream_id!r} version {stored.version}"
+                plain = _crypto.decrypt(key, value, aad, where)
+                self._remember(cache_key, plain)
+            changes[name] = plain
+        if not changes:
+            return stored
+        return msgspec.structs.replace(stored, payload=_replace(stored.payload, changes))
+
+    def _open_all(self, events: list[StoredEvent]) -> list[StoredEvent]:
+        """``events`` with personal data opened; the same list when none of them has any (the common
+        case for most event types costs one cached lookup per event)."""
+        for i, event in enumerate(events):
+            if personal_fields(type(event.payload)) is not None:
+                return events[:i] + [self._open(e) for e in events[i:]]
+        return events
+
+    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+        return self._open_all(self.inner.read_stream(stream_id, after_version=after_version))
+
+    def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
+        found = self.inner.read_streams(stream_ids)
+        opened = self._open_all(found.events)
+        return found if opened is found.events else StreamsRead(opened, found.versions)
+
+    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+        return self._open_all(self.inner.read_all(after=after, limit=limit))
+
+    def stream_version(self, stream_id: str) -> int:
+        return self.inner.stream_version(stream_id)
+
+    def head(self) -> int:
+        return self.inner.head()
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        return self.inner.wait_for_events(after, timeout)
+
+    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
+        return Subscription(self, after=after, batch_size=batch_size)
+
+    def checkpoint_load(self, name: str) -> int:
+        return int(self.inner.checkpoint_load(name))  # type: ignore[attr-defined]
+
+    def checkpoint_save(self, name: str, position: int) -> None:
+        self.inner.checkpoint_save(name, position)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> ProtectedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- erasure and subject access ------------------------------------------------------------------
+
+    def forget(
+        self,
+        subject: str,
+        *,
+        reason: str = "GDPR Article 17 request",
+        stream: str | None = None,
+        user_id: str | None = None,
+    ) -> StoredEvent:
+        """Crypto-shred ``subject``: destroy every key of theirs, then append :class:`UserDataErased`.
+
+        From then on their fields read as REDACTED everywhere, replays and rebuilds still succeed, and the
+        tokens left in the store, its files and exports cannot be decrypted by anyone. Other processes
+        holding this subject's keys in a ProtectedStore cache must be restarted (or use a fresh wrapper).
+        """
+        if not isinstance(subject, str) or not subject:
+            raise PersonalDataError(f"a subject id is a non-empty string, got {subject!r}")
+        destroyed = self.keys.forget(subject)
+        with self._lock:
+            self._plain.clear()
+            self._active.pop(subject, None)
+            for key_id, key in list(self._cache.items()):
+                if key is not None and key.subject == subject:
+                    self._cache[key_id] = None
+        event = UserDataErased(
+            subject=subject, erased_at=datetime.now(UTC), reason=reason, keys_destroyed=destroyed
+        )
+        target = stream or f"erasure-{subject}"
+        return self.inner.append([EventToWrite(target, event, Metadata(user_id=user_id))])[0]
+
+    def export_subject(self, subject: str, *, batch_size: int = 1000) -> list[dict[str, Any]]:
+        """Everything held about ``subject``, decrypted: events naming them as subject of personal data,
+        events they caused (metadata user id), and erasure records. For subject-access requests."""
+        registry = self.inner.registry
+        found: list[dict[str, Any]] = []
+        opener = self if self.reveal else ProtectedStore(self.inner, self.keys)
+        position = 0
+        while True:
+            page = self.inner.read_all(after=position, limit=batch_size)
+            if not page:
+                return found
+            position = page[-1].position
+            for raw in page:
+                payload = raw.payload
+                fields = personal_fields(type(payload))
+                about = fields is not None and any(
+                    fields.subject_of(payload, n) == subject for n, _ in fields.fields
+                )
+                erased = isinstance(payload, UserDataErased) and payload.subject == subject
+                if not (about or erased or raw.metadata.user_id == subject):
+                    continue
+                event = opener._open(raw)
+                found.append(
+                    {
+                        "position": event.position,
+                        "stream_id": event.stream_id,
+                        "version": event.version,
+                        "event_type": event.event_type,
+                        "recorded_at": event.recorded_at.isoformat(),
+                        "user_id": event.metadata.user_id,
+                        "payload": registry.to_dict(event.payload),
+                    }
+                )

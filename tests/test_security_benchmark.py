@@ -1,0 +1,25 @@
+"""The security benchmark at a tiny size, so that it never rots (it judges no speed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import security
+
+
+def test_security_benchmark_runs_every_variant(capsys: pytest.CaptureFixture[str], pg_url: str) -> None:
+    assert security.main(["--commands", "20", "--pg-commands", "5", "--repeats", "1"]) == 0
+    rows = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| memory") or line.startswith("| postgres")
+    ]
+    assert [tuple(cell.strip() for cell in row.split("|")[1:3]) for row in rows] == [
+        ("memory", "register"),
+        ("memory", "change"),
+        ("postgres", "register"),
+        ("postgres", "change"),
+    ]
+    for row in rows:
+        plain, wrapped, encrypted, ratio = (cell.strip() for cell in row.split("|")[3:7])
+        assert all(float(v.replace(",", "")) > 0 for v in (plain, wrapped, encrypted)) and ratio.endswith("%")
