@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS {s}.ec_leases (
     expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity', claimed_at TIMESTAMPTZ,
     PRIMARY KEY (name, partition));
 CREATE TABLE IF NOT EXISTS {s}.ec_members (
-    name TEXT NOT NULL, owner TEXT NOT NULL, seen_at TIMESTAMPTZ NOT NULL,
+    name TEXT NOT NULL, owner TEXT NOT NULL, seen_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (name, owner));
 CREATE TABLE IF NOT EXISTS {s}.ec_dead_letters (
     name TEXT NOT NULL, generation INT NOT NULL, position BIGINT NOT NULL, partition INT NOT NULL,

@@ -30,9 +30,10 @@ class Leases:
         n, ttl = self.names, self.seconds
         with conn.transaction():
             conn.execute(
-                f"INSERT INTO {n.members} (name, owner, seen_at) VALUES (%s, %s, now()) "
-                "ON CONFLICT (name, owner) DO UPDATE SET seen_at = now()",
-                (n.name, self.owner),
+                f"INSERT INTO {n.members} (name, owner, seen_at, expires_at) "
+                "VALUES (%s, %s, now(), now() + make_interval(secs => %s)) "
+                "ON CONFLICT (name, owner) DO UPDATE SET seen_at = now(), expires_at = excluded.expires_at",
+                (n.name, self.owner, ttl),
             )
             renewed = conn.execute(
                 f"UPDATE {n.leases} SET expires_at = now() + make_interval(secs => %s) "
@@ -58,9 +59,8 @@ class Leases:
 
     def _fair_share(self, conn: Any, partitions: int) -> int:
         row = conn.execute(
-            f"SELECT count(*) FROM {self.names.members} WHERE name = %s "
-            "AND seen_at > now() - make_interval(secs => %s)",
-            (self.names.name, self.seconds),
+            f"SELECT count(*) FROM {self.names.members} WHERE name = %s AND expires_at > now()",
+            (self.names.name,),
         ).fetchone()
         members = max(int(row[0]) if row else 1, 1)
         return math.ceil(partitions / members)
