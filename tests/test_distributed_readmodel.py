@@ -278,7 +278,8 @@ class CountsV2(ApplicationCounts):
         return [
             *super().tick(event),
             sql(
-                "INSERT INTO {totals} AS t VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET total = t.total + excluded.total",
+                "INSERT INTO {totals} AS t VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET total = t.total + excluded.total",
                 event.payload.amount,
             ),
         ]
