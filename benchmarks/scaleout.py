@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(c) for c in args.workers.split(",")]
     rates = workers_case(dsn, args.events, counts, args.partitions)
     print(
-        f"\n| workers on PostgreSQL ({args.events:,} events, {args.partitions} partitions) | events/s | vs 1 |"
+        f"\n| workers on PostgreSQL ({args.events:,} events, {args.partitions} partitions) "
+        "| events/s | vs 1 |"
     )
     print("|---|---|---|")
     for count, rate in rates:
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     with DuckDBStore() as duck:
         plain, snapped = snapshot_case(duck, Snapshots(DuckDBSnapshots(duck), every=100), args.stream)
         print(
-            f"| DuckDB (in memory) | {plain * 1000:.1f} ms | {snapped * 1000:.2f} ms | {plain / snapped:.0f}x |"
+            f"| DuckDB (in memory) | {plain * 1000:.1f} ms | {snapped * 1000:.2f} ms "
+            f"| {plain / snapped:.0f}x |"
         )
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     try:
