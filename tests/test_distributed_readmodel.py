@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -244,6 +245,26 @@ def test_shared_workers_split_the_partitions_fairly(
         b.close()
 
 
+def test_a_statement_naming_an_undeclared_table_becomes_a_dead_letter_that_says_so(
+    store: PostgresStore, pg_url: str, pg_schema: str
+) -> None:
+    class Typo(TableProjection):
+        name = "typo"
+        tables: ClassVar[dict[str, str]] = {"seen": "position BIGINT PRIMARY KEY"}
+
+        @handles(ScaleOutTick)
+        def tick(self, event: StoredEvent) -> Sql:
+            return sql("INSERT INTO {sene} VALUES (?)", event.position)
+
+    write(store, events=2, streams=1)
+    with DurableReadModel(pg_url, Typo(), schema=pg_schema, retry=RetryPolicy(retries=0)) as model:
+        with PartitionWorker(store, model) as worker:
+            worker.run_until_caught_up()
+        errors = list(model.dead_letters().error)
+        assert len(errors) == 2 and all("names a table that is not declared ('sene')" in e for e in errors)
+        assert model.frame("seen").empty
+
+
 def test_bad_declarations_and_changed_partition_counts_are_refused(pg_url: str, pg_schema: str) -> None:
     class NoTables(TableProjection):
         name = "no_tables"
@@ -285,10 +306,13 @@ class CountsV2(ApplicationCounts):
         ]
 
 
+REBUILD_EVENTS = int(os.environ.get("EVENTCORE_REBUILD_EVENTS", "3000"))  # 1000000 for the full must-show
+
+
 def test_blue_green_rebuild_readers_never_see_a_partial_model(
     store: PostgresStore, pg_url: str, pg_schema: str
 ) -> None:
-    write(store, events=3000, streams=50)
+    write(store, events=REBUILD_EVENTS, streams=50, batch=1000)
     total = sum(e.payload.amount for e in store.read_all())
     with DurableReadModel(pg_url, ApplicationCounts(), schema=pg_schema, partitions=2) as model:
         with PartitionWorker(store, model, batch_size=500) as worker:
@@ -324,4 +348,5 @@ def test_blue_green_rebuild_readers_never_see_a_partial_model(
         old.close()
         with PartitionWorker(store, model, CountsV2()) as new:
             assert new.run_until_caught_up() == 10
-        assert set(model.frame("applications").n) == {1} and len(model.frame("applications")) == 3010
+        applications = model.frame("applications")
+        assert set(applications.n) == {1} and len(applications) == REBUILD_EVENTS + 10

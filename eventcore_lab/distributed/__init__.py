@@ -5,7 +5,7 @@ leases (or a leader), dead letters kept with their error, and blue/green rebuild
 """
 
 from ._apply import RetryPolicy
-from ._errors import LeaseLost, ReadModelError
+from ._errors import ReadModelError
 from ._model import DurableReadModel, RequeueResult
 from ._partitions import partition_of
 from ._tables import Sql, TableProjection, sql
@@ -13,7 +13,6 @@ from ._worker import PartitionWorker
 
 __all__ = [
     "DurableReadModel",
-    "LeaseLost",
     "PartitionWorker",
     "ReadModelError",
     "RequeueResult",

@@ -16,6 +16,7 @@ from typing import Any
 from ..core.errors import InvalidFormat
 from ..core.events import StoredEvent
 from ._catalog import Names
+from ._errors import ReadModelError
 from ._tables import Sql, TableProjection, to_pyformat
 
 
@@ -52,7 +53,13 @@ class Rendered:
     def __call__(self, statement: Sql) -> str:
         text = self._cache.get(statement.text)
         if text is None:
-            text = to_pyformat(statement.text).format_map(self._mapping)
+            try:
+                text = to_pyformat(statement.text).format_map(self._mapping)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ReadModelError(
+                    f"statement {statement.text!r} names a table that is not declared ({exc}); "
+                    f"declared: {sorted(self._mapping)}"
+                ) from None
             self._cache[statement.text] = text
         return text
 

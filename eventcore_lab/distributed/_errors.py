@@ -9,9 +9,3 @@ class ReadModelError(ProjectionError):
     """A durable read model cannot be used as asked (bad declaration, changed fold, wrong partitions)."""
 
     code = "PR010"
-
-
-class LeaseLost(ProjectionError):
-    """A worker's lease was taken over by another worker (its fencing token changed)."""
-
-    code = "PR011"
