@@ -5,6 +5,7 @@ leases (or a leader), dead letters kept with their error, and blue/green rebuild
 """
 
 from ._apply import RetryPolicy
+from ._duckdb import DuckDBReadModel
 from ._errors import ReadModelError
 from ._model import DurableReadModel, RequeueResult
 from ._partitions import partition_of
@@ -12,6 +13,7 @@ from ._tables import Sql, TableProjection, sql
 from ._worker import PartitionWorker
 
 __all__ = [
+    "DuckDBReadModel",
     "DurableReadModel",
     "PartitionWorker",
     "ReadModelError",

@@ -7,8 +7,10 @@ real processes::
 
     python -m eventcore_lab.distributed.demo work --store-schema S --partitions 8
     python -m eventcore_lab.distributed.demo write --store-schema S --events 10000 --streams 200
+    python -m eventcore_lab.distributed.demo duckdb --path events.duckdb --batch-size 20
 
-Both read the PostgreSQL DSN from ``EVENTCORE_DATABASE_URL``.
+The first two read the PostgreSQL DSN from ``EVENTCORE_DATABASE_URL``; the last applies a DuckDB store's
+log to a :class:`~eventcore_lab.distributed.DuckDBReadModel` in the same file, then exits.
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ def write(
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eventcore_lab.distributed.demo")
-    parser.add_argument("role", choices=["work", "write"])
-    parser.add_argument("--store-schema", required=True)
+    parser.add_argument("role", choices=["work", "write", "duckdb"])
+    parser.add_argument("--store-schema")
+    parser.add_argument("--path", help="the DuckDB file (role duckdb)")
     parser.add_argument("--schema", help="schema of the read model (default: the store's)")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--lease-seconds", type=float, default=2.0)
@@ -116,6 +119,20 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.role == "duckdb":
+        from ..stores.duckdb import DuckDBStore
+        from ._duckdb import DuckDBReadModel
+
+        with DuckDBStore(args.path) as duck:
+            local = DuckDBReadModel(duck, ApplicationCounts())
+            print("ready", flush=True)
+            head = duck.head()
+            for until in range(args.batch_size, head + args.batch_size, args.batch_size):
+                local.run_until_caught_up(batch_size=args.batch_size, until=until)
+                print(local.position(), flush=True)  # progress, for whoever watches (or kills) this process
+        return 0
+    if not args.store_schema:
+        parser.error("--store-schema is needed for work and write")
 
     from ..stores.postgres import PostgresStore
     from ._model import DurableReadModel
