@@ -218,3 +218,39 @@ def test_snapshots_in_duckdb_and_postgres_resume_the_fold(
     finally:
         kept[1].close()
         pg.close()
+
+
+class RecordWithPartner(Command):
+    """Reads its stream, then discovers a partner stream: the fold over both is in position order."""
+
+    account: str = stream()
+    partner: str
+    amount: int
+
+    def initial_state(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def apply(self, state: tuple[int, int], event: StoredEvent) -> tuple[int, int]:
+        return fold(state, event)
+
+    def handle(self, state: tuple[int, int], ctx: Any) -> list[EventToWrite]:
+        ctx.add_streams(self.partner)
+        return [emit(self.account, SnapTally(amount=self.amount, seen_count=state[0], seen_digest=state[1]))]
+
+
+def test_streams_discovered_after_a_snapshot_are_folded_from_scratch_in_position_order() -> None:
+    def history(snapshots: Snapshots | None) -> list[tuple[int, int]]:
+        store = MemoryStore()
+        executor = Executor(store, snapshots=snapshots)
+        for i in range(6):  # interleave the two streams, so position order matters to the fold
+            store.append(
+                [EventToWrite("main", SnapTally(amount=i)), EventToWrite("partner", SnapTally(amount=i))]
+            )
+            executor.execute(RecordWithPartner("main", "partner", i))
+        return [
+            (e.payload.seen_count, e.payload.seen_digest) for e in store.read_all() if e.payload.seen_count
+        ]
+
+    snapshots = Snapshots(MemorySnapshots(), every=1)
+    assert history(snapshots) == history(None)
+    assert snapshots.saved >= 1 and snapshots.hits >= 1  # a snapshot was found, then set aside for the refold
