@@ -37,6 +37,7 @@ from .retry import RetryConfig
 if TYPE_CHECKING:
     from ..observability._hook import CommandWatch
     from ..observability.events import Observer
+    from ..snapshots import Snapshots
     from ..stores.base import EventStore
 
 
@@ -96,6 +97,7 @@ class Executor:
         sleep: Callable[[float], None] = time.sleep,
         observers: Sequence[Observer] = (),
         policy: CommandPolicy | None = None,
+        snapshots: Snapshots | None = None,
     ) -> None:
         if max_discovery_iterations < 1:
             raise ValueError(f"max_discovery_iterations must be >= 1, got {max_discovery_iterations}")
@@ -110,6 +112,9 @@ class Executor:
         self.observers = tuple(observers)
         #: Asked before every append (see :mod:`.authorization`); None runs every command unchecked.
         self.policy = policy
+        #: snapshots of folded state (eventcore_lab.snapshots): a fold resumes from one; versions still
+        #: come from the store, so the optimistic check guards every decision as before
+        self.snapshots = snapshots
 
     def execute(
         self,
@@ -263,15 +268,22 @@ class Executor:
         attempt: int,
         watch: CommandWatch | None = None,
         principal: Any = None,
+        use_snapshot: bool = True,
     ) -> Generator[_RawStep, None, list[StoredEvent]]:
         versions: dict[str, int] = {}
         by_stream: list[list[StoredEvent]] = []
         to_read = list(command.read_streams())
         required = command.required_streams() if command.__existing_stream_fields__ else ()
-        for _ in range(self.max_discovery_iterations):
+        snapshots = self.snapshots if use_snapshot else None
+        first_read = list(to_read)
+        start = snapshots.start(command, first_read) if snapshots is not None else None
+        for iteration in range(self.max_discovery_iterations):
             mark = time.time_ns() if watch is not None else 0
             if to_read:
-                found = self.store.read_streams(to_read)
+                found = start.read(self.store) if start is not None and iteration == 0 else None
+                if found is None:
+                    start = None  # no snapshot, or one that does not fit the store: fold from scratch
+                    found = self.store.read_streams(to_read)
                 versions.update(found.versions)
                 if found.events:
                     by_stream.append(found.events)
@@ -285,7 +297,7 @@ class Executor:
                     if versions.get(sid) == 0:
                         raise StreamNotFound(sid)
                 required = ()
-            state = command.initial_state()
+            state = command.initial_state() if start is None else start.state
             if len(by_stream) < 2:
                 events: Iterable[StoredEvent] = by_stream[0] if by_stream else ()
             else:
@@ -300,6 +312,12 @@ class Executor:
                         "accepts_unknown_events = True on the command to fold UnknownEvent payloads"
                     )
                 state = command.apply(state, event)
+            if snapshots is not None and iteration == 0:
+                position = max(
+                    [b[-1].position for b in by_stream] + [start.snapshot.position if start else 0]
+                )
+                folded = sum(len(b) for b in by_stream)
+                snapshots.offer(command, first_read, state, versions, folded, position)
             ctx = CommandContext(versions, self.clock(), metadata)
             writes = list(command.handle(state, ctx))
             if watch is not None:
@@ -307,6 +325,10 @@ class Executor:
             to_read = ctx._added
             if not to_read:
                 break
+            if start is not None:  # streams discovered after a snapshot: fold everything in position order
+                return (
+                    yield from self._attempt(command, metadata, attempt, watch, principal, use_snapshot=False)
+                )
             yield (Phase.DECIDE, attempt, versions, 0.0, None)
         else:
             raise MaxIterationsExceeded(self.max_discovery_iterations)
