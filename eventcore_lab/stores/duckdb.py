@@ -52,6 +52,7 @@ import duckdb
 import msgspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .._gc import gc_paused
 from ..core.errors import (
@@ -67,7 +68,7 @@ from ..core.errors import (
 )
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ..core.ids import StreamId, new_event_id
-from ..core.registry import EventRegistry, default_registry
+from ..core.registry import EventRegistry, default_registry, schema_version_of
 from . import bulk
 from .base import StreamsRead, Subscription
 from .rules import (
@@ -85,7 +86,7 @@ from .rules import (
 )
 
 #: Version of the tables this module writes; stored in ``eventcore_schema`` for future migrations.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 create table if not exists eventcore_schema (
@@ -100,7 +101,8 @@ create table if not exists events (
     event_type varchar not null,
     payload json not null,
     metadata json not null,
-    recorded_at timestamptz not null
+    recorded_at timestamptz not null,
+    schema_version integer not null default 1
 );
 create table if not exists checkpoints (
     name varchar primary key,
@@ -110,11 +112,15 @@ create table if not exists checkpoints (
 """
 
 _COLUMNS = ", ".join(bulk.COLUMNS)
+#: The events table's columns in order: the bulk columns, then the payload's schema version.
+_TABLE_COLUMNS = f"{_COLUMNS}, schema_version"
+#: Adds the schema version column to a table made by schema version 1; its rows read as version 1.
+_MIGRATE_1_TO_2 = "alter table events add column schema_version integer default 1"
 
 # The bulk file schema, except that event ids go into DuckDB as native UUIDs rather than text.
 _ARROW_SCHEMA = bulk.ARROW_SCHEMA.set(
     bulk.ARROW_SCHEMA.get_field_index("event_id"), pa.field("event_id", pa.uuid())
-)
+).append(pa.field("schema_version", pa.int32()))
 
 _IMPORT_CHUNK = 200_000
 #: Groups up to this many rows are inserted with one parameterised statement, larger ones through Arrow.
@@ -133,7 +139,17 @@ _open_files_lock = threading.Lock()
 class _Rows:
     """Column lists of events bound for the ``events`` table."""
 
-    __slots__ = ("event_ids", "metadata", "payloads", "positions", "recorded", "streams", "types", "versions")
+    __slots__ = (
+        "event_ids",
+        "metadata",
+        "payloads",
+        "positions",
+        "recorded",
+        "schema_versions",
+        "streams",
+        "types",
+        "versions",
+    )
 
     def __init__(self) -> None:
         self.positions: list[int] = []
@@ -144,6 +160,7 @@ class _Rows:
         self.payloads: list[bytes] = []
         self.metadata: list[bytes] = []
         self.recorded: list[datetime] = []
+        self.schema_versions: list[int] = []
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -173,6 +190,7 @@ class _Rows:
                 pa.array(self.payloads[cut], pa.string()),
                 pa.array(self.metadata[cut], pa.string()),
                 recorded.view(pa.timestamp("us", tz="UTC")),
+                pa.array(self.schema_versions[cut], pa.int32()),
             ],
             schema=_ARROW_SCHEMA,
         )
@@ -204,6 +222,11 @@ class _ParquetImport:
 
     def source(self) -> str:
         return f"read_parquet({_sql_string(str(self.path))}, file_row_number = true)"
+
+    def schema_version_column(self) -> str:
+        """The SQL for each row's schema version: the file's column, or 1 for files written before it."""
+        names = pq.read_schema(self.path).names
+        return "coalesce(schema_version, 1)::integer" if "schema_version" in names else "1"
 
     def check_unchanged(self) -> None:
         try:
@@ -345,6 +368,12 @@ class DuckDBStore:
                     )
                 if found == SCHEMA_VERSION:
                     return
+                if found == 1 and not self.read_only:
+                    con.execute("begin")
+                    con.execute(_MIGRATE_1_TO_2)
+                    con.execute("insert into eventcore_schema values (?, now())", [SCHEMA_VERSION])
+                    con.execute("commit")
+                    return
             if self.read_only:
                 raise MigrationError(
                     f"DuckDB file {self.path} holds no eventcore-lab event store (schema version "
@@ -399,6 +428,7 @@ class DuckDBStore:
                 rows.payloads.append(item.payload_json)
                 rows.metadata.append(_metadata_encoder.encode(item.metadata))
                 rows.recorded.append(event.recorded_at)
+                rows.schema_versions.append(schema_version_of(item.payload))
             batch = self._enqueue(rows, stored, versions, stored[-1].position + 1)
         self._wait_durable(batch)
         return stored
@@ -425,6 +455,7 @@ class DuckDBStore:
         rows.payloads = batch.payloads
         rows.metadata = batch.metadata
         rows.recorded = [e.recorded_at for e in batch.events]
+        rows.schema_versions = [schema_version_of(e.payload) for e in batch.events]
         with self._lock:
             self._check_writable()
             check_follows(batch.first_versions, self._version_with_pending)
@@ -580,7 +611,7 @@ class DuckDBStore:
                     [(inserted,)] = con.execute(
                         f"insert into events select {int(first)} + file_row_number, event_id::uuid, "
                         "stream_id, version, event_type, payload::json, metadata::json, "
-                        "recorded_at::timestamptz "
+                        f"recorded_at::timestamptz, {parquet.schema_version_column()} "
                         f"from {parquet.source()}"
                     ).fetchall()
                     if inserted != parquet.count:
@@ -647,7 +678,7 @@ class DuckDBStore:
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
         self._check_open()
         sid = StreamId(stream_id)
-        return self._stream(sid)[check_position(after_version, "after_version") :]
+        return self.registry.current(self._stream(sid)[check_position(after_version, "after_version") :])
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         self._check_open()
@@ -668,7 +699,7 @@ class DuckDBStore:
             merged = lists[0]
         else:
             merged = sorted((e for events in lists for e in events), key=_by_position)
-        return StreamsRead(merged, {sid: len(found[sid]) for sid in ids})
+        return StreamsRead(self.registry.current(merged), {sid: len(found[sid]) for sid in ids})
 
     def _stream(self, sid: str) -> list[StoredEvent]:
         found: dict[str, list[StoredEvent]] = {}
@@ -706,7 +737,7 @@ class DuckDBStore:
             return result
         self._check_open()
         rows = self._con.execute(
-            f"select {_COLUMNS} from events where stream_id in (select unnest(?)) order by position",
+            f"select {_TABLE_COLUMNS} from events where stream_id in (select unnest(?)) order by position",
             [list(ids)],
         ).fetchall()
         for event in self._decode(rows):
@@ -714,20 +745,23 @@ class DuckDBStore:
         return result
 
     def _decode(self, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
-        decode = self.registry.read
-        return [
-            StoredEvent(
-                event_id=event_id,
-                stream_id=stream,
-                version=version,
-                position=position,
-                event_type=event_type,
-                payload=decode(event_type, payload),
-                metadata=_metadata_decoder.decode(metadata),
-                recorded_at=recorded.astimezone(UTC),
+        decode = self.registry.read_event
+        events = []
+        for position, event_id, stream, version, event_type, payload, metadata, recorded, schema in rows:
+            current_type, decoded = decode(event_type, payload, schema)
+            events.append(
+                StoredEvent(
+                    event_id=event_id,
+                    stream_id=stream,
+                    version=version,
+                    position=position,
+                    event_type=current_type,
+                    payload=decoded,
+                    metadata=_metadata_decoder.decode(metadata),
+                    recorded_at=recorded.astimezone(UTC),
+                )
             )
-            for position, event_id, stream, version, event_type, payload, metadata, recorded in rows
-        ]
+        return events
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         self._check_open()
@@ -738,10 +772,12 @@ class DuckDBStore:
                 return []
             if after + 1 >= self._tail_start:
                 start = after + 1 - self._tail_start
-                return self._tail[start : None if limit is None else start + limit]
+                return self.registry.current(self._tail[start : None if limit is None else start + limit])
         with self._db_lock:
             self._check_open()
-            query = f"select {_COLUMNS} from events where position > ? and position <= ? order by position"
+            query = (
+                f"select {_TABLE_COLUMNS} from events where position > ? and position <= ? order by position"
+            )
             params: list[Any] = [after, head]
             if limit is not None:
                 query += " limit ?"
@@ -940,8 +976,8 @@ class DuckDBStore:
             head = self._head
             con.execute(
                 "copy (select position, event_id::varchar as event_id, stream_id, version, event_type, "
-                "payload::varchar as payload, metadata::varchar as metadata, recorded_at from events "
-                f"where position > {int(after)} and position <= {int(head)} order by position) "
+                "payload::varchar as payload, metadata::varchar as metadata, recorded_at, schema_version "
+                f"from events where position > {int(after)} and position <= {int(head)} order by position) "
                 f"to {_sql_string(str(target))} (format parquet, compression zstd)"
             )
         return max(0, head - after)
@@ -1030,7 +1066,8 @@ class DuckDBStore:
         if any(kind != "TIMESTAMP WITH TIME ZONE" for (kind,) in kinds):
             raise InvalidEventFile(f"{name}: recorded_at is not a UTC timestamp (got {kinds[0][0]})")
         reader = con.sql(
-            f"select file_row_number, event_type, payload, metadata from {source}"
+            f"select file_row_number, event_type, payload, metadata, {parquet.schema_version_column()} "
+            f"as schema_version from {source}"
         ).to_arrow_reader(50_000)
         registry = self.registry
         try:
@@ -1041,12 +1078,13 @@ class DuckDBStore:
                     columns["event_type"],
                     columns["payload"],
                     columns["metadata"],
+                    columns["schema_version"],
                     strict=True,
                 )
-                for row, event_type, payload, metadata in rows:
+                for row, event_type, payload, metadata, schema_version in rows:
                     try:
-                        if registry.knows(event_type):
-                            registry.decode(event_type, payload)
+                        if registry.knows(event_type) or registry.evolution is not None:
+                            registry.read(event_type, payload, schema_version)
                         bulk.decode_file_metadata(metadata)
                     except (SerializationError, msgspec.DecodeError) as exc:
                         raise SerializationError(
@@ -1144,6 +1182,7 @@ def _insert_small(appender: Any, rows: _Rows) -> None:
                 [p.decode() for p in rows.payloads],
                 [m.decode() for m in rows.metadata],
                 rows.recorded,
+                rows.schema_versions,
                 strict=True,
             )
         )
