@@ -318,10 +318,10 @@ def schema_versions(url: str, schema: str) -> list[int]:
 
 
 def test_migrate_is_idempotent_and_versioned(pg_store: PostgresStore, pg_url: str, pg_schema: str) -> None:
-    assert pg_store.migrate() == 1
+    assert pg_store.migrate() == 2
     pg_store.append([write("m", "kept")])
-    assert pg_store.migrate() == 1
-    assert schema_versions(pg_url, pg_schema) == [1]
+    assert pg_store.migrate() == 2
+    assert schema_versions(pg_url, pg_schema) == [1, 2]
     assert pg_store.read_stream("m")[0].payload.text == "kept"
 
 
@@ -337,7 +337,7 @@ def test_first_use_migrates_from_many_threads_at_once(pg_url: str, pg_schema: st
         for thread in threads:
             thread.join()
         assert stores[0].head() == 4
-        assert schema_versions(pg_url, pg_schema) == [1]
+        assert schema_versions(pg_url, pg_schema) == [1, 2]
     finally:
         for store in stores:
             store.close()
@@ -358,10 +358,10 @@ def test_a_failing_migration_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, pg_store: PostgresStore, pg_url: str, pg_schema: str
 ) -> None:
     pg_store.migrate()
-    monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, (2, "_postgres_schema.sql")))
-    with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 2"):
+    monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, (3, "_postgres_schema.sql")))
+    with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 3"):
         again.migrate()
-    assert schema_versions(pg_url, pg_schema) == [1]
+    assert schema_versions(pg_url, pg_schema) == [1, 2]
 
 
 def test_schemas_keep_stores_apart(pg_url: str, pg_schema: str) -> None:

@@ -120,7 +120,7 @@ _MIGRATE_1_TO_2 = "alter table events add column schema_version integer default 
 # The bulk file schema, except that event ids go into DuckDB as native UUIDs rather than text.
 _ARROW_SCHEMA = bulk.ARROW_SCHEMA.set(
     bulk.ARROW_SCHEMA.get_field_index("event_id"), pa.field("event_id", pa.uuid())
-).append(pa.field("schema_version", pa.int32()))
+)
 
 _IMPORT_CHUNK = 200_000
 #: Groups up to this many rows are inserted with one parameterised statement, larger ones through Arrow.

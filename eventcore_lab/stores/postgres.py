@@ -112,7 +112,7 @@ from ..core.errors import (
 )
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ..core.ids import StreamId, new_event_id
-from ..core.registry import EventRegistry, default_registry
+from ..core.registry import EventRegistry, default_registry, schema_version_of
 from .base import StreamsRead, Subscription
 from .rules import (
     MAX_PAYLOAD_BYTES,
@@ -128,14 +128,17 @@ from .rules import (
 DSN_ENV = "EVENTCORE_DATABASE_URL"
 
 #: (version, SQL file next to this module); applied in order, each in its own transaction.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, "_postgres_schema.sql"),)
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, "_postgres_schema.sql"), (2, "_postgres_schema_2.sql"))
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _WRITER_KEY = 0x45434C42  # first half of the two-int advisory key writers hold; the second is per schema
 _CONFLICT = "ECV01"
 _IMMUTABLE = "ECI01"
 _RETRIABLE_STATES = {"57014", "55P03", "40001", "40P01"}  # cancelled, lock timeout, serialization, deadlock
-_COLUMNS = "event_id, stream_id, version, position, event_type, payload::text, metadata::text, recorded_at"
+_COLUMNS = (
+    "event_id, stream_id, version, position, event_type, payload::text, metadata::text, recorded_at, "
+    "schema_version"
+)
 _COPY_TYPES = [
     "int8",
     "text",
@@ -145,6 +148,7 @@ _COPY_TYPES = [
     "text",
     "text",
     "timestamptz",
+    "int4",
 ]  # json travels as its text
 _metadata_decoder = msgspec.json.Decoder(Metadata)
 _position = operator.attrgetter("position")
@@ -313,7 +317,7 @@ class PostgresStore:
         t = f'"{schema}"'
         self._sql_append = (
             f"SELECT * FROM {t}.append_events(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::int8[])"
+            "%s::text[], %s::text[], %s::int8[], %s::int4[])"
         )
         self._sql_read_all = (
             f"SELECT {_COLUMNS} FROM {t}.events WHERE position > %s ORDER BY position LIMIT %s"
@@ -511,6 +515,7 @@ class PostgresStore:
             _text_array(check_streams),
             "{" + ",".join(kinds) + "}",
             "{" + ",".join("NULL" if v is None else str(v) for v in versions) + "}",
+            "{" + ",".join(str(schema_version_of(p.payload)) for p in prepared) + "}",
         )
         self._ready()
         cache = self._cache
@@ -561,7 +566,7 @@ class PostgresStore:
         q = self._q
         copy_sql = sql.SQL(
             "COPY {}.events (position, stream_id, version, event_id, event_type, payload, metadata, "
-            "recorded_at) FROM STDIN (FORMAT BINARY)"
+            "recorded_at, schema_version) FROM STDIN (FORMAT BINARY)"
         ).format(q)
         from .bulk import progress_bar
 
@@ -602,6 +607,7 @@ class PostgresStore:
                 payload.decode(),
                 metadata.decode(),
                 e.recorded_at,
+                schema_version_of(e.payload),
             )
             for e, payload, metadata in zip(batch.events, batch.payloads, batch.metadata, strict=True)
         ]
@@ -616,14 +622,15 @@ class PostgresStore:
         return [self._to_event(row) for row in rows]
 
     def _to_event(self, row: Sequence[Any]) -> StoredEvent:
-        event_id, sid, version, position, event_type, payload, metadata, recorded_at = row
+        event_id, sid, version, position, event_type, payload, metadata, recorded_at, schema_version = row
+        current_type, decoded = self.registry.read_event(event_type, payload, schema_version)
         return StoredEvent(
             event_id=event_id,
             stream_id=sid,
             version=version,
             position=position,
-            event_type=event_type,
-            payload=self.registry.read(event_type, payload),
+            event_type=current_type,
+            payload=decoded,
             metadata=_metadata_decoder.decode(metadata),
             recorded_at=recorded_at,
         )
@@ -669,7 +676,7 @@ class PostgresStore:
             merged.extend(events)
         if len(lists) > 1:  # sorted runs: timsort merges them in C, far faster than heapq.merge
             merged.sort(key=_position)
-        return StreamsRead(merged, {sid: versions[sid] for sid in ids})
+        return StreamsRead(self.registry.current(merged), {sid: versions[sid] for sid in ids})
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         self._check_open()
@@ -745,7 +752,7 @@ class PostgresStore:
             "TO STDOUT (FORMAT BINARY)"
         ).format(self._q, sql.Literal(int(after)))
         with self._connection() as conn, conn.cursor().copy(query) as copy:
-            copy.set_types(["uuid", "text", "int8", "int8", "text", "text", "text", "timestamptz"])
+            copy.set_types(["uuid", "text", "int8", "int8", "text", "text", "text", "timestamptz", "int4"])
             for row in copy.rows():
                 yield self._to_event(row)
 
