@@ -60,6 +60,10 @@ class PayloadEvolution(Protocol):
         """``event`` with its payload at the current schema (for stores that keep decoded objects)."""
         ...
 
+    def is_current(self, type_name: str, schema_version: int) -> bool:
+        """Whether payloads stored as (type, version) decode as they are (columnar paths ask this)."""
+        ...
+
 
 def schema_version_of(event: object) -> int:
     """The schema version ``event`` is written at: its class's ``schema_version`` (default 1)."""

@@ -221,13 +221,16 @@ class Upcasters:
 
     # -- the registry hook (PayloadEvolution) ----------------------------------------------------
 
+    def is_current(self, type_name: str, schema_version: int) -> bool:
+        if (type_name, schema_version) in self._steps or self.strict:
+            return False
+        registry = self.registry
+        # current, or newer than this code (weak schema: extra fields are ignored)
+        return not registry.knows(type_name) or _class_version(registry.event_class(type_name)) <= schema_version
+
     def read(self, type_name: str, schema_version: int, data: bytes | str) -> tuple[str, Any] | None:
-        if (type_name, schema_version) not in self._steps and not self.strict:
-            registry = self.registry
-            if not registry.knows(type_name):
-                return None
-            if _class_version(registry.event_class(type_name)) <= schema_version:
-                return None  # current, or newer than this code (weak schema: extra fields are ignored)
+        if self.is_current(type_name, schema_version):
+            return None
         try:
             payload = _decode_dict(data)
         except msgspec.DecodeError as exc:

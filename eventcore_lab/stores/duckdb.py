@@ -878,26 +878,44 @@ class DuckDBStore:
         condition = " and ".join(where)
         with self._parallel() as con:
             present = con.execute(
-                f"select event_type from events where {condition} group by event_type order by min(position)",
+                f"select event_type, schema_version from events where {condition} "
+                "group by event_type, schema_version order by min(position)",
                 params,
             ).fetchall()
-            wanted = fields([t for (t,) in present])
+            upcast = _upcast_rows(con, self.registry, present, condition, params)
+            names = [t for t, _ in present if upcast is None or (t, _) not in upcast.stale]
+            if upcast is not None:
+                names += upcast.types
+            wanted = fields(list(dict.fromkeys(names)))
             if wanted is None:
                 return None
             structure = _sql_string(msgspec.json.encode(dict(wanted)).decode()) if wanted else None
+            envelope = (
+                "select position, stream_id, version, EVENT_TYPE as event_type, recorded_at, "
+                "event_id::blob as event_id, unnest(json_transform(metadata, "
+                """'{"correlation_id":"VARCHAR","causation_id":"VARCHAR","user_id":"VARCHAR"}'))"""
+            )
             payload = f", unnest(json_transform(payload, {structure}))" if structure else ""
-            # No ORDER BY: DuckDB keeps insertion order, which is position order but for rare groups
-            # mixing appends and file imports; sorting 1M rows would cost more than the whole scan.
+            query = envelope.replace("EVENT_TYPE", "event_type") + f"{payload} from events where {condition}"
+            if upcast is not None:
+                # rows stored at an older schema: their payloads were upcast in Python; DuckDB still
+                # expands them, so that both kinds of rows get exactly the same column types
+                con.register("eventcore_upcast", upcast.table)
+                fresh = f", unnest(json_transform(u.payload::json, {structure}))" if structure else ""
+                query = (
+                    f"{query} and position not in (select position from eventcore_upcast) union all "
+                    + envelope.replace("EVENT_TYPE", "u.event_type")
+                    + f"{fresh} from events join eventcore_upcast u using (position) order by position"
+                )
+            # No ORDER BY otherwise: DuckDB keeps insertion order, which is position order but for rare
+            # groups mixing appends and file imports; sorting 1M rows would cost more than the whole scan.
             try:
-                table = con.sql(
-                    "select position, stream_id, version, event_type, recorded_at, "
-                    "event_id::blob as event_id, unnest(json_transform(metadata, "
-                    """'{"correlation_id":"VARCHAR","causation_id":"VARCHAR","user_id":"VARCHAR"}'))"""
-                    f"{payload} from events where {condition}",
-                    params=params,
-                ).to_arrow_table()
+                table = con.sql(query, params=params).to_arrow_table()
             except duckdb.Error:
                 return None  # a payload DuckDB cannot read as declared (e.g. an int beyond 64 bits)
+            finally:
+                if upcast is not None:
+                    con.unregister("eventcore_upcast")
         positions = table.column("position").to_numpy()
         if len(positions) > 1 and not (positions[1:] > positions[:-1]).all():
             table = table.sort_by("position")
@@ -1166,6 +1184,55 @@ def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     con.execute("set TimeZone = 'UTC'")
     con.execute("set threads = 1")
     return con
+
+
+class _Upcast:
+    """The rows of a columnar read stored at an older schema, upcast in Python: (position, current type,
+    current payload JSON) as an Arrow table, the stale (type, version) pairs and the types they became."""
+
+    def __init__(self, table: pa.Table, stale: set[tuple[str, int]], types: list[str]) -> None:
+        self.table = table
+        self.stale = stale
+        self.types = types
+
+
+def _upcast_rows(
+    con: duckdb.DuckDBPyConnection,
+    registry: EventRegistry,
+    present: list[tuple[str, int]],
+    condition: str,
+    params: list[Any],
+) -> _Upcast | None:
+    """Upcast only the rows whose (type, schema version) is not current; None when there are none."""
+    evolution = registry.evolution
+    if evolution is None:
+        return None
+    stale = set()
+    for event_type, version in present:
+        if not evolution.is_current(event_type, version):
+            stale.add((event_type, version))
+    if not stale:
+        return None
+    pairs = ", ".join(f"({_sql_string(t)}, {int(v)})" for t, v in sorted(stale))
+    rows = con.execute(
+        f"select position, event_type, payload::varchar, schema_version from events where {condition} "
+        f"and (event_type, schema_version) in ({pairs}) order by position",
+        params,
+    ).fetchall()
+    positions, types, payloads = [], [], []
+    for position, event_type, payload, version in rows:
+        current_type, decoded = registry.read_event(event_type, payload, version)
+        positions.append(position)
+        types.append(current_type)
+        payloads.append(registry.encode(decoded).decode())
+    table = pa.table(
+        {
+            "position": pa.array(positions, pa.int64()),
+            "event_type": pa.array(types, pa.string()),
+            "payload": pa.array(payloads, pa.string()),
+        }
+    )
+    return _Upcast(table, stale, list(dict.fromkeys(types)))
 
 
 def _insert_small(appender: Any, rows: _Rows) -> None:
