@@ -37,6 +37,7 @@ _decode_dict = msgspec.json.Decoder(dict[str, Any]).decode
 class _Registered:
     step: Step | None  # None: the type is retired at this version
     description: str
+    to_type: str | None = None  # the type name it gives, when known without running it
 
 
 class Upcasters:
@@ -80,9 +81,7 @@ class Upcasters:
     def convert_field(
         self, event_type: str, from_version: int, field: str, convert: Callable[[Any], Any]
     ) -> None:
-        self._add(
-            event_type, from_version, _Registered(convert_field(field, convert), f"convert {field}")
-        )
+        self._add(event_type, from_version, _Registered(convert_field(field, convert), f"convert {field}"))
 
     def split_field(
         self, event_type: str, from_version: int, field: str, split: Callable[[Any], Mapping[str, Any]]
@@ -103,7 +102,9 @@ class Upcasters:
 
     def rename_type(self, old_type: str, from_version: int, new_type: str) -> None:
         """Events stored as ``old_type`` at ``from_version`` read as ``new_type`` at ``from_version + 1``."""
-        self._add(old_type, from_version, _Registered(retype(new_type), f"rename type -> {new_type}"))
+        self._add(
+            old_type, from_version, _Registered(retype(new_type), f"rename type -> {new_type}", new_type)
+        )
 
     def retire(self, event_type: str, from_version: int) -> None:
         """Events of ``event_type`` at ``from_version`` (after any earlier steps) read as tombstones."""
@@ -130,8 +131,8 @@ class Upcasters:
                     else f"from v{from_version + 1} to v{low}"
                 )
                 raise UpcasterChainGap(
-                    f"the upcaster for {event_type!r} from v{from_version} to v{from_version + 1} leaves a gap: "
-                    f"its chain covers v{low} to v{high}, so nothing would upcast {missing}"
+                    f"the upcaster for {event_type!r} from v{from_version} to v{from_version + 1} leaves a "
+                    f"gap: its chain covers v{low} to v{high}, so nothing would upcast {missing}"
                 )
             retired_at = [v for v in versions if self._steps[(event_type, v)].step is None]
             if retired_at and from_version > retired_at[0]:
@@ -184,7 +185,29 @@ class Upcasters:
         """Every registered step as (type, from version, description), sorted."""
         return sorted((t, v, r.description) for (t, v), r in self._steps.items())
 
+    def chain_length(self, event_type: str, schema_version: int) -> int:
+        """How many steps a payload stored as (type, version) goes through (following type renames
+        made with :meth:`rename_type`; a retirement counts as a step)."""
+        steps = 0
+        while (registered := self._steps.get((event_type, schema_version))) is not None:
+            steps += 1
+            if registered.step is None:
+                break
+            event_type = registered.to_type or event_type
+            schema_version += 1
+        return steps
+
     # -- upcasting ---------------------------------------------------------------------------------
+
+    def upcast_payload(self, event_type: str, schema_version: int, data: bytes | str) -> tuple[str, Any]:
+        """The current (type, payload) of a stored payload, upcast whether or not it needs it."""
+        try:
+            payload = _decode_dict(data)
+        except msgspec.DecodeError as exc:
+            raise UpcastFailed(
+                f"the stored {event_type!r} v{schema_version} payload is not a JSON object"
+            ) from exc
+        return self._finish(event_type, schema_version, payload)
 
     def needs_upcast(self, event_type: str, schema_version: int) -> bool:
         """Whether a payload stored as (type, version) goes through at least one step."""
@@ -226,16 +249,14 @@ class Upcasters:
             return False
         registry = self.registry
         # current, or newer than this code (weak schema: extra fields are ignored)
-        return not registry.knows(type_name) or _class_version(registry.event_class(type_name)) <= schema_version
+        if not registry.knows(type_name):
+            return True
+        return _class_version(registry.event_class(type_name)) <= schema_version
 
     def read(self, type_name: str, schema_version: int, data: bytes | str) -> tuple[str, Any] | None:
         if self.is_current(type_name, schema_version):
             return None
-        try:
-            payload = _decode_dict(data)
-        except msgspec.DecodeError as exc:
-            raise UpcastFailed(f"the stored {type_name!r} v{schema_version} payload is not a JSON object") from exc
-        return self._finish(type_name, schema_version, payload)
+        return self.upcast_payload(type_name, schema_version, data)
 
     def current(self, event: StoredEvent) -> StoredEvent:
         payload = event.payload
@@ -248,9 +269,12 @@ class Upcasters:
                 return event
         else:
             cls = type(payload)
-            if event.event_type in registry and registry.knows(event.event_type):
-                if registry.event_class(event.event_type) is cls and not self.strict:
-                    return event  # written by the current class
+            if (
+                not self.strict
+                and registry.knows(event.event_type)
+                and registry.event_class(event.event_type) is cls
+            ):
+                return event  # written by the current class
             event_type, version = event.event_type, schema_version_of(payload)
             if (event_type, version) not in self._steps and not registry.knows(event_type):
                 return event
