@@ -99,6 +99,7 @@ def check_compatibility(
         if not row["readable"]:
             problems.append(f"{event_type} v{version} ({pair.events} events): {row['problem']}")
     frame = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+    frame["current_version"] = frame["current_version"].astype("Int64")
     return CompatibilityReport(frame, problems)
 
 
@@ -111,7 +112,11 @@ def _judge(
     registered = registry.knows(event_type)
     current = getattr(registry.event_class(event_type), "schema_version", 1) if registered else None
     decoded, reads_as, problem = 0, event_type, ""
-    for raw in pair.samples:
+    if not registered and not steps:
+        problem = f"type {event_type!r} is not registered and no upcaster reads it"
+    elif current is not None and version < current and not steps:
+        problem = f"stored at v{version} but the class is at v{current}, and no upcaster starts at v{version}"
+    for raw in [] if problem else pair.samples:
         try:
             if upcasters is not None and not upcasters.is_current(event_type, version):
                 reads_as, payload = upcasters.upcast_payload(event_type, version, raw)
@@ -126,10 +131,6 @@ def _judge(
             problem = problem or _unknown_problem(event_type, version, payload)
             continue
         decoded += 1
-    if not registered and not steps and not problem:
-        problem = f"type {event_type!r} is not registered and no upcaster reads it"
-    if registered and current is not None and version < current and not steps and not problem:
-        problem = f"stored at v{version}, class is at v{current}, and no upcaster starts at v{version}"
     readable = not problem and decoded == len(pair.samples)
     return {
         "event_type": event_type,

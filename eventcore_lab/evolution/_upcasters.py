@@ -273,6 +273,7 @@ class Upcasters:
                 not self.strict
                 and registry.knows(event.event_type)
                 and registry.event_class(event.event_type) is cls
+                and (event.event_type, schema_version_of(payload)) not in self._steps
             ):
                 return event  # written by the current class
             event_type, version = event.event_type, schema_version_of(payload)
