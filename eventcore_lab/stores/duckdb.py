@@ -872,9 +872,11 @@ class DuckDBStore:
         if stream_ids is not None:
             where.append("stream_id in (select unnest(?))")
             params.append([str(s) for s in stream_ids])  # matched verbatim, like a filter in Python
-        if event_types is not None:
+        wanted_types = None if event_types is None else list(event_types)
+        if wanted_types is not None and self.registry.evolution is None:
             where.append("event_type in (select unnest(?))")
-            params.append(list(event_types))
+            params.append(wanted_types)
+            wanted_types = None
         condition = " and ".join(where)
         with self._parallel() as con:
             present = con.execute(
@@ -882,7 +884,11 @@ class DuckDBStore:
                 "group by event_type, schema_version order by min(position)",
                 params,
             ).fetchall()
-            upcast = _upcast_rows(con, self.registry, present, condition, params)
+            upcast = _upcast_rows(con, self.registry, present, condition, params, wanted_types)
+            if wanted_types is not None:  # stored names are filtered in SQL, upcast ones in Python
+                present = [(t, v) for t, v in present if t in wanted_types]
+                condition += " and event_type in (select unnest(?))"
+                params.append(wanted_types)
             names = [t for t, _ in present if upcast is None or (t, _) not in upcast.stale]
             if upcast is not None:
                 names += upcast.types
@@ -1202,6 +1208,7 @@ def _upcast_rows(
     present: list[tuple[str, int]],
     condition: str,
     params: list[Any],
+    wanted_types: list[str] | None,
 ) -> _Upcast | None:
     """Upcast only the rows whose (type, schema version) is not current; None when there are none."""
     evolution = registry.evolution
@@ -1222,6 +1229,8 @@ def _upcast_rows(
     positions, types, payloads = [], [], []
     for position, event_type, payload, version in rows:
         current_type, decoded = registry.read_event(event_type, payload, version)
+        if wanted_types is not None and current_type not in wanted_types:
+            continue
         positions.append(position)
         types.append(current_type)
         payloads.append(registry.encode(decoded).decode())
