@@ -186,9 +186,9 @@ def test_rows_of_a_version_1_duckdb_file_read_as_schema_version_1(tmp_path: Path
     con.execute("create table eventcore_schema (version integer not null, applied_at timestamptz not null)")
     con.execute("insert into eventcore_schema values (1, now())")
     con.execute(
-        "create table events (position bigint primary key, event_id uuid not null, stream_id varchar not null, "
-        "version bigint not null, event_type varchar not null, payload json not null, metadata json not null, "
-        "recorded_at timestamptz not null)"
+        "create table events (position bigint primary key, event_id uuid not null, "
+        "stream_id varchar not null, version bigint not null, event_type varchar not null, "
+        "payload json not null, metadata json not null, recorded_at timestamptz not null)"
     )
     con.execute(
         "create table checkpoints (name varchar primary key, position bigint not null, "
@@ -324,5 +324,5 @@ def test_unknown_fields_are_ignored_by_default_and_refused_in_strict_mode(
     register_current(strict)
     Upcasters(strict, strict=True).install()
     store = opener(kind, strict)
-    with pytest.raises(StrictSchemaViolation, match="Withdrawn.*channel"):
+    with pytest.raises(StrictSchemaViolation, match=r"Withdrawn.*channel"):
         store.read_all()
