@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_demo)
     add_board_parser(commands)
+    from .evolution.cli import add_compat_parser
+
+    add_compat_parser(commands)
     return parser
 
 

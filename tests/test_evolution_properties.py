@@ -1,4 +1,4 @@
-"""Property: folding a history upcast through random chains equals folding it written at the latest version."""
+"""Property: folding an upcast history equals folding the same history written at the latest version."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def register(chain: Upcasters, version: int, op: Op) -> None:
     elif op[0] == "split":
         hi, lo = op[2], op[3]
         chain.split_field(
-            "Measured", version, op[1], lambda v, hi=hi, lo=lo: dict(zip((hi, lo), divmod(v, 10)))
+            "Measured", version, op[1], lambda v, hi=hi, lo=lo: dict(zip((hi, lo), divmod(v, 10), strict=True))
         )
     elif op[0] == "convert":
         chain.convert_field("Measured", version, op[1], lambda v, k=op[2]: v * k + 1)

@@ -158,7 +158,7 @@ def verify(source: EventStore, target: EventStore, *, upcasters: Upcasters | Non
         upcasters = target.registry.evolution
     left = content_hashes(source, upcasters=upcasters).set_index("stream_id")
     right = content_hashes(target, upcasters=upcasters).set_index("stream_id")
-    both = left.join(right, how="outer", lsuffix="_source", rsuffix="_target")
+    both = left.merge(right, how="outer", left_index=True, right_index=True, suffixes=("_source", "_target"))
     both["same"] = (both["events_source"] == both["events_target"]) & (
         both["sha256_source"] == both["sha256_target"]
     )
