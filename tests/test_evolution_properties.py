@@ -65,9 +65,7 @@ def register(chain: Upcasters, version: int, op: Op) -> None:
         chain.rename_field("Measured", version, op[1], op[2])
     elif op[0] == "split":
         hi, lo = op[2], op[3]
-        chain.split_field(
-            "Measured", version, op[1], lambda v, hi=hi, lo=lo: dict(zip((hi, lo), divmod(v, 10), strict=True))
-        )
+        chain.split_field("Measured", version, op[1], lambda v, hi=hi, lo=lo: {hi: v // 10, lo: v % 10})
     elif op[0] == "convert":
         chain.convert_field("Measured", version, op[1], lambda v, k=op[2]: v * k + 1)
     else:
