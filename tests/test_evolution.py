@@ -326,3 +326,51 @@ def test_unknown_fields_are_ignored_by_default_and_refused_in_strict_mode(
     store = opener(kind, strict)
     with pytest.raises(StrictSchemaViolation, match=r"Withdrawn.*channel"):
         store.read_all()
+
+
+# -- retired events ------------------------------------------------------------------------------
+
+
+def test_command_folds_skip_retired_events_and_imports_keep_them(tmp_path: Path) -> None:
+    from eventcore_lab import Command, Executor, emit, stream
+
+    store = MemoryStore(registry=EventRegistry())
+    classes = register_v1(store.registry)
+    for write in history_v1(classes, accounts=1):
+        store.append([write])
+    registry = EventRegistry()
+    current = register_current(registry)
+    upcasters(registry).install()
+    store.registry = registry
+    seen: list[str] = []
+
+    class Audit(Command[int]):
+        account: str = stream()
+
+        def initial_state(self) -> int:
+            return 0
+
+        def apply(self, state: int, event: Any) -> int:
+            seen.append(type(event.payload).__name__)
+            return state + 1
+
+        def handle(self, state: int, ctx: Any) -> list[EventToWrite]:
+            return [emit(self.account, current["Withdrawn"](amount=state))]
+
+    Executor(store).execute(Audit("account-0"))
+    assert seen == ["AccountOpened", "Deposited", "Withdrawn", "Charged"]  # Note (retired) is skipped
+    assert store.read_stream("account-0")[-1].payload == current["Withdrawn"](amount=4)
+
+    path = tmp_path / "copy.duckdb"
+    with DuckDBStore(path, registry=registry) as copy:  # an export read back, retired event included
+        assert copy.import_events(store.read_all()) == 6
+        retired = copy.read_stream("account-0")[2]
+        assert type(retired.payload) is RetiredEvent and retired.payload.raw == b'{"text":"vip"}'
+        rows = copy.sql("select event_type, schema_version from events order by position")
+        assert list(rows.itertuples(index=False, name=None))[:5] == [
+            ("AccountOpened", 2),
+            ("Deposited", 3),
+            ("Note", 1),
+            ("Withdrawn", 1),
+            ("Charged", 2),
+        ]
