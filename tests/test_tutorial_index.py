@@ -4,24 +4,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = {
-    "1.1",
-    "1.2",
-    "1.3",
-    "1.4",
-    "2.1",
-    "2.2",
-    "2.3",
-    "2.4",
-    "2.5",
-    "3.1",
-    "3.2",
-    "3.3",
-    "3.4",
-    "3.5",
-    "5.1",
-    "5.2",
-}
+CHAPTERS = {"1.1", "1.2", "1.3", "1.4", "2.1", "2.2", "2.3", "2.4", "2.5", "3.1", "3.2", "3.3", "3.4", "3.5"}
+CHAPTERS |= {"5.1", "5.2"}  # Part 5: schema evolution and event versioning
 
 
 def tutorial_notebooks() -> list[Path]:
