@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import msgspec
 import pytest
 
 from eventcore_lab import Command, Event, Executor, MemoryStore, RetryConfig, emit, require, stream
@@ -242,3 +244,45 @@ def test_a_durable_store_keeps_note_events_readable_after_registration_on_first_
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "True"
     assert note("x").text == "x"
+
+
+# -- unknown event types in projections ------------------------------------------------------------------
+
+
+def test_projections_skip_unknown_types_unless_they_handle_them() -> None:
+    from eventcore_lab.core.registry import UnknownEvent
+    from eventcore_lab.projections import Projection, fold, handles
+    from eventcore_lab.testing.contract import ContractNote
+
+    class Notes(Projection):
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        @handles(ContractNote)
+        def noted(self, event: StoredEvent) -> None:
+            self.texts.append(event.payload.text)
+
+    class NotesAndUnknown(Notes):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unknown: list[str] = []
+
+        @handles(UnknownEvent)
+        def unknown_type(self, event: StoredEvent) -> None:
+            self.unknown.append(event.payload.event_type)
+
+    store = MemoryStore()
+    store.append([write("s", "a")])
+    gone = UnknownEvent("tests.Gone", b'{"x":1}')
+    first = store.read_all()[0]
+    store.import_events(
+        [
+            msgspec.structs.replace(
+                first, event_id=uuid.uuid4(), version=2, event_type="tests.Gone", payload=gone
+            )
+        ]
+    )
+    store.append([write("s", "b")])
+    assert fold(Notes(), store.read_all()).texts == ["a", "b"]
+    both = fold(NotesAndUnknown(), store.read_all())
+    assert both.texts == ["a", "b"] and both.unknown == ["tests.Gone"]

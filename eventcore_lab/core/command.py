@@ -62,7 +62,7 @@ class CommandContext:
 
     __slots__ = ("_added", "_versions", "metadata", "now")
 
-    def __init__(self, versions: dict[StreamId, int], now: datetime, metadata: Metadata) -> None:
+    def __init__(self, versions: dict[str, int], now: datetime, metadata: Metadata) -> None:
         self._versions = versions
         self._added: list[StreamId] = []
         #: The time of this decision (from the executor's clock, so simulations are repeatable).
@@ -70,8 +70,8 @@ class CommandContext:
         self.metadata = metadata
 
     @property
-    def streams(self) -> tuple[StreamId, ...]:
-        """The streams read so far, declared then discovered."""
+    def streams(self) -> tuple[str, ...]:
+        """The streams read so far, declared then discovered (validated stream ids)."""
         return tuple(self._versions)
 
     def version(self, stream_id: str) -> int:

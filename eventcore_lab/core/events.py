@@ -90,7 +90,14 @@ class ExpectedVersion(msgspec.Struct, frozen=True):
 
     @staticmethod
     def exact(version: int) -> ExpectedVersion:
-        return ExpectedVersion(VersionCheck.EXACT, version)
+        """Exactly ``version`` events (an int >= 0). Small versions are shared instances: the executor
+        makes one per stream read, and the check at construction need not run each time."""
+        shared = _exact_versions.get(version) if type(version) is int else None
+        if shared is None:
+            shared = ExpectedVersion(VersionCheck.EXACT, version)
+            if version < _SHARED_EXACT:
+                _exact_versions[version] = shared
+        return shared
 
     def holds_for(self, actual: int) -> bool:
         """Whether a stream whose current version is ``actual`` satisfies this expectation."""
@@ -111,6 +118,8 @@ class ExpectedVersion(msgspec.Struct, frozen=True):
         )
 
 
+_SHARED_EXACT = 1 << 16
+_exact_versions: dict[int, ExpectedVersion] = {}
 ExpectedVersion.NO_STREAM = ExpectedVersion(VersionCheck.NO_STREAM)
 ExpectedVersion.ANY = ExpectedVersion(VersionCheck.ANY)
 ExpectedVersion.NO_CHECK = ExpectedVersion(VersionCheck.NO_CHECK)

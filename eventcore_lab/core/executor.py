@@ -195,7 +195,7 @@ class Executor:
     def _attempt(
         self, command: Command[Any], metadata: Metadata, attempt: int
     ) -> Generator[_RawStep, None, list[StoredEvent]]:
-        versions: dict[StreamId, int] = {}
+        versions: dict[str, int] = {}
         by_stream: list[list[StoredEvent]] = []
         to_read = list(command.read_streams())
         required = command.required_streams() if command.__existing_stream_fields__ else ()

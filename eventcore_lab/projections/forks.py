@@ -17,6 +17,7 @@ import pandas as pd
 from ..core.errors import InvalidFormat
 from ..core.events import StoredEvent
 from ..core.executor import Executor
+from ..stores.base import EventStore
 from ..stores.memory import MemoryStore
 from .base import fold
 from .frames import iter_events
@@ -55,7 +56,7 @@ class Fork:
         return f"<Fork of {self.base} events, {self.store.head() - self.base} written on the branch>"
 
 
-def fork(store: Any, at: Point | None = None, *, progress: bool | None = None) -> Fork:
+def fork(store: EventStore, at: Point | None = None, *, progress: bool | None = None) -> Fork:
     """Copy the history of ``store`` up to ``at`` (a position, an aware datetime, or everything) into a
     new in-memory store that shares its event registry."""
     if isinstance(at, bool) or (isinstance(at, int) and at < 0):
@@ -69,7 +70,7 @@ def fork(store: Any, at: Point | None = None, *, progress: bool | None = None) -
     return Fork(store=branch, source=store, original_positions=original)
 
 
-def _batches(store: Any, until: Point, progress: bool | None) -> Iterator[list[StoredEvent]]:
+def _batches(store: EventStore, until: Point, progress: bool | None) -> Iterator[list[StoredEvent]]:
     yield from iter_events(store, until=until, batch_size=50_000, progress=progress, description="fork")
 
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 from .._gc import gc_paused
 from ..core.errors import InvalidFormat, ProjectionError
 from ..core.events import StoredEvent
+from ..stores.base import ColumnarAccess, EventStore, StreamListing
 from ._columns import EnvelopeColumns, PayloadColumns, arrow_frame
 from ._progress import progress_bar
 from .base import Projection
@@ -179,7 +180,7 @@ def _limit_for(until: int | datetime | None) -> tuple[int | None, datetime | Non
 
 
 def iter_events(
-    store: Any,
+    store: EventStore,
     *,
     after: int = 0,
     until: int | datetime | None = None,
@@ -213,7 +214,7 @@ def iter_events(
 
 
 def events_frame(
-    store: Any,
+    store: EventStore,
     *,
     types: Iterable[type | str] | type | str | None = None,
     streams: Iterable[str] | str | None = None,
@@ -244,7 +245,7 @@ def events_frame(
 
 
 def _python_frame(
-    store: Any,
+    store: EventStore,
     wanted_types: set[str] | None,
     streams: Iterable[str] | str | None,
     after: int,
@@ -323,7 +324,7 @@ def _payload_fields(
 
 
 def _native_frame(
-    store: Any,
+    store: EventStore,
     wanted_types: set[str] | None,
     streams: Iterable[str] | str | None,
     after: int,
@@ -333,18 +334,17 @@ def _native_frame(
     """The events frame from the store's own columnar path (``store.events_table``), when it has one
     and the payloads are plain scalars; None otherwise. DuckDB filters and expands the JSON payloads,
     which is several times faster than building columns from Python objects."""
-    events_table = getattr(store, "events_table", None)
-    if not callable(events_table) or not isinstance(after, int) or after < 0:
+    if not isinstance(store, ColumnarAccess) or not isinstance(after, int) or after < 0:
         return None  # the Python path reports a bad ``after`` as every store does
+    events_table = store.events_table
     stream_ids: list[str] | None = None
     if streams is not None:
         patterns = [streams] if isinstance(streams, str) else list(streams)
         if any(c in p for p in patterns for c in "*?["):
-            known = getattr(store, "stream_ids", None)
-            if not callable(known):
+            if not isinstance(store, StreamListing):
                 return None
             match = _matcher(patterns)
-            stream_ids = [sid for sid in known() if match is not None and match(sid)]
+            stream_ids = [sid for sid in store.stream_ids() if match is not None and match(sid)]
         else:
             stream_ids = patterns
     chosen: list[str] = []
@@ -377,7 +377,7 @@ def _native_frame(
 
 
 def replay_frame(
-    store: Any,
+    store: EventStore,
     projection: Callable[[pd.DataFrame], pd.DataFrame],
     *,
     types: Iterable[type | str] | type | str | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core.errors import EventCoreError, InvalidFormat, ProcessingFailed, ProjectionError, RebuildFailed
 from ..core.events import StoredEvent
+from ..stores.base import EventStore
 from ._progress import progress_bar
 from .base import fresh_copy
 from .checkpoints import CheckpointStore, MemoryCheckpoints
@@ -87,7 +88,7 @@ class ProjectionRunner:
 
     def __init__(
         self,
-        store: Any,
+        store: EventStore,
         projection: Any,
         *,
         checkpoints: CheckpointStore | None = None,

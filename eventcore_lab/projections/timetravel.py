@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.errors import InvalidFormat, ProjectionError
+from ..stores.base import EventStore
 from .base import fold
 from .frames import iter_events
 
@@ -29,7 +30,7 @@ def _new(factory: Callable[[], Any]) -> Any:
     return factory()
 
 
-def _advance(store: Any, projection: Any, after: int, until: Point, progress: bool | None) -> int:
+def _advance(store: EventStore, projection: Any, after: int, until: Point, progress: bool | None) -> int:
     """Fold the events after ``after`` up to ``until`` into ``projection``; return the last position."""
     position = after
     for batch in iter_events(store, after=after, until=until, progress=progress, description="time travel"):
@@ -38,7 +39,9 @@ def _advance(store: Any, projection: Any, after: int, until: Point, progress: bo
     return position
 
 
-def state_at(store: Any, factory: Callable[[], Any], at: Point, *, progress: bool | None = None) -> Any:
+def state_at(
+    store: EventStore, factory: Callable[[], Any], at: Point, *, progress: bool | None = None
+) -> Any:
     """A new projection from ``factory`` holding the state as of ``at``.
 
     ``at`` is a position (events ``1..at``) or an aware datetime (every event up to the first one
@@ -119,7 +122,7 @@ def _view_of(table: str | None, view: Callable[[Any], pd.DataFrame] | None) -> C
 
 
 def diff_between(
-    store: Any,
+    store: EventStore,
     factory: Callable[[], Any],
     start: Point,
     end: Point,

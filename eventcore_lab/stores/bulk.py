@@ -188,7 +188,7 @@ def write_jsonl(
                 event.version,
                 event.event_type,
                 msgspec.Raw(registry.encode(event.payload)),
-                event.metadata,  # type: ignore[arg-type]  (encodes exactly as FileMetadata)
+                event.metadata,  # encodes exactly as FileMetadata
                 event.recorded_at,
                 schema_version_of(event.payload),
             )

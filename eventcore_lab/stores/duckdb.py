@@ -426,7 +426,7 @@ class DuckDBStore:
                 rows.versions.append(event.version)
                 rows.types.append(event.event_type)
                 rows.payloads.append(item.payload_json)
-                rows.metadata.append(_metadata_encoder.encode(item.metadata))
+                rows.metadata.append(item.metadata_json)
                 rows.recorded.append(event.recorded_at)
                 rows.schema_versions.append(schema_version_of(item.payload))
             batch = self._enqueue(rows, stored, versions, stored[-1].position + 1)

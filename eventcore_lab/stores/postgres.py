@@ -511,7 +511,7 @@ class PostgresStore:
             "{" + ",".join(map(str, ids)) + "}",
             _text_array([p.event_type for p in prepared]),
             _text_array([p.payload_json.decode() for p in prepared]),
-            _text_array([_encode(p.metadata).decode() for p in prepared]),
+            _text_array([p.metadata_json.decode() for p in prepared]),
             _text_array(check_streams),
             "{" + ",".join(kinds) + "}",
             "{" + ",".join("NULL" if v is None else str(v) for v in versions) + "}",

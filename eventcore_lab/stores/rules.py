@@ -49,13 +49,14 @@ _metadata_decoder = msgspec.json.Decoder(Metadata)
 
 
 class PreparedEvent(msgspec.Struct, frozen=True):
-    """A write that passed validation: its stream id, type name, JSON payload and metadata."""
+    """A write that passed validation: its stream id, type name, payload and metadata, and their JSON."""
 
     stream_id: StreamId
     event_type: str
     payload: object
     payload_json: bytes
     metadata: Metadata
+    metadata_json: bytes
 
 
 class PreparedImport(msgspec.Struct, frozen=True):
@@ -84,72 +85,121 @@ def prepare_append(
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> tuple[list[PreparedEvent], dict[StreamId, ExpectedVersion]]:
     """Validate an append before anything is written; raise a clear error on the first bad item."""
-    if isinstance(events, str | bytes) or not isinstance(events, Sequence):
+    if type(events) is not list and (isinstance(events, str | bytes) or not isinstance(events, Sequence)):
         raise InvalidArgument(f"append expects a list of EventToWrite, got {type(events).__name__}")
     prepared = []
-    metadata_seen: dict[int, Metadata] = {}
+    metadata_seen: dict[int, bytes] = {}
     for write in events:
-        if not isinstance(write, EventToWrite):
+        if type(write) is not EventToWrite and not isinstance(write, EventToWrite):
             raise InvalidFormat(f"append expects EventToWrite items, got {type(write).__name__}")
         sid = StreamId(write.stream_id)
-        event_type, data = encode_payload(registry, write.event, max_payload_bytes, f"for stream {sid!r}")
-        metadata = write.metadata or Metadata()
-        if id(metadata) not in metadata_seen:  # the events of one command share their metadata
-            encode_metadata(metadata, f"of the {event_type} event for stream {sid!r}")
-            metadata_seen[id(metadata)] = metadata
-        prepared.append(PreparedEvent(sid, event_type, write.event, data, metadata))
-    if expected is not None and not isinstance(expected, Mapping):
+        event_type, data = encode_payload(registry, write.event, max_payload_bytes, sid)
+        metadata = write.metadata or _NO_METADATA()
+        meta = metadata_seen.get(id(metadata))
+        if meta is None:  # the events of one command share their metadata
+            meta = metadata_seen[id(metadata)] = encode_metadata(metadata, sid)
+        prepared.append(PreparedEvent(sid, event_type, write.event, data, metadata, meta))
+    checks: dict[StreamId, ExpectedVersion] = {}
+    if expected:
+        if type(expected) is not dict and not isinstance(expected, Mapping):
+            raise InvalidArgument(
+                f"expected must map stream ids to ExpectedVersion, got {type(expected).__name__}"
+            )
+        for name, exp in expected.items():
+            if type(exp) is not ExpectedVersion:
+                raise InvalidArgument(
+                    f"expected version for {name!r} must be an ExpectedVersion, got {exp!r}"
+                )
+            checks[StreamId(name)] = exp
+    elif expected is not None and not isinstance(expected, Mapping):
         raise InvalidArgument(
             f"expected must map stream ids to ExpectedVersion, got {type(expected).__name__}"
         )
-    checks: dict[StreamId, ExpectedVersion] = {}
-    for name, exp in (expected or {}).items():
-        if not isinstance(exp, ExpectedVersion):
-            raise InvalidArgument(f"expected version for {name!r} must be an ExpectedVersion, got {exp!r}")
-        checks[StreamId(name)] = exp
     return prepared, checks
 
 
+_NO_METADATA = Metadata
+
+
 def encode_payload(
-    registry: EventRegistry, event: object, max_payload_bytes: int, where: str
+    registry: EventRegistry, event: object, max_payload_bytes: int, where: str | _At
 ) -> tuple[str, bytes]:
-    """``event``'s type name and JSON, after checking that the JSON reads back as an equal event."""
+    """``event``'s type name and JSON, after checking that the JSON reads back as an equal event.
+
+    ``where`` says which event this is in messages: a stream id (as "for stream ...") or a phrase.
+    """
     event_type = registry.type_name(event)
     data = registry.encode(event)
     if len(data) > max_payload_bytes:
         raise TooLong(
-            f"{event_type} payload {where} is {len(data)} bytes as JSON; the limit is {max_payload_bytes}"
+            f"{event_type} payload {_place(where)} is {len(data)} bytes as JSON; "
+            f"the limit is {max_payload_bytes}"
         )
     try:
         back = registry.decode(event_type, data)
     except SerializationError as exc:
         raise SerializationError(
-            f"the {event_type} event {where} cannot be stored: it would not read back ({exc.message})"
+            f"the {event_type} event {_place(where)} cannot be stored: it would not read back ({exc.message})"
         ) from exc
     if not _equal(back, event):
         raise SerializationError(
-            f"the {event_type} event {where} cannot be stored exactly: {_difference(event, back)}. "
+            f"the {event_type} event {_place(where)} cannot be stored exactly: {_difference(event, back)}. "
             "Floats must be finite and untyped (Any) fields must hold JSON values (str, int, float, bool, "
             "None, list, dict with str keys); give the field a precise type or convert the value"
         )
     return event_type, data
 
 
-def encode_metadata(metadata: Metadata, where: str) -> bytes:
-    """``metadata`` as JSON, after checking it is a Metadata that reads back equal."""
-    if not isinstance(metadata, Metadata):
+class _At:
+    """Where an imported event is, for messages: built cheaply, formatted only when an error needs it."""
+
+    __slots__ = ("stream_id", "version")
+
+    def __init__(self, stream_id: str, version: object) -> None:
+        self.stream_id, self.version = stream_id, version
+
+    def __str__(self) -> str:
+        return f"in stream {self.stream_id!r} at version {self.version!r}"
+
+
+def _place(where: str | _At) -> str:
+    """``where`` for a message: a bare stream id reads "for stream ...", anything else as itself."""
+    return f"for stream {where!r}" if type(where) is StreamId else str(where)
+
+
+def encode_metadata(metadata: Metadata, where: str | _At) -> bytes:
+    """``metadata`` as JSON, after checking it is a Metadata that reads back equal.
+
+    ``where`` says whose metadata this is in messages: a stream id (as "for stream ...") or a phrase.
+    """
+    if type(metadata) is not Metadata:
         raise InvalidFormat(f"metadata must be a Metadata, got {type(metadata).__name__}")
     try:
         data = _metadata_encoder.encode(metadata)
+        if _plain_metadata(metadata):
+            return data  # strings and None only: they encode exactly or not at all
         back = _metadata_decoder.decode(data)
     except (TypeError, ValueError, OverflowError, msgspec.DecodeError) as exc:
-        raise SerializationError(f"the metadata {where} cannot be stored: {exc}") from exc
+        raise SerializationError(f"the metadata {_place(where)} cannot be stored: {exc}") from exc
     if not _equal(back, metadata):
         raise SerializationError(
-            f"the metadata {where} cannot be stored exactly: {_difference(metadata, back)}; "
+            f"the metadata {_place(where)} cannot be stored exactly: {_difference(metadata, back)}; "
             "custom metadata must hold JSON values with finite floats"
         )
     return data
+
+
+def _plain(value: object) -> bool:
+    return value is None or type(value) is str
+
+
+def _plain_metadata(metadata: Metadata) -> bool:
+    return (
+        not metadata.custom
+        and type(metadata.correlation_id) is str
+        and _plain(metadata.causation_id)
+        and _plain(metadata.user_id)
+    )
 
 
 def _equal(a: object, b: object) -> bool:
@@ -282,7 +332,7 @@ def prepare_import(
         sid = valid_ids.get(event.stream_id)
         if sid is None:
             sid = valid_ids[event.stream_id] = StreamId(event.stream_id)
-        where = f"in stream {sid!r} at version {event.version!r}"
+        where = _At(sid, event.version)  # formatted only if an error names it
         event_id = event.event_id
         if not isinstance(event_id, uuid.UUID):
             raise InvalidFormat(f"the event {where} has the event id {event_id!r}, which is not a UUID")
@@ -315,7 +365,7 @@ def prepare_import(
         metadata = event.metadata
         meta = metadata_seen.get(id(metadata))
         if meta is None:
-            meta = metadata_seen[id(metadata)] = encode_metadata(metadata, f"of the event {where}")
+            meta = metadata_seen[id(metadata)] = encode_metadata(metadata, where)
         recorded = event.recorded_at
         if not isinstance(recorded, datetime) or recorded.tzinfo is None or recorded.utcoffset() is None:
             raise InvalidFormat(
@@ -323,7 +373,7 @@ def prepare_import(
             )
         if recorded.tzinfo is not UTC:
             recorded = recorded.astimezone(UTC)
-        if sid is not event.stream_id or recorded is not event.recorded_at:
+        if sid != event.stream_id or recorded is not event.recorded_at:
             event = msgspec.structs.replace(event, stream_id=sid, recorded_at=recorded)
         kept.append(event)
         payloads.append(data)
@@ -332,7 +382,7 @@ def prepare_import(
 
 
 def _unknown_payload(
-    payload: UnknownEvent, event_type: str, registry: EventRegistry, max_payload_bytes: int, where: str
+    payload: UnknownEvent, event_type: str, registry: EventRegistry, max_payload_bytes: int, where: _At
 ) -> bytes:
     """The raw JSON of an event whose type was not registered where it was read; kept byte for byte."""
     if payload.event_type != event_type:
