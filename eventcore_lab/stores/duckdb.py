@@ -52,7 +52,6 @@ import duckdb
 import msgspec
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .._gc import gc_paused
 from ..core.errors import (
@@ -215,6 +214,7 @@ class _ParquetImport:
         self.path = path
         self.count = 0
         self.signature = self._signature()
+        self._schema_version: str | None = None
 
     def _signature(self) -> tuple[int, int]:
         stat = self.path.stat()
@@ -223,10 +223,15 @@ class _ParquetImport:
     def source(self) -> str:
         return f"read_parquet({_sql_string(str(self.path))}, file_row_number = true)"
 
-    def schema_version_column(self) -> str:
-        """The SQL for each row's schema version: the file's column, or 1 for files written before it."""
-        names = pq.read_schema(self.path).names
-        return "coalesce(schema_version, 1)::integer" if "schema_version" in names else "1"
+    def schema_version_column(self, con: duckdb.DuckDBPyConnection) -> str:
+        """The SQL for each row's schema version: the file's column, or 1 for files written before it.
+        DuckDB reads the file's schema, so a damaged file fails as a DuckDB error like every other check."""
+        if self._schema_version is None:
+            empty = con.execute(f"select * from {self.source()} limit 0")
+            names = [column[0] for column in empty.description]
+            found = "schema_version" in names
+            self._schema_version = "coalesce(schema_version, 1)::integer" if found else "1"
+        return self._schema_version
 
     def check_unchanged(self) -> None:
         try:
@@ -611,7 +616,7 @@ class DuckDBStore:
                     [(inserted,)] = con.execute(
                         f"insert into events select {int(first)} + file_row_number, event_id::uuid, "
                         "stream_id, version, event_type, payload::json, metadata::json, "
-                        f"recorded_at::timestamptz, {parquet.schema_version_column()} "
+                        f"recorded_at::timestamptz, {parquet.schema_version_column(con)} "
                         f"from {parquet.source()}"
                     ).fetchall()
                     if inserted != parquet.count:
@@ -1090,7 +1095,7 @@ class DuckDBStore:
         if any(kind != "TIMESTAMP WITH TIME ZONE" for (kind,) in kinds):
             raise InvalidEventFile(f"{name}: recorded_at is not a UTC timestamp (got {kinds[0][0]})")
         reader = con.sql(
-            f"select file_row_number, event_type, payload, metadata, {parquet.schema_version_column()} "
+            f"select file_row_number, event_type, payload, metadata, {parquet.schema_version_column(con)} "
             f"as schema_version from {source}"
         ).to_arrow_reader(50_000)
         registry = self.registry
