@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,7 @@ def test_writes_are_current_and_the_version_is_a_column(
     elif isinstance(store, PostgresStore):
         import psycopg
 
-        with psycopg.connect(store._dsn if hasattr(store, "_dsn") else _pg_url(store)) as conn:
+        with psycopg.connect(os.environ["EVENTCORE_DATABASE_URL"]) as conn:
             pairs = conn.execute(
                 f'SELECT event_type, schema_version, count(*) FROM "{store.schema}".events '
                 "GROUP BY 1, 2 ORDER BY 1, 2"
@@ -170,12 +171,6 @@ def test_writes_are_current_and_the_version_is_a_column(
     else:
         return  # the memory store keeps objects: their class says their version (checked below)
     assert ("Deposited", 1, 3) in pairs and ("Deposited", 3, 1) in pairs
-
-
-def _pg_url(store: PostgresStore) -> str:
-    import os
-
-    return os.environ["EVENTCORE_DATABASE_URL"]
 
 
 def test_rows_of_a_version_1_duckdb_file_read_as_schema_version_1(tmp_path: Path) -> None:
@@ -374,3 +369,25 @@ def test_command_folds_skip_retired_events_and_imports_keep_them(tmp_path: Path)
             ("Withdrawn", 1),
             ("Charged", 2),
         ]
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_the_compatibility_check_reads_each_store_as_stored(
+    kind: str, opener: Callable[[str, EventRegistry], EventStore]
+) -> None:
+    from eventcore_lab.evolution import check_compatibility
+
+    _write_v1(opener, kind)
+    new = EventRegistry()
+    register_current(new)
+    store = opener(kind, new)
+    failing = check_compatibility(store)
+    assert [p.split(":")[0] for p in failing.problems] == [
+        "AccountOpened v1 (3 events)",
+        "Deposited v1 (3 events)",
+        "Note v1 (3 events)",
+        "FeeCharged v1 (3 events)",
+    ]
+    assert store.registry is new  # the scan lends the store a blank registry and gives its own back
+    fixed = check_compatibility(store, upcasters=upcasters(new))
+    assert fixed.ok and fixed.frame["events"].sum() == 15

@@ -134,3 +134,37 @@ def test_folding_an_upcast_history_equals_folding_it_written_at_the_latest_versi
     assert fold(store.read_all()) == fold(written_latest.read_all())
     streams = sorted({sid for sid, _ in latest_payloads})
     assert fold(store.read_streams(streams).events) == fold(written_latest.read_streams(streams).events)
+
+
+@settings(max_examples=12, deadline=None)
+@given(chains(), st.lists(st.lists(st.integers(-1000, 1000), min_size=3, max_size=3), min_size=1, max_size=8))
+def test_a_duckdb_file_reopened_by_new_code_reads_what_the_chain_computes(
+    chain: tuple[list[str], list[Op]], history: list[list[int]]
+) -> None:
+    """The same property through DuckDB's JSON decode path (a reopened file, nothing cached)."""
+    import tempfile
+    from pathlib import Path
+
+    from eventcore_lab.stores.duckdb import DuckDBStore
+
+    start, ops = chain
+    expected = []
+    with tempfile.TemporaryDirectory() as workdir:
+        path = Path(workdir) / "events.duckdb"
+        old = EventRegistry()
+        first = old.register(measured(start, 1), "Measured")
+        with DuckDBStore(path, registry=old) as store:
+            for values in history:
+                data = dict(zip(start, values, strict=False))
+                store.append([EventToWrite("s", first(**data))])
+                for op in ops:
+                    data = apply_directly(op, data)
+                expected.append(data)
+        new = EventRegistry()
+        new.register(measured(list(expected[0]), 1 + len(ops)), "Measured")
+        upcasters = Upcasters(new)
+        for version, op in enumerate(ops, 1):
+            register(upcasters, version, op)
+        upcasters.install()
+        with DuckDBStore(path, registry=new) as store:
+            assert [msgspec.to_builtins(e.payload) for e in store.read_all()] == expected
