@@ -288,3 +288,16 @@ def test_a_migration_killed_midway_and_resumed_equals_an_uninterrupted_one(tmp_p
             assert content_hashes(whole).equals(resumed_hashes)
             whole_rows = whole.sql("select * exclude (position) from events order by position")
     assert whole_rows.equals(resumed_rows)
+
+
+def test_the_check_sees_through_a_wrapping_store() -> None:
+    from eventcore_lab.stores.chaos import ChaosStore
+
+    store = v1_store()
+    registry = current_registry()
+    upcasters(registry).install()
+    store.registry = registry
+    wrapped = ChaosStore(store, failure_probability=0.0, seed=1)
+    report = check_compatibility(wrapped)
+    assert report.ok and report.frame["schema_version"].tolist() == [1, 1, 1, 1, 1]
+    assert wrapped.registry is registry and store.registry is registry

@@ -31,6 +31,8 @@ def _blank_registry(store: EventStore) -> Iterator[EventRegistry]:
     """Give ``store`` an empty registry while it is scanned: every payload then reads as an UnknownEvent
     (type, JSON and schema version kept). The store's own registry is put back afterwards; do not write
     to the store meanwhile."""
+    while isinstance(getattr(store, "inner", None), EventStore):  # a wrapper (ChaosStore): its store reads
+        store = store.inner  # type: ignore[attr-defined]
     own = store.registry
     store.registry = EventRegistry()
     try:
