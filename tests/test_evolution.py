@@ -202,18 +202,19 @@ def test_rows_of_a_version_1_duckdb_file_read_as_schema_version_1(tmp_path: Path
         assert store.sql("select schema_version from events")["schema_version"].tolist() == [1]
 
 
-def test_rows_written_before_postgres_migration_2_read_as_version_1(
+def test_rows_written_before_the_postgres_schema_version_column_read_as_version_1(
     monkeypatch: pytest.MonkeyPatch, pg_url: str, pg_schema: str
 ) -> None:
     import uuid
 
     import psycopg
 
-    from eventcore_lab.stores import postgres
+    from eventcore_lab.stores.postgres import _migrations
 
-    monkeypatch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:1])
+    latest, column_added = _migrations.MIGRATIONS[-1][0], 3  # migration 3 adds events.schema_version
+    monkeypatch.setattr(_migrations, "MIGRATIONS", _migrations.MIGRATIONS[: column_added - 1])
     with PostgresStore(pg_url, schema=pg_schema) as store:
-        assert store.migrate() == 1
+        assert store.migrate() == column_added - 1
     monkeypatch.undo()
     with psycopg.connect(pg_url, autocommit=True) as conn:  # an append as a version-1 client made it
         conn.execute(
@@ -233,7 +234,7 @@ def test_rows_written_before_postgres_migration_2_read_as_version_1(
     register_current(new)
     upcasters(new).install()
     with PostgresStore(pg_url, schema=pg_schema, registry=new) as store:
-        assert store.migrate() == 2
+        assert store.migrate() == latest
         assert _seen(store.read_all()[0]) == ("Deposited", {"amount": 200})
 
 

@@ -28,8 +28,8 @@ from eventcore_lab import (
 from eventcore_lab.core.errors import InvalidFormat, MigrationError
 from eventcore_lab.errors import ConnectionFailed, StoreError, TransactionError
 from eventcore_lab.examples.banking import OpenAccount, TransferMoney, account_stream, apply_to_accounts
-from eventcore_lab.stores import duckdb as duckdb_module
 from eventcore_lab.stores.duckdb import DuckDBStore
+from eventcore_lab.stores.duckdb import _writer as duckdb_writer
 from eventcore_lab.testing.contract import StoreContract, note, write
 
 PYTHON = sys.executable
@@ -131,17 +131,17 @@ def test_a_failed_group_commit_fails_its_appends_and_the_store_recovers(
     store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.append([write("before", "1")])
-    real = duckdb_module._insert_small
+    real = duckdb_writer._insert_small
 
     def broken(*args: Any) -> Any:
-        raise duckdb_module.duckdb.IOException("disk full (simulated)")
+        raise duckdb.IOException("disk full (simulated)")
 
-    monkeypatch.setattr(duckdb_module, "_insert_small", broken)
+    monkeypatch.setattr(duckdb_writer, "_insert_small", broken)
     with pytest.raises(TransactionError, match="disk full") as error:
         store.append([write("lost", "x"), write("before", "2")])
     assert error.value.retriable
     assert store.stream_version("lost") == 0 and store.stream_version("before") == 1
-    monkeypatch.setattr(duckdb_module, "_insert_small", real)
+    monkeypatch.setattr(duckdb_writer, "_insert_small", real)
     [event] = store.append([write("before", "2")], {"before": ExpectedVersion.exact(1)})
     assert (event.version, event.position) == (2, 2)
     assert [e.stream_id for e in store.read_all()] == ["before", "before"]
@@ -439,7 +439,7 @@ def test_many_threads_share_group_commits_and_every_append_is_durable(tmp_path: 
     path = tmp_path / "groups.duckdb"
     store = DuckDBStore(path)
     sizes: list[int] = []
-    real = duckdb_module._insert_small
+    real = duckdb_writer._insert_small
 
     def counting(appender: Any, rows: Any) -> None:
         sizes.append(len(rows))
@@ -456,7 +456,7 @@ def test_many_threads_share_group_commits_and_every_append_is_durable(tmp_path: 
             errors.append(exc)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(duckdb_module, "_insert_small", counting)
+        patch.setattr(duckdb_writer, "_insert_small", counting)
         threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
         for thread in threads:
             thread.start()

@@ -16,6 +16,7 @@ from psycopg import sql
 
 from eventcore_lab import Event, EventRegistry, EventToWrite, ExpectedVersion, Metadata
 from eventcore_lab.core.errors import InvalidFormat, TooLong
+from eventcore_lab.core.executor import Executor
 from eventcore_lab.core.ids import new_event_id
 from eventcore_lab.errors import (
     ConnectionFailed,
@@ -24,8 +25,9 @@ from eventcore_lab.errors import (
     TransactionError,
     VersionConflict,
 )
-from eventcore_lab.stores import bulk, postgres
-from eventcore_lab.stores.postgres import DSN_ENV, PostgresStore
+from eventcore_lab.examples.banking import OpenAccount, account_stream
+from eventcore_lab.stores import bulk
+from eventcore_lab.stores.postgres import DSN_ENV, PostgresStore, _migrations
 from eventcore_lab.testing.contract import (
     NO_STREAM,
     ContractNote,
@@ -318,11 +320,33 @@ def schema_versions(url: str, schema: str) -> list[int]:
 
 
 def test_migrate_is_idempotent_and_versioned(pg_store: PostgresStore, pg_url: str, pg_schema: str) -> None:
-    assert pg_store.migrate() == 2
+    assert pg_store.migrate() == 3
     pg_store.append([write("m", "kept")])
-    assert pg_store.migrate() == 2
-    assert schema_versions(pg_url, pg_schema) == [1, 2]
+    assert pg_store.migrate() == 3
+    assert schema_versions(pg_url, pg_schema) == [1, 2, 3]
     assert pg_store.read_stream("m")[0].payload.text == "kept"
+
+
+def test_a_version_1_schema_is_upgraded_in_place(
+    monkeypatch: pytest.MonkeyPatch, pg_url: str, pg_schema: str
+) -> None:
+    monkeypatch.setattr(_migrations, "MIGRATIONS", _migrations.MIGRATIONS[:1])
+    with PostgresStore(pg_url, schema=pg_schema) as old:  # what eventcore-lab wrote before migration 2
+        assert old.migrate() == 1
+    monkeypatch.undo()
+    with raw(pg_url, autocommit=True) as conn:  # an append made by a version-1 client
+        event = [["m"], [uuid.uuid4()], ["eventcore.contract.Note"], ['{"text": "kept"}']]
+        no_checks: list[list[Any]] = [[], [], []]
+        conn.execute(
+            f'SELECT * FROM "{pg_schema}".append_events(%s, %s, %s, %s, %s, %s, %s, %s)',
+            [*event, ['{"correlation_id": "c"}'], *no_checks],
+        )
+    with PostgresStore(pg_url, schema=pg_schema) as store:
+        assert store.migrate() == 3
+        assert schema_versions(pg_url, pg_schema) == [1, 2, 3]
+        result = Executor(store, timeout=10).execute(OpenAccount(account_stream("up"), owner="U"))
+        assert result.events_written[0].position == 2  # the bounded append of migration 2 works
+        assert store.read_stream("m")[0].payload.text == "kept"
 
 
 def test_first_use_migrates_from_many_threads_at_once(pg_url: str, pg_schema: str) -> None:
@@ -337,7 +361,7 @@ def test_first_use_migrates_from_many_threads_at_once(pg_url: str, pg_schema: st
         for thread in threads:
             thread.join()
         assert stores[0].head() == 4
-        assert schema_versions(pg_url, pg_schema) == [1, 2]
+        assert schema_versions(pg_url, pg_schema) == [1, 2, 3]
     finally:
         for store in stores:
             store.close()
@@ -358,10 +382,10 @@ def test_a_failing_migration_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, pg_store: PostgresStore, pg_url: str, pg_schema: str
 ) -> None:
     pg_store.migrate()
-    monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, (3, "_postgres_schema.sql")))
-    with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 3"):
+    monkeypatch.setattr(_migrations, "MIGRATIONS", (*_migrations.MIGRATIONS, (4, "_schema_1.sql")))
+    with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 4"):
         again.migrate()
-    assert schema_versions(pg_url, pg_schema) == [1, 2]
+    assert schema_versions(pg_url, pg_schema) == [1, 2, 3]
 
 
 def test_schemas_keep_stores_apart(pg_url: str, pg_schema: str) -> None:

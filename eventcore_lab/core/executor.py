@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ._deadline import reset_deadline, set_deadline
 from .command import Command, CommandContext
 from .errors import (
     ConcurrencyConflict,
@@ -120,6 +121,7 @@ class Executor:
         deadline = None if budget is None else time.monotonic() + budget
         # Drive the raw phases rather than steps(): same phases and checks, without building a Step per phase.
         phases = self._phases(command, metadata, correlation_id, causation_id, user_id)
+        bounded = set_deadline(deadline)  # the phases' store calls get what is left of the budget
         try:
             while True:
                 phase, attempt, _, delay, _ = next(phases)
@@ -137,6 +139,7 @@ class Executor:
             return result
         finally:
             phases.close()
+            reset_deadline(bounded)
 
     def steps(
         self,

@@ -1,14 +1,17 @@
--- eventcore-lab PostgreSQL store, schema version 2: every event records the schema version of its payload.
+-- Migration 3: every event records the schema version of its payload (eventcore_lab.evolution).
 --
--- Placeholders as in _postgres_schema.sql. Rows written before this migration read as schema version 1
--- (the column default, which PostgreSQL applies without rewriting the table).
+-- Placeholders as in _schema_1.sql. Rows written before this migration read as schema version 1 (the
+-- column default, which PostgreSQL applies without rewriting the table). The functions that write or
+-- read whole rows are replaced by versions that carry the column; the new append parameter defaults to
+-- NULL (version 1), so a call made as before still works.
 
 ALTER TABLE __SCHEMA__.events
     ADD COLUMN schema_version integer NOT NULL DEFAULT 1 CONSTRAINT events_schema_version_check
     CHECK (schema_version >= 1);
 
--- append_events as in version 1, with one more array: each event's schema version (1 when left out).
+DROP FUNCTION __SCHEMA__.append_events_within(text, text[], uuid[], text[], text[], text[], text[], text[], bigint[]);
 DROP FUNCTION __SCHEMA__.append_events(text[], uuid[], text[], text[], text[], text[], text[], bigint[]);
+DROP FUNCTION __SCHEMA__.read_streams_within(text, text[], bigint[]);
 
 CREATE FUNCTION __SCHEMA__.append_events(
     p_streams text[], p_ids uuid[], p_types text[], p_payloads text[], p_metadata text[],
@@ -77,5 +80,38 @@ BEGIN
         RETURNING position
     )
     SELECT array_agg(position ORDER BY position) INTO positions FROM ins;
+END
+$$;
+
+CREATE FUNCTION __SCHEMA__.append_events_within(
+    p_lock_timeout text,
+    p_streams text[], p_ids uuid[], p_types text[], p_payloads text[], p_metadata text[],
+    p_check_streams text[], p_check_kinds text[], p_check_versions bigint[],
+    p_schema_versions integer[] DEFAULT NULL,
+    OUT positions bigint[], OUT versions bigint[], OUT recorded_at timestamptz
+) LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    SELECT a.positions, a.versions, a.recorded_at INTO positions, versions, recorded_at
+      FROM __SCHEMA__.append_events(p_streams, p_ids, p_types, p_payloads, p_metadata,
+                                    p_check_streams, p_check_kinds, p_check_versions,
+                                    p_schema_versions) AS a;
+END
+$$;
+
+CREATE FUNCTION __SCHEMA__.read_streams_within(p_lock_timeout text, p_streams text[], p_after bigint[])
+RETURNS TABLE (
+    event_id uuid, stream_id text, version bigint, "position" bigint, event_type text, payload text,
+    metadata text, recorded_at timestamptz, schema_version integer
+) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    RETURN QUERY
+        SELECT e.event_id, e.stream_id, e.version, e.position, e.event_type, e.payload::text,
+               e.metadata::text, e.recorded_at, e.schema_version
+          FROM unnest(p_streams, p_after) AS w(s, after)
+          JOIN __SCHEMA__.events e ON e.stream_id = w.s AND e.version > w.after
+         ORDER BY e.position;
 END
 $$;

@@ -1,0 +1,197 @@
+"""What waits in DuckDB's group-commit queue: rows as column lists, and the batches appenders wait on.
+
+Column lists, because converting a group to Arrow (or handing it to DuckDB's appender) column by column
+costs far less than row objects; a batch also knows how to move down when a batch queued before it
+failed, so that positions stay without holes.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from ...core.errors import EventFileChanged
+from ...core.events import StoredEvent
+from .. import bulk
+
+
+def _sql_string(text: str) -> str:
+    """``text`` as an SQL string literal (COPY takes no parameter for its file name)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+_COLUMNS = ", ".join(bulk.COLUMNS)
+#: The events table's columns in order: the bulk columns, then the payload's schema version.
+_TABLE_COLUMNS = f"{_COLUMNS}, schema_version"
+
+
+# The bulk file schema, except that event ids go into DuckDB as native UUIDs rather than text.
+_ARROW_SCHEMA = bulk.ARROW_SCHEMA.set(
+    bulk.ARROW_SCHEMA.get_field_index("event_id"), pa.field("event_id", pa.uuid())
+)
+
+
+_metadata_encoder = msgspec.json.Encoder()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """Microseconds since the epoch, exactly (naive times are taken as UTC, as DuckDB would)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return (at - _EPOCH) // _MICROSECOND
+
+
+class _Rows:
+    """Column lists of events bound for the ``events`` table."""
+
+    __slots__ = (
+        "event_ids",
+        "metadata",
+        "payloads",
+        "positions",
+        "recorded",
+        "schema_versions",
+        "streams",
+        "types",
+        "versions",
+    )
+
+    def __init__(self) -> None:
+        self.positions: list[int] = []
+        self.event_ids: list[uuid.UUID] = []
+        self.streams: list[str] = []
+        self.versions: list[int] = []
+        self.types: list[str] = []
+        self.payloads: list[bytes] = []
+        self.metadata: list[bytes] = []
+        self.recorded: list[datetime] = []
+        self.schema_versions: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def extend(self, other: _Rows) -> None:
+        for name in self.__slots__:
+            getattr(self, name).extend(getattr(other, name))
+
+    def table(self, start: int = 0, stop: int | None = None) -> pa.Table:
+        """The rows as Arrow columns, converting ids and timestamps in bulk (per row they cost more
+        than DuckDB's whole insert)."""
+        cut = slice(start, stop)
+        ids = self.event_ids[cut]
+        id_bytes = pa.py_buffer(b"".join([u.bytes for u in ids]))
+        stamps = self.recorded[cut]
+        micros = {at: _micros(at) for at in dict.fromkeys(stamps)}  # an append shares one timestamp
+        recorded = pa.array([micros[at] for at in stamps], pa.int64())
+        return pa.Table.from_arrays(
+            [
+                pa.array(self.positions[cut], pa.int64()),
+                pa.ExtensionArray.from_storage(
+                    pa.uuid(), pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(ids), [None, id_bytes])
+                ),
+                pa.array(self.streams[cut], pa.string()),
+                pa.array(self.versions[cut], pa.int64()),
+                pa.array(self.types[cut], pa.string()),
+                pa.array(self.payloads[cut], pa.string()),
+                pa.array(self.metadata[cut], pa.string()),
+                recorded.view(pa.timestamp("us", tz="UTC")),
+                pa.array(self.schema_versions[cut], pa.int32()),
+            ],
+            schema=_ARROW_SCHEMA,
+        )
+
+
+class _ParquetImport:
+    """A Parquet file that DuckDB reads twice, to check it and then to insert it, and the file's
+    signature (size, modification time) so that a file changed in between is noticed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self.signature = self._signature()
+        self._schema_version: str | None = None
+
+    def _signature(self) -> tuple[int, int]:
+        stat = self.path.stat()
+        return stat.st_size, stat.st_mtime_ns
+
+    def source(self) -> str:
+        return f"read_parquet({_sql_string(str(self.path))}, file_row_number = true)"
+
+    def schema_version_column(self, con: duckdb.DuckDBPyConnection) -> str:
+        """The SQL for each row's schema version: the file's column, or 1 for files written before it.
+        DuckDB reads the file's schema, so a damaged file fails as a DuckDB error like every other check."""
+        if self._schema_version is None:
+            empty = con.execute(f"select * from {self.source()} limit 0")
+            names = [column[0] for column in empty.description]
+            found = "schema_version" in names
+            self._schema_version = "coalesce(schema_version, 1)::integer" if found else "1"
+        return self._schema_version
+
+    def check_unchanged(self) -> None:
+        try:
+            unchanged = self._signature() == self.signature
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            raise EventFileChanged(f"{self.path.name} changed while it was being imported")
+
+
+class _Batch:
+    """One append (or import) waiting in the group-commit queue; it ends at position ``end``."""
+
+    __slots__ = ("checked", "done", "end", "error", "events", "rows", "staged", "streams", "waiter")
+
+    def __init__(
+        self,
+        rows: _Rows,
+        events: list[StoredEvent] | None,
+        streams: dict[str, int],
+        end: int,
+        staged: tuple[_ParquetImport, int] | None = None,
+        checked: Iterable[str] = (),
+    ) -> None:
+        self.rows = rows
+        self.events = events  # None for imports: their streams are dropped from the cache instead
+        self.streams = streams  # stream id -> version after this batch
+        self.end = end
+        self.staged = staged  # (Parquet file, first position) of a file import done in SQL
+        self.checked = frozenset(checked)  # streams whose version the append checked, written or not
+        self.done = False
+        self.error: BaseException | None = None
+        # Held until the group commits: the appender sleeps on it, so a commit wakes only its own
+        # appenders instead of every thread waiting on a shared condition.
+        self.waiter = threading.Lock()
+        self.waiter.acquire()
+
+    def shift(self, by: int) -> None:
+        """Move this batch ``by`` positions down: a batch before it in the queue failed."""
+        self.end -= by
+        self.rows.positions = [p - by for p in self.rows.positions]
+        if self.events is not None:
+            self.events = [msgspec.structs.replace(e, position=e.position - by) for e in self.events]
+        if self.staged is not None:
+            self.staged = (self.staged[0], self.staged[1] - by)
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + (self.staged[0].count if self.staged is not None else 0)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if not self.done:
+            self.error = error
+            self.done = True
+            self.waiter.release()

@@ -1,0 +1,157 @@
+"""The DuckDB store, assembled from its parts: see the package docstring for the design."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+import duckdb
+
+from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
+from ...core.ids import new_event_id
+from ...core.registry import EventRegistry, default_registry, schema_version_of
+from .._stream_cache import StreamCache
+from ..base import Subscription
+from ..rules import (
+    MAX_PAYLOAD_BYTES,
+    check_expected,
+    check_position,
+    prepare_append,
+    stamp_events,
+)
+from ._analytics import _AnalyticsMixin
+from ._batches import (
+    _Rows,
+)
+from ._connection import (
+    _connect,
+    _ConnectionMixin,
+)
+
+
+class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
+    """An event store in a DuckDB file (or ``":memory:"``); see the package docstring for the design.
+
+    ``cache_events`` bounds the events kept for recently used streams; ``tail_events`` the newest events
+    kept for tailing readers. ``show_progress`` controls bulk progress bars (None: on a terminal only).
+    ``read_hook``, when given, is called with the stream ids a read is about to fetch from DuckDB,
+    after the part served from memory was taken: a seam for tracing and for tests that interleave
+    writes with reads. Small commits run DuckDB single-threaded (its worker threads cost more CPU
+    than a few rows are worth); analytics, exports and large imports use ``analytics_threads``
+    (default: every core).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        registry: EventRegistry | None = None,
+        read_only: bool = False,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        cache_events: int = 200_000,
+        tail_events: int = 50_000,
+        show_progress: bool | None = None,
+        analytics_threads: int | None = None,
+        read_hook: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self.registry = registry or default_registry
+        self.max_payload_bytes = max_payload_bytes
+        self.read_only = read_only
+        self.cache_events = cache_events
+        self.tail_events = tail_events
+        self.show_progress = show_progress
+        self.analytics_threads = analytics_threads or os.cpu_count() or 1
+        self.path = str(path)
+        self._key = self._claim(self.path, read_only)
+        try:
+            self._con = _connect(self.path, read_only)
+        except BaseException:
+            self._release()
+            raise
+        try:
+            self._migrate()
+        except BaseException:
+            self._con.close()
+            self._release()
+            raise
+        self._db_lock = threading.RLock()  # guards self._con; taken before self._lock, never after
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._closed = False
+        # Committed state (what DuckDB holds) ...
+        self._versions = {}
+        self._head = 0
+        # ... and the overlay of validated appends waiting in the queue or being committed.
+        self._pending = {}
+        self._next_position = 1
+        self._queue = []
+        self._committing = False
+        self._work = threading.Condition(self._lock)  # wakes the writer thread
+        self._writer = None
+        self._appender = None  # DuckDB appender for small commits, made on first use
+        self._cache = StreamCache(cache_events)
+        self._read_hook = read_hook
+        self._tail = []
+        self._tail_start = 1
+        self._load()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "read-write"
+        return f"<DuckDBStore {self.path!r} ({mode}): {self._head} events in {len(self._versions)} streams>"
+
+    def append(
+        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+    ) -> list[StoredEvent]:
+        prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
+        self._check_writable()
+        if not prepared:
+            with self._lock:
+                check_expected(checks, self._version_with_pending)
+            return []
+        rows = _Rows()
+        with self._lock:
+            check_expected(checks, self._version_with_pending)
+            stored, versions = stamp_events(
+                prepared, self._version_with_pending, self._next_position, datetime.now(UTC), new_event_id
+            )
+            for item, event in zip(prepared, stored, strict=True):
+                rows.positions.append(event.position)
+                rows.event_ids.append(event.event_id)
+                rows.streams.append(event.stream_id)
+                rows.versions.append(event.version)
+                rows.types.append(event.event_type)
+                rows.payloads.append(item.payload_json)
+                rows.metadata.append(item.metadata_json)
+                rows.recorded.append(event.recorded_at)
+                rows.schema_versions.append(schema_version_of(item.payload))
+            batch = self._enqueue(rows, stored, versions, stored[-1].position + 1, checked=checks)
+        self._wait_durable(batch)
+        assert batch.events is not None
+        return batch.events  # positions may have moved down if an append queued before it failed
+
+    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
+        self._check_open()
+        return Subscription(self, after=check_position(after), batch_size=batch_size)
+
+    def close(self) -> None:
+        """Finish queued appends, then close the file. Later calls fail with StoreClosed."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True  # refuses new appends; the writer drains the queue, then ends
+            self._work.notify()
+            self._changed.wait_for(lambda: self._writer is None)
+            self._changed.notify_all()
+        with self._db_lock:
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+            self._release()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

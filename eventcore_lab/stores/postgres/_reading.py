@@ -1,0 +1,259 @@
+"""The read path: streams (through the stream cache when enabled, always one snapshot), the log with
+its gaps settled, single-stream reads, COPY-based export, and checkpoints."""
+
+from __future__ import annotations
+
+import operator
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from ...core._deadline import remaining
+from ...core.events import Metadata, StoredEvent
+from ...core.ids import StreamId
+from .. import bulk
+from .._stream_cache import StreamCache
+from ..base import StreamsRead
+from ..rules import (
+    check_checkpoint_name,
+    check_limit,
+    check_position,
+)
+from ._connection import _lock_timeout
+from ._notify import _NotifyMixin
+
+_COLUMNS = (
+    "event_id, stream_id, version, position, event_type, payload::text, metadata::text, recorded_at, "
+    "schema_version"
+)
+
+
+_metadata_decoder = msgspec.json.Decoder(Metadata)
+
+
+_position = operator.attrgetter("position")
+
+
+def _name(name: str) -> str:
+    return check_checkpoint_name(name)
+
+
+class _ReadingMixin(_NotifyMixin):
+    """Reading streams, the log and checkpoints."""
+
+    def _events(self, query: str, params: Sequence[Any]) -> list[StoredEvent]:
+        self._ready()
+        return [self._to_event(row) for row in self._run(query, params)]
+
+    def _to_event(self, row: Sequence[Any]) -> StoredEvent:
+        event_id, sid, version, position, event_type, payload, metadata, recorded_at, schema_version = row
+        current_type, decoded = self.registry.read_event(event_type, payload, schema_version)
+        return StoredEvent(
+            event_id=event_id,
+            stream_id=sid,
+            version=version,
+            position=position,
+            event_type=current_type,
+            payload=decoded,
+            metadata=_metadata_decoder.decode(metadata),
+            recorded_at=recorded_at,
+        )
+
+    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+        self._check_open()
+        sid = StreamId(stream_id)
+        return self._events(self._sql_read_stream, (sid, check_position(after_version, "after_version")))
+
+    def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
+        self._check_open()
+        ids = [StreamId(s) for s in stream_ids]
+        if self._cache is not None and ids:
+            return self._read_cached(ids, self._cache)
+        if ids and self._read_hook is not None:
+            self._read_hook(list(dict.fromkeys(ids)))
+        budget = remaining()
+        if not ids:
+            events = []
+        elif budget is None:
+            events = self._events(self._sql_read_streams, (ids,))
+        else:
+            events = self._events(self._sql_read_within, (_lock_timeout(budget), ids, [0] * len(ids)))
+        versions: dict[str, int] = dict.fromkeys(ids, 0)
+        for event in events:  # one snapshot: the versions match the events exactly
+            versions[event.stream_id] = event.version
+        return StreamsRead(events, versions)
+
+    def _read_cached(self, ids: list[StreamId], cache: StreamCache) -> StreamsRead:
+        """read_streams with the cache, still one snapshot of every stream.
+
+        Cached entries read or written by one statement share a stamp and are served together without
+        the database. Otherwise one statement reads the streams not cached and whatever was appended
+        to the cached ones after their cached version, so every stream is as of that statement; the
+        result is cached under a new stamp.
+        """
+        self._ready()
+        self._start_listener()
+        wanted: list[str] = list(dict.fromkeys(ids))
+        if not self._listening.is_set():  # other writers' notifications could be missed: no cache
+            cache.drop(None)
+            found: dict[str, tuple[StoredEvent, ...]] = {}
+            stamps: set[int] = set()
+            missing: list[str] = wanted
+            epoch = -1
+        else:
+            found, missing, stamps, epoch = cache.get(wanted)
+        if missing or len(stamps) > 1:
+            if self._read_hook is not None:
+                self._read_hook(list(missing) if len(stamps) <= 1 else wanted)
+            after = {sid: len(found.get(sid, ())) for sid in wanted}
+            fresh: dict[str, list[StoredEvent]] = {sid: [] for sid in wanted}
+            budget = remaining()
+            query: str = self._sql_read_after
+            params: tuple[Any, ...] = (list(after), list(after.values()))
+            if budget is not None:
+                query, params = self._sql_read_within, (_lock_timeout(budget), *params)
+            for event in self._events(query, params):
+                fresh[event.stream_id].append(event)
+            found = {sid: found.get(sid, ()) + tuple(fresh[sid]) for sid in wanted}
+            if epoch >= 0:
+                cache.fill(found, epoch, cache.new_stamp())
+        lists = [found[sid] for sid in wanted if found[sid]]
+        merged: list[StoredEvent] = []
+        for events in lists:
+            merged.extend(events)
+        if len(lists) > 1:  # sorted runs: timsort merges them in C, far faster than heapq.merge
+            merged.sort(key=_position)
+        return StreamsRead(self.registry.current(merged), {sid: len(found[sid]) for sid in ids})
+
+    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+        self._check_open()
+        after, limit = check_position(after), check_limit(limit)
+        self._ready()
+        rows: list[Sequence[Any]] = []
+        position = after
+        state = ""
+        with self._connection() as conn:
+            while limit is None or len(rows) < limit:
+                want = None if limit is None else limit - len(rows)
+                batch = conn.execute(self._sql_read_all, (position, want)).fetchall()
+                for row in batch:
+                    if row[3] != position + 1:  # a gap: wait for it, re-read, or skip it
+                        state = self._settle(conn, position + 1, row[3] - 1)
+                        if state != "permanent":
+                            break
+                    rows.append(row)
+                    position = row[3]
+                else:
+                    if want is None or len(batch) < want:
+                        break  # read everything there is
+                    continue
+                if state == "pending":
+                    break  # stop before the gap; a later call continues from here
+        return [self._to_event(row) for row in rows]
+
+    def _settle(self, conn: psycopg.Connection[Any], start: int, end: int) -> str:
+        """Judge the missing positions ``start..end`` (a later position is visible): see settle_gap.
+
+        The reader id taken when a gap is first seen is kept per gap start, so that writers that begin
+        later never hold the reader back.
+        """
+        if self._skipped.get(start, start - 1) >= end:
+            return "permanent"
+        row = conn.execute(self._sql_settle, (self._gaps.get(start), start, end)).fetchone()
+        assert row is not None
+        state, reader = row
+        if state == "pending":
+            if len(self._gaps) > 1000:
+                self._gaps.clear()
+            self._gaps.setdefault(start, reader)
+        else:
+            self._gaps.pop(start, None)
+            if state == "permanent":
+                if len(self._skipped) > 10_000:
+                    self._skipped.clear()
+                self._skipped[start] = end
+        return str(state)
+
+    def stream_version(self, stream_id: str) -> int:
+        self._check_open()
+        sid = StreamId(stream_id)
+        self._ready()
+        with self._connection() as conn:
+            row = conn.execute(self._sql_version, (sid,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def head(self) -> int:
+        self._check_open()
+        self._ready()
+        with self._connection() as conn:
+            row = conn.execute(self._sql_head).fetchone()
+        position = int(row[0]) if row else 0
+        self._saw_head(position)
+        return position
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """True as soon as an event after ``after`` can be read (``read_all`` returns it)."""
+        deadline = time.monotonic() + timeout
+        self._start_listener()  # before the first read: whatever commits after that read is notified
+        while True:
+            with self._changed:
+                seen = self._known_head
+            if self.read_all(after=after, limit=1):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closed.is_set():
+                return False
+            # Known but unreadable events mean a gap is pending: its writer notifies on commit, but not
+            # on rollback, so look again soon. Without a listener, poll.
+            pending = seen > after or not self._listening.is_set()
+            with self._changed:
+                if self._known_head == seen and not self._closed.is_set():
+                    self._changed.wait(min(remaining, 0.05 if pending else 1.0))
+
+    def copy_out(self, *, after: int = 0) -> Iterator[StoredEvent]:
+        """Every event after ``after`` in position order, streamed with COPY TO (constant memory)."""
+        self._ready()
+        query = sql.SQL(
+            f"COPY (SELECT {_COLUMNS} FROM {{}}.events WHERE position > {{}} ORDER BY position) "
+            "TO STDOUT (FORMAT BINARY)"
+        ).format(self._q, sql.Literal(int(after)))
+        with self._connection() as conn, conn.cursor().copy(query) as copy:
+            copy.set_types(["uuid", "text", "int8", "int8", "text", "text", "text", "timestamptz", "int4"])
+            for row in copy.rows():
+                yield self._to_event(row)
+
+    def export_events(
+        self, path: str | os.PathLike[str], *, after: int = 0, progress: bool | None = None
+    ) -> int:
+        """Write the log after ``after`` to ``path`` (.jsonl, .jsonl.gz or .parquet), read with COPY TO."""
+
+        return bulk.write_events(
+            self.copy_out(after=after), os.fspath(path), self.registry, progress=progress
+        )
+
+    def checkpoint_load(self, name: str) -> int:
+        """The position saved under ``name``; 0 if none was saved."""
+        self._ready()
+        with self._connection() as conn:
+            row = conn.execute(
+                sql.SQL("SELECT position FROM {}.checkpoints WHERE name = %s").format(self._q), (_name(name),)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def checkpoint_save(self, name: str, position: int) -> None:
+        """Record that ``name`` has processed everything up to ``position``."""
+        position = check_position(position, "position")
+        self._ready()
+        with self._connection() as conn:
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {}.checkpoints (name, position) VALUES (%s, %s) ON CONFLICT (name) "
+                    "DO UPDATE SET position = EXCLUDED.position, updated_at = now()"
+                ).format(self._q),
+                (_name(name), position),
+            )

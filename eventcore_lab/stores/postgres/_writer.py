@@ -1,0 +1,178 @@
+"""The write path: one round trip per append (the schema's append function, bounded by the
+command's deadline when there is one) and COPY-based bulk import."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from psycopg import sql
+
+from ...core._deadline import remaining
+from ...core.errors import InvalidFormat
+from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
+from ...core.ids import new_event_id
+from ...core.registry import schema_version_of
+from ..rules import (
+    prepare_append,
+    prepare_import,
+)
+from ._connection import _lock_timeout
+from ._reading import _ReadingMixin
+
+_COPY_TYPES = [
+    "int8",
+    "text",
+    "int8",
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "int4",
+]  # json travels as its text
+
+
+def _text_array(items: Sequence[str]) -> str:
+    """A PostgreSQL text[] literal: every element double-quoted, with backslashes and quotes escaped."""
+    return "{" + ",".join('"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"' for x in items) + "}"
+
+
+class _WriterMixin(_ReadingMixin):
+    """Appending and bulk import."""
+
+    def append(
+        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+    ) -> list[StoredEvent]:
+        self._check_open()
+        prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
+        check_streams, kinds, versions = [], [], []
+        for sid, exp in checks.items():
+            if exp.kind != "no_check":
+                check_streams.append(sid)
+                kinds.append(exp.kind)
+                versions.append(exp.version)
+        if not prepared and not check_streams:
+            return []
+        for item in prepared:
+            if "\x00" in item.event_type:
+                raise InvalidFormat(
+                    f"event type {item.event_type!r} contains a NUL byte; PostgreSQL text cannot"
+                )
+        ids = [new_event_id() for _ in prepared]
+        params = (  # array literals built here: much cheaper than psycopg's generic list adaptation
+            _text_array([p.stream_id for p in prepared]),
+            "{" + ",".join(map(str, ids)) + "}",
+            _text_array([p.event_type for p in prepared]),
+            _text_array([p.payload_json.decode() for p in prepared]),
+            _text_array([p.metadata_json.decode() for p in prepared]),
+            _text_array(check_streams),
+            "{" + ",".join(kinds) + "}",
+            "{" + ",".join("NULL" if v is None else str(v) for v in versions) + "}",
+            "{" + ",".join(str(schema_version_of(p.payload)) for p in prepared) + "}",
+        )
+        self._ready()
+        cache = self._cache
+        epoch = cache.epoch if cache is not None else 0
+        try:
+            budget = remaining()
+            if budget is None:
+                [row] = self._run(self._sql_append, params)
+            else:
+                [row] = self._run(self._sql_append_within, (_lock_timeout(budget), *params))
+        except BaseException:  # a conflict, or an outcome unknown: what is cached of these may be stale
+            if cache is not None:
+                cache.drop([*(p.stream_id for p in prepared), *check_streams])
+            raise
+        assert row is not None
+        positions, numbers, recorded_at = row
+        stored = [
+            StoredEvent(
+                event_id=event_id,
+                stream_id=item.stream_id,
+                version=number,
+                position=position,
+                event_type=item.event_type,
+                payload=item.payload,
+                metadata=item.metadata,
+                recorded_at=recorded_at,
+            )
+            for item, event_id, number, position in zip(prepared, ids, numbers, positions, strict=True)
+        ]
+        if stored:
+            if cache is not None:
+                confirmed: dict[
+                    str, int
+                ] = {  # streams checked exactly were at that version when the append committed
+                    sid: v
+                    for sid, k, v in zip(check_streams, kinds, versions, strict=True)
+                    if k == "exact" and v is not None
+                }
+                cache.extend(stored, epoch, cache.new_stamp(), confirmed)
+            self._saw_head(stored[-1].position)
+            self._wake_listeners(p.stream_id for p in prepared)
+        return stored
+
+    def import_events(self, events: Iterable[StoredEvent], *, progress: bool | None = None) -> int:
+        """Bulk-load stored events with COPY, keeping ids, versions, metadata and timestamps.
+
+        Positions are assigned anew in input order. Each stream must continue at its current version + 1
+        without gaps; otherwise nothing is imported (VersionConflict). ``progress`` forces the progress
+        bar on or off (default: shown on a terminal for long runs). Read files with ``stores.bulk``::
+
+            store.import_events(bulk.read_events("history.parquet"))
+        """
+        self._check_open()
+        rows, firsts = self._import_rows(events)
+        if not rows:
+            return 0
+        self._ready()
+        q = self._q
+        copy_sql = sql.SQL(
+            "COPY {}.events (position, stream_id, version, event_id, event_type, payload, metadata, "
+            "recorded_at, schema_version) FROM STDIN (FORMAT BINARY)"
+        ).format(q)
+        from ..bulk import progress_bar
+
+        bar = progress_bar(total=len(rows), desc="import", progress=progress)
+        try:
+            with self._connection() as conn, conn.transaction():
+                row = conn.execute(
+                    sql.SQL("SELECT {}.import_begin(%s::text[], %s::int8[], %s)").format(q),
+                    [list(firsts), list(firsts.values()), len(rows)],
+                ).fetchone()
+                assert row is not None
+                positions = row[0]
+                with conn.cursor().copy(copy_sql) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for i, values in enumerate(rows):
+                        copy.write_row((positions[i], *values))
+                        if i % 10_000 == 9_999:
+                            bar.update(10_000)
+            bar.update(len(rows) % 10_000)
+        finally:
+            bar.close()
+        self._saw_head(positions[-1])
+        if self._cache is not None:
+            self._cache.drop(firsts)
+        self._wake_listeners(firsts)
+        return len(rows)
+
+    def _import_rows(self, events: Iterable[StoredEvent]) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
+        """Validate an import fully (:func:`.rules.prepare_import`) before anything is sent; rows without
+        positions, and each stream's first version."""
+        batch = prepare_import(events, self.registry, self.max_payload_bytes)
+        rows = [
+            (
+                e.stream_id,
+                e.version,
+                e.event_id,
+                e.event_type,
+                payload.decode(),
+                metadata.decode(),
+                e.recorded_at,
+                schema_version_of(e.payload),
+            )
+            for e, payload, metadata in zip(batch.events, batch.payloads, batch.metadata, strict=True)
+        ]
+        return rows, batch.first_versions
