@@ -136,6 +136,14 @@ def test_a_v1_history_reads_as_current_through_every_read_path(
         back = list(bulk.read_events(tmp_path / "native.parquet", store.registry))
         assert [_seen(e) for e in back] == expected
 
+    if isinstance(store, DuckDBStore):  # its raw frame (payload JSON) shows current events too
+        raw = store.events_frame()
+        assert [
+            (t, msgspec.json.decode(p)) for t, p in zip(raw["event_type"], raw["payload"], strict=True)
+        ] == [(t, p) for t, p in expected]
+        assert raw["schema_version"].tolist() == [2, 3, 1, 1, 2] * 3
+        assert store.events_frame(event_types=["Charged"])["position"].tolist() == [5, 10, 15]
+
     # the columnar path (DuckDB: SQL for current rows, Python for the upcast ones) equals the per-event one
     frame = events_frame(store, types=["AccountOpened", "Deposited", "Charged", "Withdrawn"])
     rows = [(t, p) for t, p in expected if t != "Note"]

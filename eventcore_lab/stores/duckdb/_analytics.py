@@ -185,7 +185,10 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         stream_ids: Iterable[str] | None = None,
         event_types: Iterable[str] | None = None,
     ) -> pd.DataFrame:
-        """The log (or a slice of it) as a DataFrame, one row per event, filtered inside DuckDB."""
+        """The log (or a slice of it) as a DataFrame, one row per event, filtered inside DuckDB.
+
+        With upcasters installed on the registry, rows stored at an older schema show their current
+        type, payload JSON and schema version (converted in Python, only those rows)."""
         where: list[str] = ["position > ?"]
         params: list[Any] = [after]
         if until is not None:
@@ -194,16 +197,31 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         if stream_ids is not None:
             where.append("stream_id in (select unnest(?))")
             params.append([StreamId(s) for s in stream_ids])
-        if event_types is not None:
+        evolution = self.registry.evolution
+        if event_types is not None and evolution is None:  # otherwise after upcasting (renamed types)
             where.append("event_type in (select unnest(?))")
             params.append(list(event_types))
         query = (
             "select position, event_id, stream_id, version, event_type, payload::varchar as payload, "
-            "metadata::varchar as metadata, recorded_at from events "
+            "metadata::varchar as metadata, recorded_at, schema_version from events "
             f"where {' and '.join(where)} order by position"
         )
         with self._parallel() as con:
-            return con.execute(query, params).df()
+            frame = con.execute(query, params).df()
+        if evolution is None:
+            return frame
+        rows = frame[["event_type", "schema_version"]].itertuples(index=False, name=None)
+        stale = [not evolution.is_current(t, int(v)) for t, v in rows]
+        for i in [i for i, old in enumerate(stale) if old]:
+            event_type, payload = self.registry.read_event(
+                frame.at[i, "event_type"], frame.at[i, "payload"], int(frame.at[i, "schema_version"])
+            )
+            frame.at[i, "event_type"] = event_type
+            frame.at[i, "payload"] = self.registry.encode(payload).decode()
+            frame.at[i, "schema_version"] = schema_version_of(payload)
+        if event_types is not None:
+            frame = frame[frame["event_type"].isin(list(event_types))].reset_index(drop=True)
+        return frame
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
