@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.errors import ConnectionFailed, InvalidFormat, TransactionError, VersionConflict
+from ..core.errors import ConnectionFailed, InvalidArgument, TransactionError, VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from .base import EventStore, StreamsRead, Subscription
 
@@ -54,9 +54,11 @@ class ChaosStore:
             ("conflict_probability", conflict_probability),
         ):
             if not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
-                raise InvalidFormat(f"{name} must be a probability between 0 and 1, got {p!r}")
+                raise InvalidArgument(f"{name} must be a probability between 0 and 1, got {p!r}")
         if latency is not None and (len(latency) != 2 or not 0 <= latency[0] <= latency[1]):
-            raise InvalidFormat(f"latency must be (low, high) seconds with 0 <= low <= high, got {latency!r}")
+            raise InvalidArgument(
+                f"latency must be (low, high) seconds with 0 <= low <= high, got {latency!r}"
+            )
         self.inner = inner
         self.failure_probability = float(failure_probability)
         self.conflict_probability = float(conflict_probability)

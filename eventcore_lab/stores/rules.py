@@ -94,7 +94,7 @@ def prepare_append(
             raise InvalidFormat(f"append expects EventToWrite items, got {type(write).__name__}")
         sid = StreamId(write.stream_id)
         event_type, data = encode_payload(registry, write.event, max_payload_bytes, sid)
-        metadata = write.metadata or _NO_METADATA()
+        metadata = write.metadata or Metadata()
         meta = metadata_seen.get(id(metadata))
         if meta is None:  # the events of one command share their metadata
             meta = metadata_seen[id(metadata)] = encode_metadata(metadata, sid)
@@ -116,9 +116,6 @@ def prepare_append(
             f"expected must map stream ids to ExpectedVersion, got {type(expected).__name__}"
         )
     return prepared, checks
-
-
-_NO_METADATA = Metadata
 
 
 def encode_payload(
