@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .security._cli import add_audit_parser  # needs no optional dependency
 
     add_audit_parser(commands)
+
+    from .evolution.cli import add_compat_parser
+
+    add_compat_parser(commands)
     return parser
 
 

@@ -320,25 +320,30 @@ def schema_versions(url: str, schema: str) -> list[int]:
 
 
 def test_migrate_is_idempotent_and_versioned(pg_store: PostgresStore, pg_url: str, pg_schema: str) -> None:
-    assert pg_store.migrate() == 2
+    assert pg_store.migrate() == 3
     pg_store.append([write("m", "kept")])
-    assert pg_store.migrate() == 2
-    assert schema_versions(pg_url, pg_schema) == [1, 2]
+    assert pg_store.migrate() == 3
+    assert schema_versions(pg_url, pg_schema) == [1, 2, 3]
     assert pg_store.read_stream("m")[0].payload.text == "kept"
 
 
 def test_a_version_1_schema_is_upgraded_in_place(
-    pg_store: PostgresStore, pg_url: str, pg_schema: str
+    monkeypatch: pytest.MonkeyPatch, pg_url: str, pg_schema: str
 ) -> None:
-    pg_store.append([write("m", "kept")])
-    with raw(pg_url, autocommit=True) as conn:  # back to what eventcore-lab wrote before migration 2
-        q = sql.Identifier(pg_schema)
-        conn.execute(sql.SQL("DROP FUNCTION {}.append_events_within").format(q))
-        conn.execute(sql.SQL("DROP FUNCTION {}.read_streams_within").format(q))
-        conn.execute(sql.SQL("DELETE FROM {}.schema_version WHERE version = 2").format(q))
+    monkeypatch.setattr(_migrations, "MIGRATIONS", _migrations.MIGRATIONS[:1])
+    with PostgresStore(pg_url, schema=pg_schema) as old:  # what eventcore-lab wrote before migration 2
+        assert old.migrate() == 1
+    monkeypatch.undo()
+    with raw(pg_url, autocommit=True) as conn:  # an append made by a version-1 client
+        event = [["m"], [uuid.uuid4()], ["eventcore.contract.Note"], ['{"text": "kept"}']]
+        no_checks: list[list[Any]] = [[], [], []]
+        conn.execute(
+            f'SELECT * FROM "{pg_schema}".append_events(%s, %s, %s, %s, %s, %s, %s, %s)',
+            [*event, ['{"correlation_id": "c"}'], *no_checks],
+        )
     with PostgresStore(pg_url, schema=pg_schema) as store:
-        assert store.migrate() == 2
-        assert schema_versions(pg_url, pg_schema) == [1, 2]
+        assert store.migrate() == 3
+        assert schema_versions(pg_url, pg_schema) == [1, 2, 3]
         result = Executor(store, timeout=10).execute(OpenAccount(account_stream("up"), owner="U"))
         assert result.events_written[0].position == 2  # the bounded append of migration 2 works
         assert store.read_stream("m")[0].payload.text == "kept"
@@ -356,7 +361,7 @@ def test_first_use_migrates_from_many_threads_at_once(pg_url: str, pg_schema: st
         for thread in threads:
             thread.join()
         assert stores[0].head() == 4
-        assert schema_versions(pg_url, pg_schema) == [1, 2]
+        assert schema_versions(pg_url, pg_schema) == [1, 2, 3]
     finally:
         for store in stores:
             store.close()
@@ -377,10 +382,10 @@ def test_a_failing_migration_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, pg_store: PostgresStore, pg_url: str, pg_schema: str
 ) -> None:
     pg_store.migrate()
-    monkeypatch.setattr(_migrations, "MIGRATIONS", (*_migrations.MIGRATIONS, (3, "_schema_1.sql")))
-    with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 3"):
+    monkeypatch.setattr(_migrations, "MIGRATIONS", (*_migrations.MIGRATIONS, (4, "_schema_1.sql")))
+    with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 4"):
         again.migrate()
-    assert schema_versions(pg_url, pg_schema) == [1, 2]
+    assert schema_versions(pg_url, pg_schema) == [1, 2, 3]
 
 
 def test_schemas_keep_stores_apart(pg_url: str, pg_schema: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = {"1.1", "1.2", "1.3", "1.4", "2.1", "2.2", "2.3", "2.4", "2.5", "3.1", "3.2", "3.3", "3.4", "3.5"}
 CHAPTERS |= {"4.1", "4.2", "4.3", "4.4", "4.5"}  # Part 4: web APIs
-CHAPTERS |= {"5.3", "5.4", "5.5", "5.6"}  # chapters of Part 5 with a notebook so far
+CHAPTERS |= {"5.1", "5.2", "5.3", "5.4", "5.5", "5.6"}  # chapters of Part 5 with a notebook so far
 CHAPTERS |= {"6.1", "6.2", "6.3", "6.4", "6.5"}  # Part 6: operations
 # the examples, which the manual lists unnumbered after Part 7
 CHAPTERS |= {"9.1", "9.2"}

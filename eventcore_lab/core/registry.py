@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, dataclass_transform
 
 import msgspec
 
 from .errors import RegistryConflict, SerializationError, UnknownEventType
+
+if TYPE_CHECKING:
+    from .events import StoredEvent
 
 T = TypeVar("T")
 
@@ -31,10 +34,42 @@ class UnknownEvent(msgspec.Struct, frozen=True):
 
     event_type: str
     raw: bytes
+    #: The schema version the payload was stored at (it is kept on export and import).
+    schema_version: int = 1
 
     @property
     def data(self) -> Any:
         return msgspec.json.decode(self.raw)
+
+
+class RetiredEvent(UnknownEvent, frozen=True):
+    """A named tombstone: a stored event whose type was retired by an upcaster (eventcore_lab.evolution).
+
+    Reads and projections see it (type, version and JSON kept); command folds skip it.
+    """
+
+
+class PayloadEvolution(Protocol):
+    """What :mod:`eventcore_lab.evolution` installs on a registry to bring old payloads up to date."""
+
+    def read(self, type_name: str, schema_version: int, data: bytes | str) -> tuple[str, Any] | None:
+        """The current (type name, payload) of a stored payload, or None when it needs no change."""
+        ...
+
+    def current(self, event: StoredEvent) -> StoredEvent:
+        """``event`` with its payload at the current schema (for stores that keep decoded objects)."""
+        ...
+
+    def is_current(self, type_name: str, schema_version: int) -> bool:
+        """Whether payloads stored as (type, version) decode as they are (columnar paths ask this)."""
+        ...
+
+
+def schema_version_of(event: object) -> int:
+    """The schema version ``event`` is written at: its class's ``schema_version`` (default 1)."""
+    if isinstance(event, UnknownEvent):
+        return event.schema_version
+    return getattr(type(event), "schema_version", 1)
 
 
 def default_type_name(cls: type) -> str:
@@ -57,6 +92,8 @@ class EventRegistry:
         self._deferred_names: dict[str, type] = {}
         self._deferred_classes: dict[type, str] = {}
         self._lock = threading.Lock()
+        #: Set by ``eventcore_lab.evolution.Upcasters.install``; None means payloads are read as stored.
+        self.evolution: PayloadEvolution | None = None
 
     def register(self, cls: type[T], name: str | None = None) -> type[T]:
         """Register ``cls`` under ``name`` (default: :func:`default_type_name`). Usable as a decorator.
@@ -151,7 +188,7 @@ class EventRegistry:
     def encode(self, event: object) -> bytes:
         """``event`` as JSON bytes (an UnknownEvent's own bytes). Raises SerializationError if it cannot be
         encoded."""
-        if type(event) is UnknownEvent:
+        if isinstance(event, UnknownEvent):
             return event.raw
         try:
             return _encoder.encode(event)
@@ -168,17 +205,35 @@ class EventRegistry:
         except msgspec.DecodeError as exc:
             raise SerializationError(f"payload does not fit event type {type_name!r}: {exc}") from exc
 
-    def read(self, type_name: str, data: bytes | str) -> Any:
+    def read(self, type_name: str, data: bytes | str, schema_version: int = 1) -> Any:
         """What a store returns as an event's payload: the decoded event, or an :class:`UnknownEvent`
-        keeping the JSON when ``type_name`` is not registered (reads never fail on an unknown type)."""
+        keeping the JSON when ``type_name`` is not registered (reads never fail on an unknown type).
+        Payloads stored at an older ``schema_version`` are upcast when evolution is installed."""
+        return self.read_event(type_name, data, schema_version)[1]
+
+    def read_event(self, type_name: str, data: bytes | str, schema_version: int = 1) -> tuple[str, Any]:
+        """The current type name and payload of a stored event (an upcaster may rename its type)."""
+        evolution = self.evolution
+        if evolution is not None:
+            evolved = evolution.read(type_name, schema_version, data)
+            if evolved is not None:
+                return evolved
         decoder = self._decoders.get(type_name)
         if decoder is None and not self.knows(type_name):
-            return UnknownEvent(type_name, data.encode() if isinstance(data, str) else bytes(data))
-        return self.decode(type_name, data)
+            raw = data.encode() if isinstance(data, str) else bytes(data)
+            return type_name, UnknownEvent(type_name, raw, schema_version)
+        return type_name, self.decode(type_name, data)
+
+    def current(self, events: list[StoredEvent]) -> list[StoredEvent]:
+        """``events`` with payloads at the current schema (unchanged, and not copied, without evolution)."""
+        evolution = self.evolution
+        if evolution is None:
+            return events
+        return [evolution.current(event) for event in events]
 
     def to_dict(self, event: object) -> dict[str, Any]:
         """``event`` as plain JSON-ready builtins (for JSONB columns and DataFrames)."""
-        if type(event) is UnknownEvent:
+        if isinstance(event, UnknownEvent):
             value = event.data
         else:
             try:
@@ -218,6 +273,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, repr_omit_defaults=True):
     """
 
     event_type: ClassVar[str]
+    #: The version of this class's payload schema; raise it when the fields change incompatibly and
+    #: register an upcaster from the old version (eventcore_lab.evolution).
+    schema_version: ClassVar[int] = 1
     #: "now" registers the class in the default registry when it is defined; "on_first_use" when it is
     #: first written or read (library code uses it, so that importing takes no name a user may want).
     registration: ClassVar[Literal["now", "on_first_use"]] = "now"

@@ -37,7 +37,7 @@ from ..core.errors import (
     SerializationError,
 )
 from ..core.events import Metadata, StoredEvent
-from ..core.registry import EventRegistry, default_registry
+from ..core.registry import EventRegistry, default_registry, schema_version_of
 
 if TYPE_CHECKING:
     from .base import EventStore
@@ -56,8 +56,11 @@ ARROW_SCHEMA = pa.schema(
         ("payload", pa.string()),
         ("metadata", pa.string()),
         ("recorded_at", pa.timestamp("us", tz="UTC")),
+        ("schema_version", pa.int32()),
     ]
 )
+#: An optional column: the payload's schema version (files written before it existed read as 1).
+SCHEMA_VERSION_COLUMN = "schema_version"
 
 #: Events per Arrow batch / Parquet row group when writing.
 CHUNK_SIZE = 100_000
@@ -105,6 +108,7 @@ class _Line(msgspec.Struct):
     payload: msgspec.Raw
     metadata: FileMetadata
     recorded_at: datetime
+    schema_version: int = 1
 
 
 _line_encoder = msgspec.json.Encoder()
@@ -186,6 +190,7 @@ def write_jsonl(
                 msgspec.Raw(registry.encode(event.payload)),
                 event.metadata,  # encodes exactly as FileMetadata
                 event.recorded_at,
+                schema_version_of(event.payload),
             )
             try:
                 encoded = _line_encoder.encode(line)
@@ -230,8 +235,10 @@ def _line_event(raw: bytes, registry: EventRegistry, where: str) -> StoredEvent:
         raise InvalidEventFile(f"{where}: not an event record: {exc}") from exc
     if bytes(line.payload).strip() == b"null":
         raise InvalidEventFile(f"{where}: the event has no payload")
+    if type(line.schema_version) is not int or line.schema_version < 1:
+        raise InvalidEventFile(f"{where}: schema_version {line.schema_version!r} is not an int >= 1")
     try:
-        payload = registry.read(line.event_type, line.payload)
+        event_type, payload = registry.read_event(line.event_type, line.payload, line.schema_version)
     except SerializationError as exc:
         raise SerializationError(f"{where}: {exc.message}") from exc
     return StoredEvent(
@@ -239,7 +246,7 @@ def _line_event(raw: bytes, registry: EventRegistry, where: str) -> StoredEvent:
         stream_id=line.stream_id,
         version=line.version,
         position=line.position,
-        event_type=line.event_type,
+        event_type=event_type,
         payload=payload,
         metadata=line.metadata.to_metadata(),
         recorded_at=_utc(line.recorded_at, where),
@@ -258,8 +265,8 @@ def _utc(moment: object, where: str) -> datetime:
 def events_to_arrow(events: Iterable[StoredEvent], registry: EventRegistry | None = None) -> pa.Table:
     """The events as an Arrow table with :data:`ARROW_SCHEMA` (payload and metadata as JSON text)."""
     registry = registry or default_registry
-    columns: list[list[Any]] = [[] for _ in COLUMNS]
-    position, event_id, stream, version, event_type, payload, metadata, recorded = columns
+    columns: list[list[Any]] = [[] for _ in ARROW_SCHEMA]
+    position, event_id, stream, version, event_type, payload, metadata, recorded, schema = columns
     for event in events:
         position.append(event.position)
         event_id.append(str(event.event_id))
@@ -269,6 +276,7 @@ def events_to_arrow(events: Iterable[StoredEvent], registry: EventRegistry | Non
         payload.append(registry.encode(event.payload))
         metadata.append(_metadata_encoder.encode(event.metadata))
         recorded.append(event.recorded_at)
+        schema.append(schema_version_of(event.payload))
     try:
         arrays = [
             pa.array(column, type=field.type) for column, field in zip(columns, ARROW_SCHEMA, strict=True)
@@ -291,7 +299,11 @@ def arrow_to_events(
     if missing:
         raise InvalidEventFile(f"event table lacks the columns {', '.join(missing)}")
     columns = [table.column(name).to_pylist() for name in COLUMNS]
-    for row in zip(*columns, strict=True):
+    if SCHEMA_VERSION_COLUMN in table.schema.names:
+        schema_versions = [v or 1 for v in table.column(SCHEMA_VERSION_COLUMN).to_pylist()]
+    else:
+        schema_versions = [1] * table.num_rows
+    for row, schema_version in zip(zip(*columns, strict=True), schema_versions, strict=True):
         position, event_id, stream, version, event_type, payload, metadata, recorded = row
         where = f"the event at position {position}"
         if any(value is None for value in row):
@@ -308,7 +320,7 @@ def arrow_to_events(
         if not isinstance(payload, str | bytes):
             raise InvalidEventFile(f"the payload of {where} is not JSON text: {payload!r}")
         try:
-            decoded = registry.read(event_type, payload)
+            current_type, decoded = registry.read_event(event_type, payload, schema_version)
         except SerializationError as exc:
             raise SerializationError(f"{where}: {exc.message}") from exc
         yield StoredEvent(
@@ -316,7 +328,7 @@ def arrow_to_events(
             stream_id=stream,
             version=version,
             position=position,
-            event_type=event_type,
+            event_type=current_type,
             payload=decoded,
             metadata=meta,
             recorded_at=_utc(recorded, where),
@@ -374,7 +386,10 @@ def read_parquet(
     total = source.metadata.num_rows
     bar = progress_bar(total=total, desc=f"read {path.name}", progress=progress)
     try:
-        for batch in source.iter_batches(batch_size=batch_size, columns=list(COLUMNS)):
+        wanted = list(COLUMNS)
+        if SCHEMA_VERSION_COLUMN in source.schema_arrow.names:
+            wanted.append(SCHEMA_VERSION_COLUMN)
+        for batch in source.iter_batches(batch_size=batch_size, columns=wanted):
             yield from arrow_to_events(batch, registry)
             bar.update(batch.num_rows)
     except (KeyError, *_FILE_ERRORS) as exc:

@@ -112,7 +112,9 @@ class MemoryStore:
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
         check_open(self._closed, "the MemoryStore")
         sid = StreamId(stream_id)
-        return self._streams.get(sid, [])[check_position(after_version, "after_version") :]
+        return self.registry.current(
+            self._streams.get(sid, [])[check_position(after_version, "after_version") :]
+        )
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         check_open(self._closed, "the MemoryStore")
@@ -129,13 +131,13 @@ class MemoryStore:
                     parts += 1
         if parts > 1:  # each part is in position order; sorting such runs is a linear merge in C
             merged.sort(key=_by_position)
-        return StreamsRead(merged, versions)
+        return StreamsRead(self.registry.current(merged), versions)
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         check_open(self._closed, "the MemoryStore")
         after, limit = check_position(after), check_limit(limit)
         end = None if limit is None else after + limit
-        return self._log[after:end]
+        return self.registry.current(self._log[after:end])
 
     def stream_version(self, stream_id: str) -> int:
         check_open(self._closed, "the MemoryStore")

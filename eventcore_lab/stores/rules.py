@@ -350,7 +350,7 @@ def prepare_import(
             check_event_type(event_type)
             valid_types.add(event_type)
         payload = event.payload
-        if type(payload) is UnknownEvent:
+        if isinstance(payload, UnknownEvent):  # also a RetiredEvent: kept as stored, at its version
             data = _unknown_payload(payload, event_type, registry, max_payload_bytes, where)
         else:
             named, data = encode_payload(registry, payload, max_payload_bytes, where)

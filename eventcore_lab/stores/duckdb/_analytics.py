@@ -29,6 +29,7 @@ from ...core.errors import (
 )
 from ...core.events import StoredEvent
 from ...core.ids import StreamId
+from ...core.registry import EventRegistry, schema_version_of
 from .. import bulk
 from ..base import EventStore
 from ..rules import (
@@ -121,32 +122,56 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         if stream_ids is not None:
             where.append("stream_id in (select unnest(?))")
             params.append([str(s) for s in stream_ids])  # matched verbatim, like a filter in Python
-        if event_types is not None:
+        wanted_types = None if event_types is None else list(event_types)
+        if wanted_types is not None and self.registry.evolution is None:
             where.append("event_type in (select unnest(?))")
-            params.append(list(event_types))
+            params.append(wanted_types)
+            wanted_types = None
         condition = " and ".join(where)
         with self._parallel() as con:
             present = con.execute(
-                f"select event_type from events where {condition} group by event_type order by min(position)",
+                f"select event_type, schema_version from events where {condition} "
+                "group by event_type, schema_version order by min(position)",
                 params,
             ).fetchall()
-            wanted = fields([t for (t,) in present])
+            upcast = _upcast_rows(con, self.registry, present, condition, params, wanted_types)
+            if wanted_types is not None:  # stored names are filtered in SQL, upcast ones in Python
+                present = [(t, v) for t, v in present if t in wanted_types]
+                condition += " and event_type in (select unnest(?))"
+                params.append(wanted_types)
+            names = [t for t, _ in present if upcast is None or (t, _) not in upcast.stale]
+            if upcast is not None:
+                names += upcast.types
+            wanted = fields(list(dict.fromkeys(names)))
             if wanted is None:
                 return None
             structure = _sql_string(msgspec.json.encode(dict(wanted)).decode()) if wanted else None
+            envelope = (
+                "select position, stream_id, version, EVENT_TYPE as event_type, recorded_at, "
+                "event_id::blob as event_id, unnest(json_transform(metadata, "
+                """'{"correlation_id":"VARCHAR","causation_id":"VARCHAR","user_id":"VARCHAR"}'))"""
+            )
             payload = f", unnest(json_transform(payload, {structure}))" if structure else ""
-            # No ORDER BY: DuckDB keeps insertion order, which is position order but for rare groups
-            # mixing appends and file imports; sorting 1M rows would cost more than the whole scan.
+            query = envelope.replace("EVENT_TYPE", "event_type") + f"{payload} from events where {condition}"
+            if upcast is not None:
+                # rows stored at an older schema: their payloads were upcast in Python; DuckDB still
+                # expands them, so that both kinds of rows get exactly the same column types
+                con.register("eventcore_upcast", upcast.table)
+                fresh = f", unnest(json_transform(u.payload::json, {structure}))" if structure else ""
+                query = (
+                    f"{query} and position not in (select position from eventcore_upcast) union all "
+                    + envelope.replace("EVENT_TYPE", "u.event_type")
+                    + f"{fresh} from events join eventcore_upcast u using (position) order by position"
+                )
+            # No ORDER BY otherwise: DuckDB keeps insertion order, which is position order but for rare
+            # groups mixing appends and file imports; sorting 1M rows would cost more than the whole scan.
             try:
-                table = con.sql(
-                    "select position, stream_id, version, event_type, recorded_at, "
-                    "event_id::blob as event_id, unnest(json_transform(metadata, "
-                    """'{"correlation_id":"VARCHAR","causation_id":"VARCHAR","user_id":"VARCHAR"}'))"""
-                    f"{payload} from events where {condition}",
-                    params=params,
-                ).to_arrow_table()
+                table = con.sql(query, params=params).to_arrow_table()
             except duckdb.Error:
                 return None  # a payload DuckDB cannot read as declared (e.g. an int beyond 64 bits)
+            finally:
+                if upcast is not None:
+                    con.unregister("eventcore_upcast")
         positions = table.column("position").to_numpy()
         if len(positions) > 1 and not (positions[1:] > positions[:-1]).all():
             table = table.sort_by("position")
@@ -160,7 +185,10 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         stream_ids: Iterable[str] | None = None,
         event_types: Iterable[str] | None = None,
     ) -> pd.DataFrame:
-        """The log (or a slice of it) as a DataFrame, one row per event, filtered inside DuckDB."""
+        """The log (or a slice of it) as a DataFrame, one row per event, filtered inside DuckDB.
+
+        With upcasters installed on the registry, rows stored at an older schema show their current
+        type, payload JSON and schema version (converted in Python, only those rows)."""
         where: list[str] = ["position > ?"]
         params: list[Any] = [after]
         if until is not None:
@@ -169,16 +197,31 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         if stream_ids is not None:
             where.append("stream_id in (select unnest(?))")
             params.append([StreamId(s) for s in stream_ids])
-        if event_types is not None:
+        evolution = self.registry.evolution
+        if event_types is not None and evolution is None:  # otherwise after upcasting (renamed types)
             where.append("event_type in (select unnest(?))")
             params.append(list(event_types))
         query = (
             "select position, event_id, stream_id, version, event_type, payload::varchar as payload, "
-            "metadata::varchar as metadata, recorded_at from events "
+            "metadata::varchar as metadata, recorded_at, schema_version from events "
             f"where {' and '.join(where)} order by position"
         )
         with self._parallel() as con:
-            return con.execute(query, params).df()
+            frame = con.execute(query, params).df()
+        if evolution is None:
+            return frame
+        rows = frame[["event_type", "schema_version"]].itertuples(index=False, name=None)
+        stale = [not evolution.is_current(t, int(v)) for t, v in rows]
+        for i in [i for i, old in enumerate(stale) if old]:
+            event_type, payload = self.registry.read_event(
+                frame.at[i, "event_type"], frame.at[i, "payload"], int(frame.at[i, "schema_version"])
+            )
+            frame.at[i, "event_type"] = event_type
+            frame.at[i, "payload"] = self.registry.encode(payload).decode()
+            frame.at[i, "schema_version"] = schema_version_of(payload)
+        if event_types is not None:
+            frame = frame[frame["event_type"].isin(list(event_types))].reset_index(drop=True)
+        return frame
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -233,6 +276,7 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         rows.payloads = batch.payloads
         rows.metadata = batch.metadata
         rows.recorded = [e.recorded_at for e in batch.events]
+        rows.schema_versions = [schema_version_of(e.payload) for e in batch.events]
         with self._lock:
             self._check_writable()
             check_follows(batch.first_versions, self._version_with_pending)
@@ -255,7 +299,8 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
             head = self._head
             con.execute(
                 "copy (select position, event_id::varchar as event_id, stream_id, version, event_type, "
-                "payload::varchar as payload, metadata::varchar as metadata, recorded_at from events "
+                "payload::varchar as payload, metadata::varchar as metadata, recorded_at, schema_version "
+                "from events "
                 f"where position > {int(after)} and position <= {int(head)} order by position) "
                 f"to {_sql_string(str(target))} (format parquet, compression zstd)"
             )
@@ -345,7 +390,8 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         if any(kind != "TIMESTAMP WITH TIME ZONE" for (kind,) in kinds):
             raise InvalidEventFile(f"{name}: recorded_at is not a UTC timestamp (got {kinds[0][0]})")
         reader = con.sql(
-            f"select file_row_number, event_type, payload, metadata from {source}"
+            f"select file_row_number, event_type, payload, metadata, {parquet.schema_version_column(con)} "
+            f"as schema_version from {source}"
         ).to_arrow_reader(50_000)
         registry = self.registry
         try:
@@ -356,12 +402,13 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
                     columns["event_type"],
                     columns["payload"],
                     columns["metadata"],
+                    columns["schema_version"],
                     strict=True,
                 )
-                for row, event_type, payload, metadata in rows:
+                for row, event_type, payload, metadata, schema_version in rows:
                     try:
-                        if registry.knows(event_type):
-                            registry.decode(event_type, payload)
+                        if registry.knows(event_type) or registry.evolution is not None:
+                            registry.read(event_type, payload, schema_version)
                         bulk.decode_file_metadata(metadata)
                     except (SerializationError, msgspec.DecodeError) as exc:
                         raise SerializationError(
@@ -369,3 +416,55 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
                         ) from exc
         finally:
             reader.close()
+
+
+class _Upcast:
+    """The rows of a columnar read stored at an older schema, upcast in Python: (position, current type,
+    current payload JSON) as an Arrow table, the stale (type, version) pairs and the types they became."""
+
+    def __init__(self, table: pa.Table, stale: set[tuple[str, int]], types: list[str]) -> None:
+        self.table = table
+        self.stale = stale
+        self.types = types
+
+
+def _upcast_rows(
+    con: duckdb.DuckDBPyConnection,
+    registry: EventRegistry,
+    present: list[tuple[str, int]],
+    condition: str,
+    params: list[Any],
+    wanted_types: list[str] | None,
+) -> _Upcast | None:
+    """Upcast only the rows whose (type, schema version) is not current; None when there are none."""
+    evolution = registry.evolution
+    if evolution is None:
+        return None
+    stale = set()
+    for event_type, version in present:
+        if not evolution.is_current(event_type, version):
+            stale.add((event_type, version))
+    if not stale:
+        return None
+    pairs = ", ".join(f"({_sql_string(t)}, {int(v)})" for t, v in sorted(stale))
+    rows = con.execute(
+        f"select position, event_type, payload::varchar, schema_version from events where {condition} "
+        f"and (event_type, schema_version) in ({pairs}) order by position",
+        params,
+    ).fetchall()
+    positions, types, payloads = [], [], []
+    for position, event_type, payload, version in rows:
+        current_type, decoded = registry.read_event(event_type, payload, version)
+        if wanted_types is not None and current_type not in wanted_types:
+            continue
+        positions.append(position)
+        types.append(current_type)
+        payloads.append(registry.encode(decoded).decode())
+    table = pa.table(
+        {
+            "position": pa.array(positions, pa.int64()),
+            "event_type": pa.array(types, pa.string()),
+            "payload": pa.array(payloads, pa.string()),
+        }
+    )
+    return _Upcast(table, stale, list(dict.fromkeys(types)))

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import msgspec
 import pyarrow as pa
 
@@ -27,6 +28,8 @@ def _sql_string(text: str) -> str:
 
 
 _COLUMNS = ", ".join(bulk.COLUMNS)
+#: The events table's columns in order: the bulk columns, then the payload's schema version.
+_TABLE_COLUMNS = f"{_COLUMNS}, schema_version"
 
 
 # The bulk file schema, except that event ids go into DuckDB as native UUIDs rather than text.
@@ -54,7 +57,17 @@ def _micros(at: datetime) -> int:
 class _Rows:
     """Column lists of events bound for the ``events`` table."""
 
-    __slots__ = ("event_ids", "metadata", "payloads", "positions", "recorded", "streams", "types", "versions")
+    __slots__ = (
+        "event_ids",
+        "metadata",
+        "payloads",
+        "positions",
+        "recorded",
+        "schema_versions",
+        "streams",
+        "types",
+        "versions",
+    )
 
     def __init__(self) -> None:
         self.positions: list[int] = []
@@ -65,6 +78,7 @@ class _Rows:
         self.payloads: list[bytes] = []
         self.metadata: list[bytes] = []
         self.recorded: list[datetime] = []
+        self.schema_versions: list[int] = []
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -94,6 +108,7 @@ class _Rows:
                 pa.array(self.payloads[cut], pa.string()),
                 pa.array(self.metadata[cut], pa.string()),
                 recorded.view(pa.timestamp("us", tz="UTC")),
+                pa.array(self.schema_versions[cut], pa.int32()),
             ],
             schema=_ARROW_SCHEMA,
         )
@@ -107,6 +122,7 @@ class _ParquetImport:
         self.path = path
         self.count = 0
         self.signature = self._signature()
+        self._schema_version: str | None = None
 
     def _signature(self) -> tuple[int, int]:
         stat = self.path.stat()
@@ -114,6 +130,16 @@ class _ParquetImport:
 
     def source(self) -> str:
         return f"read_parquet({_sql_string(str(self.path))}, file_row_number = true)"
+
+    def schema_version_column(self, con: duckdb.DuckDBPyConnection) -> str:
+        """The SQL for each row's schema version: the file's column, or 1 for files written before it.
+        DuckDB reads the file's schema, so a damaged file fails as a DuckDB error like every other check."""
+        if self._schema_version is None:
+            empty = con.execute(f"select * from {self.source()} limit 0")
+            names = [column[0] for column in empty.description]
+            found = "schema_version" in names
+            self._schema_version = "coalesce(schema_version, 1)::integer" if found else "1"
+        return self._schema_version
 
     def check_unchanged(self) -> None:
         try:

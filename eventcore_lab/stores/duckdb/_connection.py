@@ -22,7 +22,10 @@ from ...core.errors import (
 from ._base import _DuckDBBase
 
 #: Version of the tables this module writes; stored in ``eventcore_schema`` for future migrations.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Adds the schema version column to a table made by schema version 1; its rows read as version 1.
+#: (Also run on a fresh file, in case an events table was made there beforehand.)
+_MIGRATE_1_TO_2 = "alter table events add column if not exists schema_version integer default 1"
 
 
 _SCHEMA = """
@@ -38,7 +41,8 @@ create table if not exists events (
     event_type varchar not null,
     payload json not null,
     metadata json not null,
-    recorded_at timestamptz not null
+    recorded_at timestamptz not null,
+    schema_version integer not null default 1
 );
 create table if not exists checkpoints (
     name varchar primary key,
@@ -126,6 +130,12 @@ class _ConnectionMixin(_DuckDBBase):
                     )
                 if found == SCHEMA_VERSION:
                     return
+                if found == 1 and not self.read_only:
+                    con.execute("begin")
+                    con.execute(_MIGRATE_1_TO_2)
+                    con.execute("insert into eventcore_schema values (?, now())", [SCHEMA_VERSION])
+                    con.execute("commit")
+                    return
             if self.read_only:
                 raise MigrationError(
                     f"DuckDB file {self.path} holds no eventcore-lab event store (schema version "
@@ -133,6 +143,7 @@ class _ConnectionMixin(_DuckDBBase):
                 )
             con.execute("begin")
             con.execute(_SCHEMA)
+            con.execute(_MIGRATE_1_TO_2)
             con.execute("insert into eventcore_schema values (?, now())", [SCHEMA_VERSION])
             con.execute("commit")
         except duckdb.Error as exc:

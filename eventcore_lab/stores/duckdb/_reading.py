@@ -21,7 +21,7 @@ from ..rules import (
     check_position,
 )
 from ._base import _DuckDBBase
-from ._batches import _COLUMNS
+from ._batches import _TABLE_COLUMNS
 
 _metadata_decoder = msgspec.json.Decoder(Metadata)
 
@@ -36,7 +36,9 @@ class _ReadingMixin(_DuckDBBase):
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
         self._check_open()
         sid = StreamId(stream_id)
-        return list(self._read([sid])[sid][check_position(after_version, "after_version") :])
+        return self.registry.current(
+            list(self._read([sid])[sid][check_position(after_version, "after_version") :])
+        )
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         self._check_open()
@@ -47,7 +49,7 @@ class _ReadingMixin(_DuckDBBase):
             merged = list(lists[0])
         else:
             merged = sorted((e for events in lists for e in events), key=_by_position)
-        return StreamsRead(merged, {sid: len(found[sid]) for sid in ids})
+        return StreamsRead(self.registry.current(merged), {sid: len(found[sid]) for sid in ids})
 
     def _read(self, ids: Sequence[str]) -> dict[str, tuple[StoredEvent, ...]]:
         """Whole streams, all as of one position: the published head when the read began.
@@ -84,8 +86,8 @@ class _ReadingMixin(_DuckDBBase):
         with self._db_lock:
             self._check_open()
             rows = self._con.execute(
-                f"select {_COLUMNS} from events where stream_id in (select unnest(?)) and position <= ? "
-                "order by position",
+                f"select {_TABLE_COLUMNS} from events where stream_id in (select unnest(?)) "
+                "and position <= ? order by position",
                 [list(ids), head],
             ).fetchall()
         result: dict[str, list[StoredEvent]] = {sid: [] for sid in ids}
@@ -94,20 +96,23 @@ class _ReadingMixin(_DuckDBBase):
         return {sid: tuple(events) for sid, events in result.items()}
 
     def _decode(self, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
-        decode = self.registry.read
-        return [
-            StoredEvent(
-                event_id=event_id,
-                stream_id=stream,
-                version=version,
-                position=position,
-                event_type=event_type,
-                payload=decode(event_type, payload),
-                metadata=_metadata_decoder.decode(metadata),
-                recorded_at=recorded.astimezone(UTC),
+        decode = self.registry.read_event
+        events = []
+        for position, event_id, stream, version, event_type, payload, metadata, recorded, schema in rows:
+            current_type, decoded = decode(event_type, payload, schema)
+            events.append(
+                StoredEvent(
+                    event_id=event_id,
+                    stream_id=stream,
+                    version=version,
+                    position=position,
+                    event_type=current_type,
+                    payload=decoded,
+                    metadata=_metadata_decoder.decode(metadata),
+                    recorded_at=recorded.astimezone(UTC),
+                )
             )
-            for position, event_id, stream, version, event_type, payload, metadata, recorded in rows
-        ]
+        return events
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         self._check_open()
@@ -118,10 +123,12 @@ class _ReadingMixin(_DuckDBBase):
                 return []
             if after + 1 >= self._tail_start:
                 start = after + 1 - self._tail_start
-                return self._tail[start : None if limit is None else start + limit]
+                return self.registry.current(self._tail[start : None if limit is None else start + limit])
         with self._db_lock:
             self._check_open()
-            query = f"select {_COLUMNS} from events where position > ? and position <= ? order by position"
+            query = (
+                f"select {_TABLE_COLUMNS} from events where position > ? and position <= ? order by position"
+            )
             params: list[Any] = [after, head]
             if limit is not None:
                 query += " limit ?"

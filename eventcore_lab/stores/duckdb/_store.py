@@ -12,7 +12,7 @@ import duckdb
 
 from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ...core.ids import new_event_id
-from ...core.registry import EventRegistry, default_registry
+from ...core.registry import EventRegistry, default_registry, schema_version_of
 from .._stream_cache import StreamCache
 from ..base import Subscription
 from ..rules import (
@@ -126,6 +126,7 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
                 rows.payloads.append(item.payload_json)
                 rows.metadata.append(item.metadata_json)
                 rows.recorded.append(event.recorded_at)
+                rows.schema_versions.append(schema_version_of(item.payload))
             batch = self._enqueue(rows, stored, versions, stored[-1].position + 1, checked=checks)
         self._wait_durable(batch)
         assert batch.events is not None

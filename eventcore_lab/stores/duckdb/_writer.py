@@ -66,6 +66,7 @@ def _insert_small(appender: Any, rows: _Rows) -> None:
                 [p.decode() for p in rows.payloads],
                 [m.decode() for m in rows.metadata],
                 rows.recorded,
+                rows.schema_versions,
                 strict=True,
             )
         )
@@ -226,7 +227,7 @@ class _WriterMixin(_DuckDBBase):
                     [(inserted,)] = con.execute(
                         f"insert into events select {int(first)} + file_row_number, event_id::uuid, "
                         "stream_id, version, event_type, payload::json, metadata::json, "
-                        "recorded_at::timestamptz "
+                        f"recorded_at::timestamptz, {parquet.schema_version_column(con)} "
                         f"from {parquet.source()}"
                     ).fetchall()
                     if inserted != parquet.count:

@@ -19,7 +19,11 @@ from ...core.errors import (
 from ._connection import _ConnectionMixin
 
 #: (version, SQL file next to this module); applied in order, each in its own transaction.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, "_schema_1.sql"), (2, "_schema_2.sql"))
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, "_schema_1.sql"),
+    (2, "_schema_2.sql"),
+    (3, "_schema_3.sql"),
+)
 
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")

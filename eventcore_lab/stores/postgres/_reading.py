@@ -27,7 +27,10 @@ from ..rules import (
 from ._connection import _lock_timeout
 from ._notify import _NotifyMixin
 
-_COLUMNS = "event_id, stream_id, version, position, event_type, payload::text, metadata::text, recorded_at"
+_COLUMNS = (
+    "event_id, stream_id, version, position, event_type, payload::text, metadata::text, recorded_at, "
+    "schema_version"
+)
 
 
 _metadata_decoder = msgspec.json.Decoder(Metadata)
@@ -48,14 +51,15 @@ class _ReadingMixin(_NotifyMixin):
         return [self._to_event(row) for row in self._run(query, params)]
 
     def _to_event(self, row: Sequence[Any]) -> StoredEvent:
-        event_id, sid, version, position, event_type, payload, metadata, recorded_at = row
+        event_id, sid, version, position, event_type, payload, metadata, recorded_at, schema_version = row
+        current_type, decoded = self.registry.read_event(event_type, payload, schema_version)
         return StoredEvent(
             event_id=event_id,
             stream_id=sid,
             version=version,
             position=position,
-            event_type=event_type,
-            payload=self.registry.read(event_type, payload),
+            event_type=current_type,
+            payload=decoded,
             metadata=_metadata_decoder.decode(metadata),
             recorded_at=recorded_at,
         )
@@ -124,7 +128,7 @@ class _ReadingMixin(_NotifyMixin):
             merged.extend(events)
         if len(lists) > 1:  # sorted runs: timsort merges them in C, far faster than heapq.merge
             merged.sort(key=_position)
-        return StreamsRead(merged, {sid: len(found[sid]) for sid in ids})
+        return StreamsRead(self.registry.current(merged), {sid: len(found[sid]) for sid in ids})
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         self._check_open()
@@ -219,7 +223,7 @@ class _ReadingMixin(_NotifyMixin):
             "TO STDOUT (FORMAT BINARY)"
         ).format(self._q, sql.Literal(int(after)))
         with self._connection() as conn, conn.cursor().copy(query) as copy:
-            copy.set_types(["uuid", "text", "int8", "int8", "text", "text", "text", "timestamptz"])
+            copy.set_types(["uuid", "text", "int8", "int8", "text", "text", "text", "timestamptz", "int4"])
             for row in copy.rows():
                 yield self._to_event(row)
 

@@ -107,7 +107,7 @@ class PostgresStore(_WriterMixin):
         t = f'"{schema}"'
         self._sql_append = (
             f"SELECT * FROM {t}.append_events(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::int8[])"
+            "%s::text[], %s::text[], %s::int8[], %s::int4[])"
         )
         self._sql_read_all = (
             f"SELECT {_COLUMNS} FROM {t}.events WHERE position > %s ORDER BY position LIMIT %s"
@@ -125,7 +125,7 @@ class PostgresStore(_WriterMixin):
         )
         self._sql_append_within = (
             f"SELECT * FROM {t}.append_events_within(%s, %s::text[], %s::uuid[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::text[], %s::int8[])"
+            "%s::text[], %s::text[], %s::text[], %s::int8[], %s::int4[])"
         )
         self._sql_read_within = f"SELECT * FROM {t}.read_streams_within(%s, %s::text[], %s::int8[])"
         self._sql_version = f"SELECT coalesce(max(version), 0) FROM {t}.events WHERE stream_id = %s"

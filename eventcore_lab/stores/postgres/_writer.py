@@ -12,6 +12,7 @@ from ...core._deadline import remaining
 from ...core.errors import InvalidFormat
 from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ...core.ids import new_event_id
+from ...core.registry import schema_version_of
 from ..rules import (
     prepare_append,
     prepare_import,
@@ -28,6 +29,7 @@ _COPY_TYPES = [
     "text",
     "text",
     "timestamptz",
+    "int4",
 ]  # json travels as its text
 
 
@@ -67,6 +69,7 @@ class _WriterMixin(_ReadingMixin):
             _text_array(check_streams),
             "{" + ",".join(kinds) + "}",
             "{" + ",".join("NULL" if v is None else str(v) for v in versions) + "}",
+            "{" + ",".join(str(schema_version_of(p.payload)) for p in prepared) + "}",
         )
         self._ready()
         cache = self._cache
@@ -127,7 +130,7 @@ class _WriterMixin(_ReadingMixin):
         q = self._q
         copy_sql = sql.SQL(
             "COPY {}.events (position, stream_id, version, event_id, event_type, payload, metadata, "
-            "recorded_at) FROM STDIN (FORMAT BINARY)"
+            "recorded_at, schema_version) FROM STDIN (FORMAT BINARY)"
         ).format(q)
         from ..bulk import progress_bar
 
@@ -168,6 +171,7 @@ class _WriterMixin(_ReadingMixin):
                 payload.decode(),
                 metadata.decode(),
                 e.recorded_at,
+                schema_version_of(e.payload),
             )
             for e, payload, metadata in zip(batch.events, batch.payloads, batch.metadata, strict=True)
         ]
