@@ -11,17 +11,15 @@ from typing import Any
 from eventcore_lab import (
     BusinessRuleViolation,
     Command,
-    CommandContext,
-    ConnectionFailed,
     Event,
     EventToWrite,
     MemoryStore,
-    StreamNotFound,
-    Unauthorized,
     emit,
     require,
     stream,
 )
+from eventcore_lab.core.command import CommandContext
+from eventcore_lab.errors import ConnectionFailed, StreamNotFound, Unauthorized
 
 #: Two "race" probes meet here after reading, so both decide on the same version: one must conflict.
 RACE = threading.Barrier(2, timeout=5)

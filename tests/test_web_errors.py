@@ -152,8 +152,8 @@ def test_request_id_is_kept_or_replaced_and_becomes_the_correlation_id(server: A
 
 
 def test_the_table_is_looked_up_along_the_class_hierarchy_and_can_be_extended(store: Any) -> None:
-    from eventcore_lab import ConnectionPoolExhausted, Timeout, TransactionError
     from eventcore_lab.core.errors import InvalidFormat
+    from eventcore_lab.errors import ConnectionPoolExhausted, Timeout, TransactionError
     from eventcore_lab.web import ErrorRule, rule_for
 
     class Overdrawn(BusinessRuleViolation):

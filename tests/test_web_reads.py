@@ -186,7 +186,7 @@ class Unreachable:
         self.inner = inner
 
     def head(self) -> int:
-        from eventcore_lab import ConnectionFailed
+        from eventcore_lab.errors import ConnectionFailed
 
         raise ConnectionFailed("connection refused by 10.1.2.3")
 

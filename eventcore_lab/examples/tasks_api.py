@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eventcore_lab import (
     Command,
-    CommandContext,
     Event,
     EventToWrite,
     Executor,
@@ -39,7 +38,8 @@ from eventcore_lab import (
     require,
     stream,
 )
-from eventcore_lab.core.errors import BusinessRuleViolation
+from eventcore_lab.core.command import CommandContext
+from eventcore_lab.errors import BusinessRuleViolation
 from eventcore_lab.projections import Projection, ProjectionRunner, handles
 
 from .task_views import TeamStatistics, UserTaskList
