@@ -96,7 +96,7 @@ def test_the_application_role_appends_reads_projects_and_shreds(
         assert [e.version for e in imported] == [1, 2, 3, 4, 5, 6]
         with PostgresStore(app_dsn, schema=pg_schema, pool_max=1) as again:
             assert again.head() == store.head()
-        keys = PostgresKeyStore(lambda: psycopg.connect(app_dsn), pg_schema)
+        keys = PostgresKeyStore(store)  # borrows the store's pooled connections, as the application role
         try:
             protected = ProtectedStore(store, keys)
             Executor(protected).execute(RegisterCustomer.new("c1", "Ada", "ada@example.com", "i"))
