@@ -34,7 +34,7 @@ from ._keys import KeyStore, SubjectKey
 from ._personal import PersonalFields, personal_fields
 from ._principal import as_principal
 
-#: Decrypted values kept per wrapper, so that folding a stream again does not decrypt it again.
+#: Opened events kept per wrapper, so that folding a stream again does not decrypt it again.
 PLAINTEXT_CACHE_SIZE = 100_000
 
 #: Keys kept per wrapper (by key id, and active keys by subject); both maps are emptied when full.
@@ -61,12 +61,10 @@ class ProtectedStore:
         self.registry = inner.registry
         self._cache: dict[str, SubjectKey | None] = {}  # key id -> key (None: destroyed)
         self._active: dict[str, SubjectKey] = {}  # subject -> its active key
-        # (token, stream, version) -> plaintext; emptied by forget() and when full
-        self._plain: dict[tuple[str, str, int], str] = {}
         # event id -> (stored payload, the event as this wrapper shows it): a stream folded again costs a
         # lookup and a payload comparison per event (a payload altered in the store misses) instead of
         # token checks and two struct copies. Filled by reads and by appends (which know the clear
-        # payload); emptied like ``_plain``.
+        # payload); emptied by forget() and when full.
         self._opened: dict[Any, tuple[Any, StoredEvent]] = {}
         self._lock = threading.Lock()
 
@@ -146,7 +144,6 @@ class ProtectedStore:
                 )
             aad = _crypto.associated_data(stream_id, version)
             token = _crypto.encrypt(self._active_key(subject), value, aad)
-            self._remember((token, stream_id, version), value)
             changes[name] = token
         return _replace(event, changes) if changes else event
 
@@ -155,11 +152,6 @@ class ProtectedStore:
             self._opened.clear()
         self._opened[stored.event_id] = (stored.payload, opened)
         return opened
-
-    def _remember(self, cache_key: tuple[str, str, int], plain: str) -> None:
-        if len(self._plain) >= PLAINTEXT_CACHE_SIZE:
-            self._plain.clear()
-        self._plain[cache_key] = plain
 
     def append(
         self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
@@ -255,18 +247,13 @@ class ProtectedStore:
             if not self.reveal:
                 changes[name] = REDACTED
                 continue
-            cache_key = (value, stored.stream_id, stored.version)
-            plain = self._plain.get(cache_key)
-            if plain is None:
-                key = self._key(_crypto.token_key_id(value))
-                if key is None:
-                    changes[name] = REDACTED
-                    continue
-                aad = _crypto.associated_data(stored.stream_id, stored.version)
-                where = f"{stored.event_type}.{name} of stream {stored.stream_id!r} version {stored.version}"
-                plain = _crypto.decrypt(key, value, aad, where)
-                self._remember(cache_key, plain)
-            changes[name] = plain
+            key = self._key(_crypto.token_key_id(value))
+            if key is None:
+                changes[name] = REDACTED
+                continue
+            aad = _crypto.associated_data(stored.stream_id, stored.version)
+            where = f"{stored.event_type}.{name} of stream {stored.stream_id!r} version {stored.version}"
+            changes[name] = _crypto.decrypt(key, value, aad, where)
         if not changes:
             return stored
         return self._keep_opened(
@@ -339,7 +326,6 @@ class ProtectedStore:
             raise PersonalDataError(f"a subject id is a non-empty string, got {subject!r}")
         destroyed = self.keys.forget(subject)
         with self._lock:
-            self._plain.clear()
             self._opened.clear()
             self._active.pop(subject, None)
             for key_id, key in list(self._cache.items()):
