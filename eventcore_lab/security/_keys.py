@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol, runtime_checkable
@@ -49,7 +48,9 @@ class SubjectKey:
 
 
 def new_key_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits (the shape of a uuid4 hex, at a fraction of ``uuid4``'s cost:
+    a new subject's first write makes one)."""
+    return os.urandom(16).hex()
 
 
 @runtime_checkable
