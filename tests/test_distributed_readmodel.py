@@ -350,3 +350,24 @@ def test_blue_green_rebuild_readers_never_see_a_partial_model(
             assert new.run_until_caught_up() == 10
         applications = model.frame("applications")
         assert set(applications.n) == {1} and len(applications) == REBUILD_EVENTS + 10
+
+
+def test_a_read_model_on_the_store_borrows_and_returns_its_pooled_connections(
+    pg_url: str, pg_schema: str
+) -> None:
+    # three connections: the model's, one worker's (or a rebuild's), and one for the store's own reads; a
+    # connection a closed worker kept would exhaust the pool for the next one
+    with PostgresStore(pg_url, schema=pg_schema, pool_max=3, pool_timeout=2) as store:
+        write(store, events=300, streams=10)
+        with DurableReadModel(store, ApplicationCounts(), partitions=2) as model:
+            assert model.names.schema == pg_schema
+            for _ in range(2):
+                with PartitionWorker(store, model, batch_size=100) as worker:
+                    worker.run_until_caught_up()
+                write(store, events=50, streams=10, seed=1)
+            assert model.rebuild(store) == 2
+            assert model_streams(model) == expected_streams(store)
+            assert model.position() == store.head() == 400
+        with pytest.raises(ReadModelError, match="differs from the store's schema"):
+            DurableReadModel(store, ApplicationCounts(), schema="elsewhere")
+        assert store.head() == 400  # the store's pool is whole again

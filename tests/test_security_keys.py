@@ -11,9 +11,10 @@ import pytest
 
 from eventcore_lab.security import DuckDBKeyStore, KeyStore, KeyStoreError, MemoryKeyStore, PostgresKeyStore
 from eventcore_lab.stores.duckdb import DuckDBStore
+from eventcore_lab.stores.postgres import PostgresStore
 
 
-@pytest.fixture(params=["memory", "duckdb", "postgres"])
+@pytest.fixture(params=["memory", "duckdb", "postgres", "postgres-store"])
 def keys(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[KeyStore, Any]]:
     """A key store, and a function that opens a second handle on the same keys (another process)."""
     if request.param == "memory":
@@ -22,6 +23,16 @@ def keys(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[KeySt
     elif request.param == "duckdb":
         with DuckDBStore(tmp_path / "keys.duckdb") as events:
             yield DuckDBKeyStore(events), lambda: DuckDBKeyStore(events)
+    elif request.param == "postgres-store":  # on the store's own pool; the second handle by DSN
+        url = request.getfixturevalue("pg_url")
+        schema = request.getfixturevalue("pg_schema")
+        with PostgresStore(url, schema=schema, pool_max=1) as events:
+            on_store = PostgresKeyStore(events)
+            by_dsn = PostgresKeyStore(lambda: psycopg.connect(url), schema)
+            yield on_store, lambda: by_dsn
+            on_store.close()  # closes nothing of the store's
+            assert events.head() == 0
+            by_dsn.close()
     else:
         url = request.getfixturevalue("pg_url")
         schema = request.getfixturevalue("pg_schema")
@@ -83,3 +94,10 @@ def test_duckdb_forget_removes_the_key_bytes_from_the_file(tmp_path: Path) -> No
 def test_postgres_key_store_refuses_odd_schema_names() -> None:
     with pytest.raises(KeyStoreError, match="plain identifier"):
         PostgresKeyStore(lambda: None, 'x"; drop table y; --')
+
+
+def test_a_postgres_key_store_on_a_store_takes_the_store_schema(pg_url: str, pg_schema: str) -> None:
+    with PostgresStore(pg_url, schema=pg_schema, pool_max=1) as events:
+        assert PostgresKeyStore(events).schema == pg_schema
+        with pytest.raises(KeyStoreError, match="differs from the store's schema"):
+            PostgresKeyStore(events, "other_schema")

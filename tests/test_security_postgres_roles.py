@@ -13,10 +13,12 @@ import pytest
 from psycopg import sql
 
 from eventcore_lab import Command, Event, EventToWrite, Executor, emit, stream
+from eventcore_lab.core.errors import MigrationError
 from eventcore_lab.examples.customers import RegisterCustomer
 from eventcore_lab.projections import ProjectionRunner, fold
 from eventcore_lab.security import PostgresKeyStore, ProtectedStore, harden
 from eventcore_lab.stores.postgres import PostgresStore
+from eventcore_lab.stores.postgres._migrations import MIGRATIONS
 
 
 class Counted(Event, frozen=True):
@@ -51,28 +53,6 @@ def _as(url: str, role: str) -> str:
     return psycopg.conninfo.make_conninfo(url, user=role)
 
 
-class PreMigratedStore(PostgresStore):
-    """The store as the application role opens it: the schema was migrated by the migration role, so
-    instead of running DDL (which this role may not) ``migrate`` only checks that the schema is there."""
-
-    _checked: int | None = None
-
-    def __init__(self, dsn: str, **options: Any) -> None:
-        self.app_dsn = dsn
-        super().__init__(dsn, **options)
-
-    def migrate(self) -> int:
-        if self._checked is None:
-            with psycopg.connect(self.app_dsn) as conn:
-                query = sql.SQL("SELECT max(version) FROM {}.schema_version").format(
-                    sql.Identifier(self.schema)
-                )
-                row = conn.execute(query).fetchone()
-            assert row is not None and row[0] >= 1
-            self._checked = int(row[0])
-        return self._checked
-
-
 @pytest.fixture
 def hardened(pg_url: str, pg_schema: str) -> Iterator[tuple[str, str, str]]:
     """A migrated, hardened schema; yields (application DSN, migration DSN, application role)."""
@@ -96,7 +76,7 @@ def test_the_application_role_appends_reads_projects_and_shreds(
     hardened: tuple[str, str, str], pg_schema: str
 ) -> None:
     app_dsn, _, _ = hardened
-    with PreMigratedStore(app_dsn, schema=pg_schema, pool_max=2) as store:
+    with PostgresStore(app_dsn, schema=pg_schema, pool_max=2) as store:
         executor = Executor(store)
         for _ in range(3):
             executor.execute(Count("c", 2))
@@ -114,9 +94,9 @@ def test_the_application_role_appends_reads_projects_and_shreds(
         assert store.import_events(copies) == 6  # the bulk path (COPY) passes the insert guard too
         imported = store.read_stream("imported")
         assert [e.version for e in imported] == [1, 2, 3, 4, 5, 6]
-        with PreMigratedStore(app_dsn, schema=pg_schema, pool_max=1) as again:
+        with PostgresStore(app_dsn, schema=pg_schema, pool_max=1) as again:
             assert again.head() == store.head()
-        keys = PostgresKeyStore(lambda: psycopg.connect(app_dsn), pg_schema)
+        keys = PostgresKeyStore(store)  # borrows the store's pooled connections, as the application role
         try:
             protected = ProtectedStore(store, keys)
             Executor(protected).execute(RegisterCustomer.new("c1", "Ada", "ada@example.com", "i"))
@@ -142,6 +122,43 @@ FORGERIES = {
     + "SELECT nextval('{s}.positions'), 'before', 2, event_id, 'X', '{{}}', '{{}}', "
     "now() FROM {s}.events WHERE position = 1 AND %s IS NOT NULL",
 }
+
+
+def test_the_application_role_opens_a_current_schema_without_ddl(
+    hardened: tuple[str, str, str], pg_url: str, pg_schema: str
+) -> None:
+    app_dsn, _, _ = hardened
+    with psycopg.connect(app_dsn, autocommit=True) as conn:  # the role really may not run the DDL
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(pg_schema)))
+        assert refused.value.sqlstate == "42501"
+    with PostgresStore(app_dsn, schema=pg_schema, pool_max=1) as store:
+        assert store.migrate() == MIGRATIONS[-1][0]
+        assert store.head() == 1
+
+
+def test_the_application_role_cannot_apply_a_pending_migration(
+    hardened: tuple[str, str, str], pg_url: str, pg_schema: str
+) -> None:
+    app_dsn, mig_dsn, _ = hardened
+    q = sql.Identifier(pg_schema)
+    versions = sql.SQL("SELECT array_agg(version ORDER BY version) FROM {}.schema_version").format(q)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to a schema before migration 2
+        conn.execute(sql.SQL("DROP FUNCTION {}.append_events_within").format(q))
+        conn.execute(sql.SQL("DROP FUNCTION {}.read_streams_within").format(q))
+        conn.execute(sql.SQL("DELETE FROM {}.schema_version WHERE version = 2").format(q))
+    with (
+        PostgresStore(app_dsn, schema=pg_schema, pool_max=1) as store,
+        pytest.raises(MigrationError, match=pg_schema),
+    ):
+        store.head()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute(versions).fetchone() == ([1],)  # the refused attempt changed nothing
+    with PostgresStore(mig_dsn, schema=pg_schema, pool_max=1) as owner:  # the migration role's job
+        assert owner.migrate() == MIGRATIONS[-1][0]
+    with PostgresStore(app_dsn, schema=pg_schema, pool_max=1) as store:
+        assert store.head() == 1
+        assert Executor(store).execute(Count("after")).events_written[-1].position == 3
 
 
 @pytest.mark.parametrize("forgery", list(FORGERIES))

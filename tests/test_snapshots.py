@@ -220,6 +220,26 @@ def test_snapshots_in_duckdb_and_postgres_resume_the_fold(
         pg.close()
 
 
+def test_postgres_snapshots_on_the_store_share_its_pool_and_schema(pg_url: str, pg_schema: str) -> None:
+    with PostgresStore(pg_url, schema=pg_schema, pool_max=1) as store:  # one connection: borrowed per call
+        on_store = PostgresSnapshots(store)
+        store.append([EventToWrite("z", SnapTally(amount=i)) for i in range(30)])
+        Executor(store, snapshots=Snapshots(on_store, every=10)).execute(Record("z", 1))
+        by_dsn = PostgresSnapshots(pg_url, schema=pg_schema)  # the same table, seen from elsewhere
+        try:
+            again = Snapshots(by_dsn, every=10)
+            decided = Executor(store, snapshots=again).execute(Record("z", 2)).events_written[0].payload
+            assert again.hits == 1 and decided.seen_count == 31
+        finally:
+            by_dsn.close()
+        on_store.close()  # leaves the store's connections alone
+        assert store.head() == 32
+        with pytest.raises(InvalidFormat, match="differs from the store's schema"):
+            PostgresSnapshots(store, schema="elsewhere")
+    with pytest.raises(InvalidFormat, match="DSN or a PostgresStore"):
+        PostgresSnapshots(42)
+
+
 class RecordWithPartner(Command):
     """Reads its stream, then discovers a partner stream: the fold over both is in position order."""
 

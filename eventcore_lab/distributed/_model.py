@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 
 from ..core.events import StoredEvent
 from ..stores.base import EventStore
+from ..stores.postgres import PostgresStore
 from ._apply import BatchOutcome, Rendered, RetryPolicy, apply_careful, apply_fast, try_event
 from ._catalog import BOOKKEEPING, Names, check_lengths
 from ._errors import ReadModelError
@@ -36,20 +37,46 @@ class RequeueResult:
     failed: list[int]
 
 
+class _LentConnection:
+    """One of a PostgresStore's pooled connections, held until :meth:`close` gives it back to the pool.
+
+    What the model, its workers and its rebuilds hold when the model runs on a store rather than a DSN;
+    otherwise it behaves as the psycopg connection it wraps.
+    """
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._stack = ExitStack()
+        self._conn = self._stack.enter_context(store.connection())
+        self._returned = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    @property
+    def closed(self) -> bool:
+        return self._returned or bool(self._conn.closed)
+
+    def close(self) -> None:
+        self._returned = True
+        self._stack.close()
+
+
 class DurableReadModel:
     """The SQL home of one :class:`TableProjection`: ``partitions`` checkpoints, leases and tables.
 
-    ``dsn`` is a PostgreSQL connection string and ``schema`` the schema of the bookkeeping and the tables
-    (usually the store's schema). Creating the object creates what is missing; any number of processes
-    may do so at once.
+    ``dsn`` is a PostgreSQL connection string, or the PostgresStore itself: then the model, each of its
+    workers and each rebuild hold one of the store's pooled connections while they live (size
+    ``pool_max`` for them), and ``schema`` defaults to the store's. ``schema`` holds the bookkeeping and
+    the tables (usually the store's schema; "public" by default for a DSN). Creating the object creates
+    what is missing; any number of processes may do so at once.
     """
 
     def __init__(
         self,
-        dsn: str,
+        dsn: str | PostgresStore,
         projection: TableProjection,
         *,
-        schema: str = "public",
+        schema: str | None = None,
         partitions: int = 1,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -59,18 +86,24 @@ class DurableReadModel:
         self.partitions = check_partitions(partitions)
         self.tables = list(projection.tables)
         check_lengths(self.name, self.tables)
-        self.names = Names(schema, self.name)
+        self._store = dsn if isinstance(dsn, PostgresStore) else None
+        if self._store is not None and schema is not None and schema != self._store.schema:
+            raise ReadModelError(f"schema {schema!r} differs from the store's schema {self._store.schema!r}")
+        self.names = Names(schema or (self._store.schema if self._store is not None else "public"), self.name)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._dsn = dsn
-        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._dsn = dsn if isinstance(dsn, str) else ""
+        self._conn = self.connect()
         self._ensure()
 
     def __repr__(self) -> str:
         return f"<DurableReadModel {self.name!r} in {self.names.schema}, {self.partitions} partitions>"
 
     def connect(self) -> psycopg.Connection[Any]:
-        """A new connection to the read model's database (workers hold one each)."""
+        """A connection of its own to the read model's database (workers hold one each): a new one for a
+        DSN, one lent by the store's pool for a store (``close()`` gives it back)."""
+        if self._store is not None:
+            return cast("psycopg.Connection[Any]", _LentConnection(self._store))
         return psycopg.connect(self._dsn, autocommit=True)
 
     def close(self) -> None:

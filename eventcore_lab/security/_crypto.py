@@ -63,7 +63,7 @@ def encrypt(key: SubjectKey, plaintext: str, aad: bytes) -> str:
     return f"{PREFIX}{key.key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
-# A token in full: prefix, a uuid4 hex key id, and base64url of at least a nonce and a tag (28 bytes).
+# A token in full: prefix, a 32-hex-digit key id, and base64url of at least a nonce and a tag (28 bytes).
 _TOKEN = re.compile(r"pd1:[0-9a-f]{32}:[A-Za-z0-9_-]{36,}={0,2}")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol, runtime_checkable
@@ -49,7 +48,9 @@ class SubjectKey:
 
 
 def new_key_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits (the shape of a uuid4 hex, at a fraction of ``uuid4``'s cost:
+    a new subject's first write makes one)."""
+    return os.urandom(16).hex()
 
 
 @runtime_checkable
@@ -244,20 +245,35 @@ class DuckDBKeyStore(_SQLKeyStore):
             cur.execute("checkpoint")
 
 
+class _LendsConnections(Protocol):
+    """What PostgresKeyStore needs of a PostgresStore (kept structural: security does not import psycopg)."""
+
+    schema: str
+
+    def connection(self) -> AbstractContextManager[Any]: ...
+
+
 class PostgresKeyStore(_SQLKeyStore):
     """Keys in ``<schema>.eventcore_keys`` of a PostgreSQL database.
 
-    It takes a connection factory (e.g. ``lambda: psycopg.connect(dsn)``) and the store's schema rather
-    than the store, so that it works before PostgresStore lends its own connections; one connection is
+    Give it the PostgresStore itself (``PostgresKeyStore(store)``: it borrows the store's pooled
+    connections per call and uses its schema), or a connection factory (e.g.
+    ``lambda: psycopg.connect(dsn)``) and a schema, for use apart from a store; then one connection is
     opened lazily and reused under a lock.
     """
 
     _placeholder = "%s"
     _blob_type = "bytea"
 
-    def __init__(self, connect: Callable[[], Any], schema: str) -> None:
+    def __init__(self, connect: Callable[[], Any] | _LendsConnections, schema: str | None = None) -> None:
+        store = connect if hasattr(connect, "connection") and hasattr(connect, "schema") else None
+        if store is not None:
+            if schema is not None and schema != store.schema:
+                raise KeyStoreError(f"schema {schema!r} differs from the store's schema {store.schema!r}")
+            schema = store.schema
         if not schema or not schema.replace("_", "").isalnum():
             raise KeyStoreError(f"schema must be a plain identifier, got {schema!r}")
+        self._store: _LendsConnections | None = store
         self._connect = connect
         self.schema = schema
         self._conn: Any = None
@@ -277,8 +293,9 @@ class PostgresKeyStore(_SQLKeyStore):
         # No DDL when the table exists: an application role without CREATE rights can then use it.
         if self._one("select to_regclass(%s) is not null", [self._table()]) == (True,):
             return
-        with self._cursor() as cur:  # the store may not have migrated its schema yet
-            cur.execute(f'create schema if not exists "{self.schema}"')
+        if self._one("select to_regnamespace(%s) is not null", [f'"{self.schema}"']) != (True,):
+            with self._cursor() as cur:  # the store may not have migrated its schema yet
+                cur.execute(f'create schema "{self.schema}"')
         super()._create()
 
     def _cursor(self) -> AbstractContextManager[Any]:
@@ -286,10 +303,20 @@ class PostgresKeyStore(_SQLKeyStore):
 
     @contextmanager
     def _session(self, *, transaction: bool) -> Iterator[Any]:
-        """A cursor on the one connection; single statements autocommit (one round trip each)."""
+        """A cursor on a connection the store lends, or on the one own connection; single statements
+        autocommit (one round trip each)."""
+        if self._store is not None:
+            with self._store.connection() as conn:
+                if transaction:
+                    with conn.transaction(), conn.cursor() as cur:
+                        yield cur
+                else:
+                    with conn.cursor() as cur:
+                        yield cur
+            return
         with self._lock:
             if self._conn is None or self._conn.closed:
-                self._conn = self._connect()
+                self._conn = self._connect()  # type: ignore[operator]
                 self._conn.autocommit = True
             if transaction:
                 with self._conn.transaction(), self._conn.cursor() as cur:

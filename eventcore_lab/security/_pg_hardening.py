@@ -14,9 +14,12 @@ Order of operations for an operator (all as a superuser or the schema's current 
 3. run :func:`integrity_sql` (the insert guard and the unique index on event ids);
 4. start the application with a DSN that logs in as the application role.
 
-Known gap: ``PostgresStore`` runs ``CREATE SCHEMA IF NOT EXISTS`` on first use, which the application
-role may not do; until the store can skip DDL on a schema already at its version, an application using
-this role must provide that (the tests do it by overriding the public ``migrate``).
+On a schema already at its version, ``PostgresStore`` only reads the recorded version at start (no DDL,
+no lock), so the application role opens it as it is; with a migration pending it refuses to start with
+MigrationError until the migration role has run ``migrate()``. ``PostgresKeyStore`` and
+``PostgresSnapshots`` run DDL only when their table is missing: create it once with the migration role
+before hardening. ``DurableReadModel`` still runs its bookkeeping DDL (``IF NOT EXISTS``) whenever it is
+created, so it needs a role with CREATE on the schema.
 """
 
 from __future__ import annotations

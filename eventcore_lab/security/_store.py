@@ -34,7 +34,7 @@ from ._keys import KeyStore, SubjectKey
 from ._personal import PersonalFields, personal_fields
 from ._principal import as_principal
 
-#: Decrypted values kept per wrapper, so that folding a stream again does not decrypt it again.
+#: Opened events kept per wrapper, so that folding a stream again does not decrypt it again.
 PLAINTEXT_CACHE_SIZE = 100_000
 
 #: Keys kept per wrapper (by key id, and active keys by subject); both maps are emptied when full.
@@ -61,8 +61,11 @@ class ProtectedStore:
         self.registry = inner.registry
         self._cache: dict[str, SubjectKey | None] = {}  # key id -> key (None: destroyed)
         self._active: dict[str, SubjectKey] = {}  # subject -> its active key
-        # (token, stream, version) -> plaintext; emptied by forget() and when full
-        self._plain: dict[tuple[str, str, int], str] = {}
+        # event id -> (stored payload, the event as this wrapper shows it): a stream folded again costs a
+        # lookup and a payload comparison per event (a payload altered in the store misses) instead of
+        # token checks and two struct copies. Filled by reads and by appends (which know the clear
+        # payload); emptied by forget() and when full.
+        self._opened: dict[Any, tuple[Any, StoredEvent]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -121,32 +124,34 @@ class ProtectedStore:
 
     # -- writing -----------------------------------------------------------------------------------
 
-    def _seal(self, event: Any, fields: PersonalFields, stream_id: str, version: int, event_type: str) -> Any:
+    def _seal(self, event: Any, fields: PersonalFields, stream_id: str, version: int) -> Any:
         changes = {}
-        for name, _subject_field in fields.fields:
+        for name, subject_field in fields.fields:
             value = getattr(event, name)
             if value is None:
                 continue
             if _crypto.is_token(value):
                 raise PersonalDataError(
-                    f"{event_type}.{name} for stream {stream_id!r} already holds a personal-data token; "
+                    f"{self.registry.type_name(event)}.{name} for stream {stream_id!r} already holds a "
+                    "personal-data token; "
                     "write the plaintext (tokens are bound to the event they were made for)"
                 )
-            subject = fields.subject_of(event, name)
+            subject = str(getattr(event, subject_field))
             if not subject:
                 raise PersonalDataError(
-                    f"{event_type}.{name} for stream {stream_id!r} has an empty subject id"
+                    f"{self.registry.type_name(event)}.{name} for stream {stream_id!r} has an empty "
+                    "subject id"
                 )
             aad = _crypto.associated_data(stream_id, version)
             token = _crypto.encrypt(self._active_key(subject), value, aad)
-            self._remember((token, stream_id, version), value)
             changes[name] = token
         return _replace(event, changes) if changes else event
 
-    def _remember(self, cache_key: tuple[str, str, int], plain: str) -> None:
-        if len(self._plain) >= PLAINTEXT_CACHE_SIZE:
-            self._plain.clear()
-        self._plain[cache_key] = plain
+    def _keep_opened(self, stored: StoredEvent, opened: StoredEvent) -> StoredEvent:
+        if len(self._opened) >= PLAINTEXT_CACHE_SIZE:
+            self._opened.clear()
+        self._opened[stored.event_id] = (stored.payload, opened)
+        return opened
 
     def append(
         self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
@@ -156,7 +161,6 @@ class ProtectedStore:
         plan = [personal_fields(type(w.event)) if isinstance(w, EventToWrite) else None for w in events]
         if not any(plan) or not all(isinstance(w, EventToWrite) for w in events):
             return self.inner.append(events, expected)
-        registry = self.inner.registry
         sids = [str(StreamId(w.stream_id)) for w in events]
         sensitive = list(dict.fromkeys(sid for sid, p in zip(sids, plan, strict=True) if p))
         given = {str(StreamId(k)): v for k, v in (expected or {}).items()}
@@ -184,8 +188,7 @@ class ProtectedStore:
                 if fields is None:
                     sealed.append(write)
                     continue
-                event_type = registry.type_name(write.event)
-                event = self._seal(write.event, fields, sid, next_version[sid], event_type)
+                event = self._seal(write.event, fields, sid, next_version[sid])
                 sealed.append(EventToWrite(write.stream_id, event, write.metadata))
             try:
                 stored = self.inner.append(sealed, checks)
@@ -193,9 +196,15 @@ class ProtectedStore:
                 if upgraded and set(conflict.streams) <= upgraded:
                     continue  # only our own exact check failed: another writer came first, so re-read
                 raise
-            # The caller gets back the events it wrote, in clear.
+            # The caller gets back the events it wrote, in clear (and so will the next read, from the cache
+            # when this wrapper reveals).
+            if not self.reveal:
+                return [
+                    msgspec.structs.replace(s, payload=w.event) if p else s
+                    for s, w, p in zip(stored, events, plan, strict=True)
+                ]
             return [
-                msgspec.structs.replace(s, payload=w.event) if p else s
+                self._keep_opened(s, msgspec.structs.replace(s, payload=w.event)) if p else s
                 for s, w, p in zip(stored, events, plan, strict=True)
             ]
         raise VersionConflict(
@@ -204,7 +213,6 @@ class ProtectedStore:
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:
         """Import stored events, encrypting plaintext personal fields (bound to their given version)."""
-        registry = self.inner.registry
 
         def sealed() -> Iterator[StoredEvent]:
             for event in events:
@@ -215,9 +223,7 @@ class ProtectedStore:
                 clear = {n: getattr(event.payload, n) for n, _ in fields.fields}
                 tokens = {n: v for n, v in clear.items() if _crypto.is_token(v)}
                 plain = _replace(event.payload, {n: None for n in tokens}) if tokens else event.payload
-                payload = self._seal(
-                    plain, fields, str(StreamId(event.stream_id)), event.version, registry.type_name(plain)
-                )
+                payload = self._seal(plain, fields, str(StreamId(event.stream_id)), event.version)
                 if tokens:
                     payload = _replace(payload, tokens)
                 yield msgspec.structs.replace(event, payload=payload)
@@ -230,6 +236,9 @@ class ProtectedStore:
         fields = personal_fields(type(stored.payload))
         if fields is None:
             return stored
+        hit = self._opened.get(stored.event_id)
+        if hit is not None and hit[0] == stored.payload:
+            return hit[1]
         changes = {}
         for name, _ in fields.fields:
             value = getattr(stored.payload, name)
@@ -238,21 +247,18 @@ class ProtectedStore:
             if not self.reveal:
                 changes[name] = REDACTED
                 continue
-            cache_key = (value, stored.stream_id, stored.version)
-            plain = self._plain.get(cache_key)
-            if plain is None:
-                key = self._key(_crypto.token_key_id(value))
-                if key is None:
-                    changes[name] = REDACTED
-                    continue
-                aad = _crypto.associated_data(stored.stream_id, stored.version)
-                where = f"{stored.event_type}.{name} of stream {stored.stream_id!r} version {stored.version}"
-                plain = _crypto.decrypt(key, value, aad, where)
-                self._remember(cache_key, plain)
-            changes[name] = plain
+            key = self._key(_crypto.token_key_id(value))
+            if key is None:
+                changes[name] = REDACTED
+                continue
+            aad = _crypto.associated_data(stored.stream_id, stored.version)
+            where = f"{stored.event_type}.{name} of stream {stored.stream_id!r} version {stored.version}"
+            changes[name] = _crypto.decrypt(key, value, aad, where)
         if not changes:
             return stored
-        return msgspec.structs.replace(stored, payload=_replace(stored.payload, changes))
+        return self._keep_opened(
+            stored, msgspec.structs.replace(stored, payload=_replace(stored.payload, changes))
+        )
 
     def _open_all(self, events: list[StoredEvent]) -> list[StoredEvent]:
         """``events`` with personal data opened; the same list when none of them has any (the common
@@ -320,7 +326,7 @@ class ProtectedStore:
             raise PersonalDataError(f"a subject id is a non-empty string, got {subject!r}")
         destroyed = self.keys.forget(subject)
         with self._lock:
-            self._plain.clear()
+            self._opened.clear()
             self._active.pop(subject, None)
             for key_id, key in list(self._cache.items()):
                 if key is not None and key.subject == subject:

@@ -11,6 +11,8 @@ import json
 import pickle
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ..core.errors import InvalidFormat
@@ -110,26 +112,50 @@ class DuckDBSnapshots:
 class PostgresSnapshots:
     """Snapshots in a table of a PostgreSQL schema (usually the store's), shared by every process.
 
+    Give it the PostgresStore (``PostgresSnapshots(store)``: the table goes into the store's schema and
+    each call borrows one of the store's pooled connections) or a DSN and a schema (one own connection).
     A save never moves a snapshot backwards: a slower process that folded older versions keeps the newer
-    snapshot another process already saved.
+    snapshot another process already saved. The table is created only when missing, so a role without
+    CREATE rights works on a schema prepared for it.
     """
 
-    def __init__(self, dsn: str, *, schema: str = "public", table: str = "ec_snapshots") -> None:
+    def __init__(self, dsn: Any, *, schema: str | None = None, table: str = "ec_snapshots") -> None:
         import psycopg
 
-        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._store: Any = None
+        self._conn: Any = None
+        if isinstance(dsn, str):
+            self._conn = psycopg.connect(dsn, autocommit=True)
+            schema = schema or "public"
+        elif hasattr(dsn, "connection") and hasattr(dsn, "schema"):
+            if schema is not None and schema != dsn.schema:
+                raise InvalidFormat(f"schema {schema!r} differs from the store's schema {dsn.schema!r}")
+            self._store, schema = dsn, dsn.schema
+        else:
+            raise InvalidFormat(f"PostgresSnapshots needs a DSN or a PostgresStore, got {type(dsn).__name__}")
         self._lock = threading.Lock()
         schema = _ident(schema, "schema name")
         self._table = f"{schema}.{_ident(table, 'snapshot table name')}"
-        self._conn.execute(
-            f"CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {self._table} ("
-            "fold TEXT NOT NULL, streams TEXT NOT NULL, state BYTEA NOT NULL, versions TEXT NOT NULL, "
-            "position BIGINT NOT NULL, PRIMARY KEY (fold, streams))"
-        )
+        with self._connection() as conn:
+            if conn.execute("SELECT to_regclass(%s) IS NULL", (self._table,)).fetchone()[0]:
+                conn.execute(
+                    f"CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {self._table} ("
+                    "fold TEXT NOT NULL, streams TEXT NOT NULL, state BYTEA NOT NULL, "
+                    "versions TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (fold, streams))"
+                )
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if self._store is not None:
+            with self._store.connection() as conn:
+                yield conn
+        else:
+            with self._lock:
+                yield self._conn
 
     def load(self, fold: str, streams: str) -> Snapshot | None:
-        with self._lock:
-            row = self._conn.execute(
+        with self._connection() as conn:
+            row = conn.execute(
                 f"SELECT state, versions, position FROM {self._table} WHERE fold = %s AND streams = %s",
                 (fold, streams),
             ).fetchone()
@@ -137,8 +163,8 @@ class PostgresSnapshots:
 
     def save(self, fold: str, streams: str, snapshot: Snapshot) -> None:
         state, versions, position = _encode(snapshot)
-        with self._lock:
-            self._conn.execute(
+        with self._connection() as conn:
+            conn.execute(
                 f"INSERT INTO {self._table} AS s VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (fold, streams) DO UPDATE SET state = excluded.state, "
                 "versions = excluded.versions, position = excluded.position "
@@ -147,4 +173,6 @@ class PostgresSnapshots:
             )
 
     def close(self) -> None:
-        self._conn.close()
+        """Close the own connection; a store's connections stay the store's."""
+        if self._conn is not None:
+            self._conn.close()

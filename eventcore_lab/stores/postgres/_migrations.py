@@ -1,5 +1,8 @@
 """Creating and upgrading the store's schema: versioned SQL files applied in order, each in its own
-transaction, under an advisory lock so that many processes may start at once."""
+transaction, under an advisory lock so that many processes may start at once.
+
+A schema that is already current is only read (two plain SELECTs), never locked or altered, so an
+application role without CREATE rights starts on a schema its migration role prepared."""
 
 from __future__ import annotations
 
@@ -49,11 +52,18 @@ class _MigrationMixin(_ConnectionMixin):
         q = self._q
         latest = MIGRATIONS[-1][0]
         try:
+            current = self._recorded_version()
+            if current is not None and current >= latest:
+                self._refuse_newer(current, latest)
+                return current
             with self._pool.connection() as conn, conn.transaction():
                 conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"migrate:{self.schema}"]
                 )
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(q))
+                found = "SELECT to_regnamespace(%s) IS NOT NULL"
+                exists = conn.execute(found, [q.as_string(conn)]).fetchone()
+                if not (exists and exists[0]):  # a schema owner without CREATE on the database may migrate
+                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(q))
                 conn.execute(
                     sql.SQL(
                         "CREATE TABLE IF NOT EXISTS {}.schema_version "
@@ -62,11 +72,7 @@ class _MigrationMixin(_ConnectionMixin):
                 )
                 row = conn.execute(sql.SQL("SELECT max(version) FROM {}.schema_version").format(q)).fetchone()
                 current = (row[0] if row else None) or 0
-                if current > latest:
-                    raise MigrationError(
-                        f"schema {self.schema!r} is at version {current}, newer than this eventcore-lab "
-                        f"knows ({latest}); upgrade eventcore-lab"
-                    )
+                self._refuse_newer(current, latest)
                 for version, filename in MIGRATIONS:
                     if version > current:
                         self._apply(conn, version, filename)
@@ -79,6 +85,26 @@ class _MigrationMixin(_ConnectionMixin):
             raise MigrationError(
                 f"could not migrate schema {self.schema!r} at {self._where}: {self._scrub(exc)}"
             ) from exc
+
+    def _recorded_version(self) -> int | None:
+        """The schema version recorded in the database, read without DDL or locks; None when the schema
+        or its version table does not exist yet (pending work, done under the lock)."""
+        with self._pool.connection() as conn:
+            table = f"{self._q.as_string(conn)}.schema_version"
+            found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()
+            if not (found and found[0]):
+                return None
+            row = conn.execute(
+                sql.SQL("SELECT max(version) FROM {}.schema_version").format(self._q)
+            ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def _refuse_newer(self, current: int, latest: int) -> None:
+        if current > latest:
+            raise MigrationError(
+                f"schema {self.schema!r} is at version {current}, newer than this eventcore-lab "
+                f"knows ({latest}); upgrade eventcore-lab"
+            )
 
     def _apply(self, conn: psycopg.Connection[Any], version: int, filename: str) -> None:
         seed = zlib.crc32(self.schema.encode())
