@@ -17,7 +17,7 @@ from eventcore_lab.core.errors import MigrationError
 from eventcore_lab.examples.customers import RegisterCustomer
 from eventcore_lab.projections import ProjectionRunner, fold
 from eventcore_lab.security import PostgresKeyStore, ProtectedStore, harden
-from eventcore_lab.stores.postgres import PostgresStore
+from eventcore_lab.stores.postgres import PostgresStore, _migrations
 from eventcore_lab.stores.postgres._migrations import MIGRATIONS
 
 
@@ -54,13 +54,22 @@ def _as(url: str, role: str) -> str:
 
 
 @pytest.fixture
-def hardened(pg_url: str, pg_schema: str) -> Iterator[tuple[str, str, str]]:
-    """A migrated, hardened schema; yields (application DSN, migration DSN, application role)."""
+def hardened(request: pytest.FixtureRequest, pg_url: str, pg_schema: str) -> Iterator[tuple[str, str, str]]:
+    """A migrated, hardened schema; yields (application DSN, migration DSN, application role).
+
+    Parametrised indirectly with "behind", the schema stops one migration short of the code's, as a
+    schema written by the previous release would."""
     suffix = uuid.uuid4().hex[:10]
     app, mig = f"ectest_app_{suffix}", f"ectest_mig_{suffix}"
-    with PostgresStore(pg_url, schema=pg_schema, pool_max=1) as store:
-        store.migrate()
-        store.append([EventToWrite("before", Counted(n=1))])
+    behind = getattr(request, "param", None) == "behind"
+    with pytest.MonkeyPatch.context() as patch:
+        if behind:
+            patch.setattr(_migrations, "MIGRATIONS", MIGRATIONS[:-1])
+        with PostgresStore(pg_url, schema=pg_schema, pool_max=1) as store:
+            store.migrate()
+    if not behind:  # (this release's code cannot append to a schema one migration behind)
+        with PostgresStore(pg_url, schema=pg_schema, pool_max=1) as store:
+            store.append([EventToWrite("before", Counted(n=1))])
     try:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             harden(conn, pg_schema, app_role=app, migration_role=mig)
@@ -137,28 +146,26 @@ def test_the_application_role_opens_a_current_schema_without_ddl(
         assert store.head() == 1
 
 
+@pytest.mark.parametrize("hardened", ["behind"], indirect=True)
 def test_the_application_role_cannot_apply_a_pending_migration(
     hardened: tuple[str, str, str], pg_url: str, pg_schema: str
 ) -> None:
     app_dsn, mig_dsn, _ = hardened
     q = sql.Identifier(pg_schema)
     versions = sql.SQL("SELECT array_agg(version ORDER BY version) FROM {}.schema_version").format(q)
-    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to a schema before migration 2
-        conn.execute(sql.SQL("DROP FUNCTION {}.append_events_within").format(q))
-        conn.execute(sql.SQL("DROP FUNCTION {}.read_streams_within").format(q))
-        conn.execute(sql.SQL("DELETE FROM {}.schema_version WHERE version = 2").format(q))
+    before = [version for version, _ in MIGRATIONS[:-1]]
     with (
         PostgresStore(app_dsn, schema=pg_schema, pool_max=1) as store,
         pytest.raises(MigrationError, match=pg_schema),
     ):
         store.head()
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        assert conn.execute(versions).fetchone() == ([1],)  # the refused attempt changed nothing
+        assert conn.execute(versions).fetchone() == (before,)  # the refused attempt changed nothing
     with PostgresStore(mig_dsn, schema=pg_schema, pool_max=1) as owner:  # the migration role's job
         assert owner.migrate() == MIGRATIONS[-1][0]
     with PostgresStore(app_dsn, schema=pg_schema, pool_max=1) as store:
-        assert store.head() == 1
-        assert Executor(store).execute(Count("after")).events_written[-1].position == 3
+        assert store.head() == 0
+        assert Executor(store).execute(Count("after")).events_written[-1].position == 2
 
 
 @pytest.mark.parametrize("forgery", list(FORGERIES))
