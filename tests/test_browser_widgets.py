@@ -74,8 +74,9 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture
 def lab_project(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """JupyterLab as ``scripts/lab.sh`` sets it up: the project's notebooks and tutorials, and the
-    shipped settings overrides (tutorials open as notebooks) in the app settings directory."""
+    """JupyterLab as ``scripts/lab.sh`` sets it up: the project's notebooks and tutorials, the
+    shipped settings overrides (tutorials open as notebooks) in the app settings directory, and the
+    shipped server config (notebooks saved without machine metadata)."""
     root = tmp_path / "project"
     for folder, pattern in (("notebooks", "*.ipynb"), ("tutorials", "*.md")):
         (root / folder).mkdir(parents=True)
@@ -84,7 +85,10 @@ def lab_project(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     overrides = tmp_path / "state" / "app" / "settings" / "overrides.d"
     overrides.mkdir(parents=True)
     shutil.copy(REPO / "lab-settings" / "overrides.json", overrides / "eventcore-lab.json")
-    yield from _serve(tmp_path, root, f"--LabApp.app_settings_dir={overrides.parent}")
+    server_config = REPO / "lab-settings" / "jupyter_server_config.json"
+    yield from _serve(
+        tmp_path, root, f"--LabApp.app_settings_dir={overrides.parent}", f"--config={server_config}"
+    )
 
 
 def _serve(tmp_path: Path, root: Path, *options: str) -> Iterator[tuple[str, Path]]:
@@ -345,4 +349,75 @@ def test_tutorial_md_opens_as_a_notebook_and_its_boards_fit(lab_project: tuple[s
             _shoot(page, ".jp-OutputArea-output .ec-timeline", "1.3-timeline.png")
         finally:
             page.screenshot(path=str(OUTPUT / "1.3-last.png"))
+            browser.close()
+
+
+def test_opening_and_saving_start_here_leaves_the_tracked_file_unchanged(
+    lab_project: tuple[str, Path],
+) -> None:
+    """Opening the tour starts a kernel, and JupyterLab then records the kernel's details in the
+    notebook; saving it (autosave does) must not turn into a change to the tracked file."""
+    from playwright.sync_api import sync_playwright
+
+    base, root = lab_project
+    saved = root / "notebooks" / "start-here.ipynb"
+    before = saved.read_text()
+    with sync_playwright() as p:
+        browser, page = _open_page(p)
+        try:
+            page.goto(f"{base}/lab/tree/notebooks/start-here.ipynb?token={TOKEN}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell")
+            page.wait_for_function(
+                "() => document.querySelector('#jp-main-statusbar')?.textContent.includes('Idle')"
+            )
+            page.wait_for_timeout(1000)
+            stamp = saved.stat().st_mtime_ns
+            page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+            deadline = time.monotonic() + 30
+            while saved.stat().st_mtime_ns == stamp and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            browser.close()
+    assert saved.stat().st_mtime_ns != stamp, "JupyterLab did not save the notebook"
+    after = saved.read_text()
+    import difflib
+
+    assert after == before, "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True)))
+
+
+#: Later chapters measured like the tour: the contention notebook (plots), a Part 8 tutorial with a
+#: timeline, and a Part 9 tutorial with a plot. Each: (path, CSS selector, screenshot).
+#: Not here yet: 5.3's chain timeline (31 events, 1630 px wide) is shrunk to 7.9 px labels.
+LATER_CHAPTERS = [
+    ("notebooks/contention.ipynb", ".jp-OutputArea-output img", "contention-plot.png"),
+    (
+        "tutorials/8.1-checking-every-interleaving.md",
+        ".jp-OutputArea-output .ec-timeline",
+        "8.1-timeline.png",
+    ),
+    ("tutorials/9.1-ecommerce-example.md", ".jp-OutputArea-output img", "9.1-plot.png"),
+]
+
+
+@pytest.mark.parametrize(("path", "selector", "shot"), LATER_CHAPTERS, ids=[c[0] for c in LATER_CHAPTERS])
+def test_later_chapters_fit_the_output_and_read_at_100_percent(
+    lab_project: tuple[str, Path], path: str, selector: str, shot: str
+) -> None:
+    """The same must-show as the tour's, on chapters added after it: no output wider than its area,
+    no text under 10 px, no widget error, and a screenshot of a timeline or plot for a person."""
+    from playwright.sync_api import sync_playwright
+
+    base, _ = lab_project
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    name = Path(path).stem
+    with sync_playwright() as p:
+        browser, page = _open_page(p)
+        try:
+            page.goto(f"{base}/lab/tree/{path}?token={TOKEN}")
+            page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
+            _run_all_and_wait(page)
+            _assert_legible(page, path)
+            _shoot(page, selector, shot)
+        finally:
+            page.screenshot(path=str(OUTPUT / f"{name}-last.png"))
             browser.close()

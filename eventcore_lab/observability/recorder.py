@@ -147,11 +147,19 @@ class Recorder:
         per = self.per_second()
         if ax is None:
             _, ax = plt.subplots(figsize=(8, 3))
-        per[["commands", "errors", "conflicts"]].plot(ax=ax)
+        # x_compat: matplotlib's date axis; pandas' own takes minutes to draw a recording of one second
+        per[["commands", "errors", "conflicts"]].plot(ax=ax, legend=False, x_compat=True)
         ax.set_ylabel("per second")
+        ax.set_xlabel("time (one point per second)")
+        ax.set_title("commands, errors and conflicts per second; p95 latency")
         right = ax.twinx()
-        per["p95_ms"].plot(ax=right, color="grey", style="--", label="p95 ms")
+        per["p95_ms"].plot(
+            ax=right, color="grey", style="--", label="p95 latency (ms, right axis)", x_compat=True
+        )
         right.set_ylabel("p95 latency (ms)")
+        # one legend for both axes: a twin axis's lines are otherwise left out of it
+        lines = ax.get_lines() + right.get_lines()
+        ax.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize="small")
         return ax
 
     def clear(self) -> None:

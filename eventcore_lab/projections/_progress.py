@@ -13,4 +13,11 @@ def progress_bar(total: int, description: str, enabled: bool | None) -> Any:
     from tqdm.auto import tqdm
 
     show = total >= AUTO_THRESHOLD if enabled is None else enabled
-    return tqdm(total=total, desc=description, unit="ev", unit_scale=True, disable=not show, leave=False)
+    return tqdm(
+        total=total,
+        desc=f"{description}: replay",
+        unit="event",
+        unit_scale=True,
+        disable=not show,
+        leave=False,
+    )

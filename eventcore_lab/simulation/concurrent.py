@@ -86,7 +86,9 @@ def run_threads(
     retry = retry if retry is not None else RetryConfig()
     _setup(workload, store, retry)
     lock = threading.Lock()
-    with tqdm(total=workload.commands, disable=not progress, desc="threads", unit="cmd") as bar:
+    with tqdm(
+        total=workload.commands, disable=not progress, desc="commands on threads", unit="command"
+    ) as bar:
 
         def tick() -> None:
             with lock:

@@ -127,7 +127,9 @@ class Simulation:
         for client in clients:
             self._schedule_next_command(queue, client, 0.0)
         records: list[CommandRecord] = []
-        with tqdm(total=workload.commands, disable=not self.progress, desc="simulating", unit="cmd") as bar:
+        with tqdm(
+            total=workload.commands, disable=not self.progress, desc="simulating commands", unit="command"
+        ) as bar:
             while queue:
                 self.now, _, cid = heapq.heappop(queue)
                 client = clients[cid]

@@ -123,7 +123,7 @@ def progress_bar(
         iterable,
         total=total,
         desc=desc,
-        unit="ev",
+        unit="event",
         unit_scale=True,
         delay=0.0 if progress else 1.0,
         disable=None if progress is None else not progress,
