@@ -114,19 +114,15 @@ class Command(Generic[S]):
 
     def read_streams(self) -> tuple[StreamId, ...]:
         """The declared streams, validated, in declaration order, without duplicates."""
-        seen: dict[StreamId, None] = {}
-        for name in self.__stream_fields__:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            for sid in [value] if isinstance(value, str) else value:
-                seen[StreamId(sid)] = None
-        return tuple(seen)
+        return self._streams_of(self.__stream_fields__)
 
     def required_streams(self) -> tuple[StreamId, ...]:
         """The declared streams marked ``stream(must_exist=True)``."""
+        return self._streams_of(self.__existing_stream_fields__)
+
+    def _streams_of(self, field_names: tuple[str, ...]) -> tuple[StreamId, ...]:
         seen: dict[StreamId, None] = {}
-        for name in self.__existing_stream_fields__:
+        for name in field_names:
             value = getattr(self, name)
             if value is None:
                 continue
