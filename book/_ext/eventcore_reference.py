@@ -131,13 +131,18 @@ def _public_module(cls: type) -> str:
     """The shortest public module that exports the class (``eventcore_lab.core.errors`` if none)."""
     module = cls.__module__
     parts = module.split(".")
-    for end in range(1, len(parts)):
-        candidate = ".".join(parts[:end])
+    candidates = [".".join(parts[:end]) for end in range(1, len(parts))] + ["eventcore_lab.errors"]
+    for candidate in candidates:
         try:
             exported = importlib.import_module(candidate)
         except ImportError:
             continue
-        if getattr(exported, cls.__name__, None) is cls and not any(p.startswith("_") for p in parts[:end]):
+        listed = cls.__name__ in getattr(exported, "__all__", ())  # names in __all__ only: moved ones warn
+        if (
+            listed
+            and getattr(exported, cls.__name__) is cls
+            and not any(p.startswith("_") for p in candidate.split("."))
+        ):
             return candidate
     return module
 
