@@ -6,14 +6,14 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..stores.base import EventStore, StreamListing
 from ._render import event_detail, events_table
 
 
-def stream_ids(store: Any) -> list[str]:
-    """Every stream of ``store``: its ``stream_ids()`` when it has one, else read from the log."""
-    listing = getattr(store, "stream_ids", None)
-    if callable(listing):
-        return sorted(listing())
+def stream_ids(store: EventStore) -> list[str]:
+    """Every stream of ``store``: its ``stream_ids()`` when it can list them, else read from the log."""
+    if isinstance(store, StreamListing):
+        return sorted(store.stream_ids())
     return sorted({e.stream_id for e in store.read_all()})
 
 
