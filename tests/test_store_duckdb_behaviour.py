@@ -29,7 +29,6 @@ from eventcore_lab.core.errors import InvalidFormat, MigrationError
 from eventcore_lab.errors import ConnectionFailed, StoreError, TransactionError
 from eventcore_lab.examples.banking import OpenAccount, TransferMoney, account_stream, apply_to_accounts
 from eventcore_lab.stores.duckdb import DuckDBStore
-from eventcore_lab.stores.duckdb import _writer as duckdb_writer
 from eventcore_lab.testing.contract import StoreContract, note, write
 
 PYTHON = sys.executable
@@ -127,24 +126,25 @@ def test_banking_transfers_from_four_threads(path: Path) -> None:
         assert_gap_free(again)
 
 
-def test_a_failed_group_commit_fails_its_appends_and_the_store_recovers(
-    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_group_commit_fails_its_appends_and_the_store_recovers(path: Path) -> None:
+    disk_full = threading.Event()
+
+    def commit_hook(rows: int) -> None:  # the disk fills up under the writer's next commits
+        if disk_full.is_set():
+            raise duckdb.IOException("disk full (simulated)")
+
+    store = DuckDBStore(path, commit_hook=commit_hook)
     store.append([write("before", "1")])
-    real = duckdb_writer._insert_small
-
-    def broken(*args: Any) -> Any:
-        raise duckdb.IOException("disk full (simulated)")
-
-    monkeypatch.setattr(duckdb_writer, "_insert_small", broken)
+    disk_full.set()
     with pytest.raises(TransactionError, match="disk full") as error:
         store.append([write("lost", "x"), write("before", "2")])
     assert error.value.retriable
     assert store.stream_version("lost") == 0 and store.stream_version("before") == 1
-    monkeypatch.setattr(duckdb_writer, "_insert_small", real)
+    disk_full.clear()
     [event] = store.append([write("before", "2")], {"before": ExpectedVersion.exact(1)})
     assert (event.version, event.position) == (2, 2)
     assert [e.stream_id for e in store.read_all()] == ["before", "before"]
+    store.close()
 
 
 # -- crash safety -----------------------------------------------------------------------------------------
@@ -437,13 +437,8 @@ def test_a_parquet_file_changed_after_its_check_is_refused(
 
 def test_many_threads_share_group_commits_and_every_append_is_durable(tmp_path: Path) -> None:
     path = tmp_path / "groups.duckdb"
-    store = DuckDBStore(path)
     sizes: list[int] = []
-    real = duckdb_writer._insert_small
-
-    def counting(appender: Any, rows: Any) -> None:
-        sizes.append(len(rows))
-        real(appender, rows)
+    store = DuckDBStore(path, commit_hook=sizes.append)  # the rows of each commit
 
     errors: list[BaseException] = []
 
@@ -455,13 +450,11 @@ def test_many_threads_share_group_commits_and_every_append_is_durable(tmp_path: 
         except BaseException as exc:
             errors.append(exc)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(duckdb_writer, "_insert_small", counting)
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     assert not errors
     assert sum(sizes) == 200 and max(sizes) > 1  # appends were grouped
     store.close()

@@ -51,6 +51,7 @@ class _DuckDBBase:
     _appender: Any
     _cache: StreamCache
     _read_hook: Callable[[list[str]], None] | None
+    _commit_hook: Callable[[int], None] | None
     _tail: list[StoredEvent]
     _tail_start: int
 

@@ -39,9 +39,11 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
     kept for tailing readers. ``show_progress`` controls bulk progress bars (None: on a terminal only).
     ``read_hook``, when given, is called with the stream ids a read is about to fetch from DuckDB,
     after the part served from memory was taken: a seam for tracing and for tests that interleave
-    writes with reads. Small commits run DuckDB single-threaded (its worker threads cost more CPU
-    than a few rows are worth); analytics, exports and large imports use ``analytics_threads``
-    (default: every core).
+    writes with reads. ``commit_hook``, when given, is called by the writer with the number of rows of
+    each commit it is about to make, inside that commit: an exception it raises fails the commit as a
+    database error would (a seam for metrics and for fault injection in tests). Small commits run
+    DuckDB single-threaded (its worker threads cost more CPU than a few rows are worth); analytics,
+    exports and large imports use ``analytics_threads`` (default: every core).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
         show_progress: bool | None = None,
         analytics_threads: int | None = None,
         read_hook: Callable[[list[str]], None] | None = None,
+        commit_hook: Callable[[int], None] | None = None,
     ) -> None:
         self.registry = registry or default_registry
         self.max_payload_bytes = max_payload_bytes
@@ -94,6 +97,7 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
         self._appender = None  # DuckDB appender for small commits, made on first use
         self._cache = StreamCache(cache_events)
         self._read_hook = read_hook
+        self._commit_hook = commit_hook
         self._tail = []
         self._tail_start = 1
         self._load()

@@ -184,6 +184,8 @@ class _WriterMixin(_DuckDBBase):
         with self._db_lock:
             con = self._con
             try:
+                if self._commit_hook is not None:
+                    self._commit_hook(len(rows))
                 if staged:
                     self._insert_staged(rows, staged)
                 elif len(rows) <= _SMALL_GROUP:
