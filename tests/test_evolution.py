@@ -211,7 +211,7 @@ def test_rows_of_a_version_1_duckdb_file_read_as_schema_version_1(tmp_path: Path
 
 
 def test_rows_written_before_the_postgres_schema_version_column_read_as_version_1(
-    monkeypatch: pytest.MonkeyPatch, pg_url: str, pg_schema: str
+    pg_url: str, pg_schema: str
 ) -> None:
     import uuid
 
@@ -220,10 +220,8 @@ def test_rows_written_before_the_postgres_schema_version_column_read_as_version_
     from eventcore_lab.stores.postgres import _migrations
 
     latest, column_added = _migrations.MIGRATIONS[-1][0], 3  # migration 3 adds events.schema_version
-    monkeypatch.setattr(_migrations, "MIGRATIONS", _migrations.MIGRATIONS[: column_added - 1])
     with PostgresStore(pg_url, schema=pg_schema) as store:
-        assert store.migrate() == column_added - 1
-    monkeypatch.undo()
+        assert store.migrate(up_to=column_added - 1) == column_added - 1
     with psycopg.connect(pg_url, autocommit=True) as conn:  # an append as a version-1 client made it
         conn.execute(
             f'SELECT * FROM "{pg_schema}".append_events(%s, %s, %s, %s, %s, %s, %s, %s)',

@@ -21,6 +21,7 @@ from eventcore_lab.core.ids import new_event_id
 from eventcore_lab.errors import (
     ConnectionFailed,
     ConnectionPoolExhausted,
+    InvalidArgument,
     MigrationError,
     TransactionError,
     VersionConflict,
@@ -327,13 +328,9 @@ def test_migrate_is_idempotent_and_versioned(pg_store: PostgresStore, pg_url: st
     assert pg_store.read_stream("m")[0].payload.text == "kept"
 
 
-def test_a_version_1_schema_is_upgraded_in_place(
-    monkeypatch: pytest.MonkeyPatch, pg_url: str, pg_schema: str
-) -> None:
-    monkeypatch.setattr(_migrations, "MIGRATIONS", _migrations.MIGRATIONS[:1])
+def test_a_version_1_schema_is_upgraded_in_place(pg_url: str, pg_schema: str) -> None:
     with PostgresStore(pg_url, schema=pg_schema) as old:  # what eventcore-lab wrote before migration 2
-        assert old.migrate() == 1
-    monkeypatch.undo()
+        assert old.migrate(up_to=1) == 1
     with raw(pg_url, autocommit=True) as conn:  # an append made by a version-1 client
         event = [["m"], [uuid.uuid4()], ["eventcore.contract.Note"], ['{"text": "kept"}']]
         no_checks: list[list[Any]] = [[], [], []]
@@ -378,14 +375,20 @@ def test_a_newer_schema_is_refused(pg_store: PostgresStore, pg_url: str, pg_sche
     assert error.value.code == "ES005"
 
 
-def test_a_failing_migration_changes_nothing(
-    monkeypatch: pytest.MonkeyPatch, pg_store: PostgresStore, pg_url: str, pg_schema: str
-) -> None:
-    pg_store.migrate()
-    monkeypatch.setattr(_migrations, "MIGRATIONS", (*_migrations.MIGRATIONS, (4, "_schema_1.sql")))
-    with PostgresStore(pg_url, schema=pg_schema) as again, pytest.raises(MigrationError, match="migration 4"):
-        again.migrate()
-    assert schema_versions(pg_url, pg_schema) == [1, 2, 3]
+def test_a_failing_migration_changes_nothing(pg_url: str, pg_schema: str) -> None:
+    schema = sql.Identifier(pg_schema)
+    with raw(pg_url, autocommit=True) as conn:  # a table of the user's that migration 1 also creates
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+        conn.execute(sql.SQL("CREATE TABLE {}.checkpoints (mine text)").format(schema))
+    with PostgresStore(pg_url, schema=pg_schema) as store, pytest.raises(MigrationError, match="migration 1"):
+        store.migrate()
+    with raw(pg_url, autocommit=True) as conn:  # migration 1 was rolled back as a whole
+        events = conn.execute("SELECT to_regclass(%s)", [f'"{pg_schema}".events']).fetchone()
+        assert events == (None,)
+        assert conn.execute(sql.SQL("SELECT count(*) FROM {}.checkpoints").format(schema)).fetchone() == (0,)
+        conn.execute(sql.SQL("DROP TABLE {}.checkpoints").format(schema))
+    with PostgresStore(pg_url, schema=pg_schema) as store:  # once the conflict is gone, it migrates
+        assert store.migrate() == _migrations.MIGRATIONS[-1][0]
 
 
 def test_schemas_keep_stores_apart(pg_url: str, pg_schema: str) -> None:
@@ -622,3 +625,11 @@ def test_the_cache_keeps_at_most_cache_events(pg_url: str, pg_schema: str) -> No
 def test_bad_cache_sizes_are_refused(pg_url: str, bad: Any) -> None:
     with pytest.raises(InvalidFormat, match="cache_events"):
         PostgresStore(pg_url, schema="unused_schema", cache_events=bad)
+
+
+def test_migrate_up_to_a_version_that_does_not_exist_is_refused(pg_url: str, pg_schema: str) -> None:
+    with PostgresStore(pg_url, schema=pg_schema) as store:
+        for bad in (0, 99, True, "1"):
+            with pytest.raises(InvalidArgument, match="up_to"):
+                store.migrate(up_to=bad)  # type: ignore[arg-type]
+        assert store.migrate(up_to=1) == 1 and store.migrate() == _migrations.MIGRATIONS[-1][0]

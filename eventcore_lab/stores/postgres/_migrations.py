@@ -17,6 +17,7 @@ from psycopg_pool import PoolTimeout
 
 from ...core.errors import (
     ConnectionPoolExhausted,
+    InvalidArgument,
     MigrationError,
 )
 from ._connection import _ConnectionMixin
@@ -38,22 +39,29 @@ _WRITER_KEY = 0x45434C42  # first half of the two-int advisory key writers hold;
 class _MigrationMixin(_ConnectionMixin):
     """Schema creation and upgrades."""
 
-    def migrate(self) -> int:
+    def migrate(self, *, up_to: int | None = None) -> int:
         """Create or upgrade this store's schema; safe to call any number of times, from any process.
 
-        Returns the schema version now in place.
+        ``up_to`` stops at that schema version: to upgrade in steps, or to reproduce the schema an
+        older release made (this store then migrates the rest on its next use). Returns the schema
+        version now in place.
         """
+        latest = MIGRATIONS[-1][0]
+        known = [version for version, _ in MIGRATIONS]
+        if up_to is not None and (isinstance(up_to, bool) or up_to not in known):
+            raise InvalidArgument(f"up_to must be one of the schema versions {known}, got {up_to!r}")
+        target = latest if up_to is None else up_to
         with self._migrate_lock:
-            version = self._migrate()
-            self._migrated = True
+            version = self._migrate(target)
+            self._migrated = version >= latest
             return version
 
-    def _migrate(self) -> int:
+    def _migrate(self, target: int) -> int:
         q = self._q
         latest = MIGRATIONS[-1][0]
         try:
             current = self._recorded_version()
-            if current is not None and current >= latest:
+            if current is not None and current >= target:
                 self._refuse_newer(current, latest)
                 return current
             with self._pool.connection() as conn, conn.transaction():
@@ -74,9 +82,9 @@ class _MigrationMixin(_ConnectionMixin):
                 current = (row[0] if row else None) or 0
                 self._refuse_newer(current, latest)
                 for version, filename in MIGRATIONS:
-                    if version > current:
+                    if current < version <= target:
                         self._apply(conn, version, filename)
-                return max(current, latest)
+                return max(current, target)
         except MigrationError:
             raise
         except PoolTimeout:
