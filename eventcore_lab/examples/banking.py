@@ -166,9 +166,7 @@ class Deposit(_AccountCommand):
 
     def handle(self, state: dict[str, Account], ctx: CommandContext) -> Sequence[EventToWrite]:
         require(self.amount > 0, "deposit amount must be positive")
-        account = _account(state, self.account)
-        require(account.exists, f"account {self.account} does not exist")
-        _open(account, self.account)  # a frozen account still receives money; a closed one does not
+        _open_account(state, self.account)  # a frozen account still receives money; a closed one does not
         return [emit(self.account, MoneyDeposited(amount=self.amount, reference=self.reference))]
 
 
@@ -222,6 +220,14 @@ def _account(state: dict[str, Account], stream_id: str) -> Account:
     return state.get(stream_id.strip()) or Account()
 
 
+def _open_account(state: dict[str, Account], stream_id: str) -> Account:
+    """The account of ``stream_id``, refused when it does not exist or is closed."""
+    account = _account(state, stream_id)
+    require(account.exists, f"account {stream_id} does not exist")
+    _open(account, stream_id)
+    return account
+
+
 class FreezeAccount(_AccountCommand):
     """Stop money leaving an account (deposits still arrive), e.g. while fraud is investigated."""
 
@@ -229,9 +235,7 @@ class FreezeAccount(_AccountCommand):
     reason: str = ""
 
     def handle(self, state: dict[str, Account], ctx: CommandContext) -> Sequence[EventToWrite]:
-        account = _account(state, self.account)
-        require(account.exists, f"account {self.account} does not exist")
-        _open(account, self.account)
+        account = _open_account(state, self.account)
         require(not account.frozen, f"account {self.account} is already frozen")
         return [emit(self.account, AccountFrozen(reason=self.reason))]
 
@@ -241,9 +245,7 @@ class UnfreezeAccount(_AccountCommand):
     reason: str = ""
 
     def handle(self, state: dict[str, Account], ctx: CommandContext) -> Sequence[EventToWrite]:
-        account = _account(state, self.account)
-        require(account.exists, f"account {self.account} does not exist")
-        _open(account, self.account)
+        account = _open_account(state, self.account)
         require(account.frozen, f"account {self.account} is not frozen")
         return [emit(self.account, AccountUnfrozen(reason=self.reason))]
 
@@ -255,9 +257,7 @@ class CloseAccount(_AccountCommand):
     reason: str = ""
 
     def handle(self, state: dict[str, Account], ctx: CommandContext) -> Sequence[EventToWrite]:
-        account = _account(state, self.account)
-        require(account.exists, f"account {self.account} does not exist")
-        _open(account, self.account)
+        account = _open_account(state, self.account)
         if account.balance != 0:
             raise BusinessRuleViolation(
                 f"account {self.account} still holds {account.balance}; empty it before closing"
