@@ -8,6 +8,7 @@ is the address to import them from.
 """
 
 from .core.errors import (
+    AppendConditionFailed,
     BusinessRuleViolation,
     CheckpointFailed,
     CommandError,
@@ -47,6 +48,7 @@ from .core.errors import (
 )
 
 __all__ = [
+    "AppendConditionFailed",
     "BusinessRuleViolation",
     "CheckpointFailed",
     "CommandError",

@@ -192,6 +192,24 @@ class StoreClosed(StoreError):
         super().__init__(f"{store} is closed; open the store again to use it")
 
 
+class AppendConditionFailed(StoreError):
+    """An append's condition failed: an event matching its query was committed after the position the
+    decision was read at. Nothing was written; like a version conflict, reading again and retrying helps."""
+
+    code = "ES007"
+    retriable = True
+
+    def __init__(self, query: object, after: int | None, position: int) -> None:
+        #: The condition's query, the position it was read at, and the first matching position above it.
+        self.query = query
+        self.after = after
+        self.position = position
+        since = "at all" if after is None else f"after position {after}"
+        super().__init__(
+            f"append condition failed: an event matching {query!r} exists {since} (position {position})"
+        )
+
+
 class UnknownEventFolded(CommandError):
     """A command's state would be built from an event whose type is not registered.
 

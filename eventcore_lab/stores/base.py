@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import msgspec
 
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
+from ..core.query import AppendCondition, Query
 from ..core.registry import EventRegistry
 
 if TYPE_CHECKING:
@@ -27,6 +28,14 @@ from .rules import (  # noqa: F401  (the shared rules, re-exported for stores th
     prepare_import,
     stamp_events,
 )
+
+
+class QueryRead(msgspec.Struct, frozen=True):
+    """The events matching a query in position order, and the head position they were read at: the
+    ``after`` of an :class:`~eventcore_lab.core.query.AppendCondition` guarding a decision made on them."""
+
+    events: list[StoredEvent]
+    position: int
 
 
 class StreamsRead(msgspec.Struct, frozen=True):
@@ -94,6 +103,27 @@ class EventStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Queries(Protocol):
+    """A store that reads by query and appends under an append condition (every built-in store).
+
+    ``append(events, expected, condition=...)`` checks the condition atomically with the stream
+    expectations and raises AppendConditionFailed (nothing written) when it fails.
+    """
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryRead:
+        """Events matching ``query`` with position > ``after``, and the head they were read at."""
+        ...
+
+    def append(
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
+    ) -> list[StoredEvent]: ...
 
 
 # -- capabilities only some stores have: check them with isinstance(store, Protocol) ---------------
