@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import urllib.request
 from typing import Any
 
@@ -9,11 +11,11 @@ import pytest
 from _ops_helpers import Interloper
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventcore_lab.core.errors import ValidationFailed
+from eventcore_lab.core.errors import InvalidArgument, ValidationFailed
 from eventcore_lab.core.executor import Executor
 from eventcore_lab.core.retry import RetryConfig
 from eventcore_lab.examples.banking import Deposit, OpenAccount
-from eventcore_lab.observability import ObservedStore, Recorder
+from eventcore_lab.observability import CommandSucceeded, ObservedStore, Recorder, StoreOperation
 from eventcore_lab.observability.metrics import MetricsObserver, pool_stats_of, serve_metrics
 from eventcore_lab.projections import ProjectionRunner
 from eventcore_lab.stores import MemoryStore
@@ -111,6 +113,109 @@ def test_metrics_use_the_manual_help_texts_and_buckets() -> None:
     )
     assert buckets[:-1] == [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
     assert "stream_id" not in text  # no unbounded labels
+
+
+def test_concurrent_threads_observations_sum_exactly() -> None:
+    """Counts are kept per thread without locks and summed when scraped: with eight threads racing on
+    three accounts (conflicts, retries, refusals) and a scrape while they run, the final scrape equals
+    what each command reported, one by one, to a recorder."""
+    metrics, recorder = MetricsObserver(), Recorder()
+    observers = [metrics, recorder]
+    store = MemoryStore()
+    executor = Executor(
+        ObservedStore(store, observers),
+        retry=RetryConfig(max_attempts=10_000, initial_delay=0, jitter=False),
+        observers=observers,
+        sleep=lambda _: None,
+    )
+    for a in range(3):
+        executor.execute(OpenAccount(f"account-{a}", owner="t", initial_balance=0))
+    threads, per_thread = 8, 150
+
+    def client(seed: int) -> None:
+        for n in range(per_thread):
+            with contextlib.suppress(ValidationFailed):
+                executor.execute(Deposit(f"account-{(seed + n) % 3}", amount=-1 if n % 10 == 0 else 1))
+
+    server, port = serve_metrics(metrics)
+    try:
+        workers = [threading.Thread(target=client, args=(seed,)) for seed in range(threads)]
+        for worker in workers:
+            worker.start()
+        during = scrape(port)  # scraping while the threads count must neither block nor break them
+        for worker in workers:
+            worker.join()
+        samples = scrape(port)
+    finally:
+        server.shutdown()
+    frame = recorder.frame()
+    commands = frame[frame["kind"] == "command"]
+    failed = int((~commands["ok"].astype(bool)).sum())
+    conflicts = int(commands["conflicts"].sum())
+    attempts = int(commands["attempts"].sum())
+    assert len(commands) == 3 + threads * per_thread
+    assert failed == threads * (per_thread // 10)
+    assert total(during, "eventcore_commands_total") <= len(commands)
+    assert total(samples, "eventcore_commands_total") == len(commands)
+    assert total(samples, "eventcore_command_duration_seconds_count") == len(commands)
+    assert total(samples, "eventcore_command_duration_seconds_bucket", le="+Inf") == len(commands)
+    assert total(samples, "eventcore_command_errors_total", code="CE001") == failed
+    assert total(samples, "eventcore_command_conflicts_total") == conflicts
+    assert total(samples, "eventcore_command_retries_sum") == attempts - len(commands)
+    assert total(samples, "eventcore_events_written_total") == store.head()
+    assert total(samples, "eventcore_event_store_latency_seconds_count", operation="read") == attempts
+    assert total(samples, "eventcore_active_streams") == 3
+    assert conflicts > 0  # the threads did race (each conflict is one retry)
+
+
+def test_histogram_buckets_and_sums_are_exact_across_threads() -> None:
+    """Synthetic observations from threads that come and go (a later thread may reuse a finished one's
+    id): every bucket, count and sum is exact, and a value on a bound falls in that bound's bucket."""
+    metrics = MetricsObserver(buckets=(0.01, 0.1, 1.0))
+    durations = (0.005, 0.01, 0.05, 0.1, 2.0)  # two on bounds, one above the last bound
+    repeats = 2_000
+
+    def observe() -> None:
+        for i in range(repeats):
+            for d in durations:
+                metrics.observe(CommandSucceeded("Pay", "c", 1 + i % 2, d, 2, ("a",), 0))
+                metrics.observe(StoreOperation("write", "append", d, 2, i % 100 != 0))
+
+    for _wave in range(2):
+        workers = [threading.Thread(target=observe) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    n = 2 * 4 * repeats  # observations per duration value
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.text())
+        for s in family.samples
+    }
+    for name, label in (
+        ("eventcore_command_duration_seconds", ("command_type", "Pay")),
+        ("eventcore_event_store_latency_seconds", ("operation", "write")),
+    ):
+        buckets = {
+            le: samples[(f"{name}_bucket", tuple(sorted([label, ("le", le)])))]
+            for le in ("0.01", "0.1", "1.0", "+Inf")
+        }
+        assert buckets == {"0.01": 2 * n, "0.1": 4 * n, "1.0": 4 * n, "+Inf": 5 * n}
+        assert samples[(f"{name}_count", (label,))] == 5 * n
+        assert samples[(f"{name}_sum", (label,))] == pytest.approx(n * sum(durations))
+    assert total(samples, "eventcore_commands_total") == 5 * n
+    assert total(samples, "eventcore_events_written_total") == 10 * n
+    assert total(samples, "eventcore_command_retries_sum") == 5 * n // 2
+    assert total(samples, "eventcore_command_retries_bucket", le="0.0") == 5 * n // 2
+    assert total(samples, "eventcore_event_store_errors_total") == 5 * n // 100
+
+
+def test_buckets_must_increase() -> None:
+    with pytest.raises(InvalidArgument, match="increasing"):
+        MetricsObserver(buckets=(0.1, 0.01))
+    with pytest.raises(InvalidArgument, match="at least one"):
+        MetricsObserver(buckets=())
 
 
 class Counting:

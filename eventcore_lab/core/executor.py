@@ -8,6 +8,7 @@ to the end, sleeping through backoffs and enforcing the timeout.
 from __future__ import annotations
 
 import enum
+import functools
 import heapq
 import random
 import time
@@ -257,9 +258,7 @@ class Executor:
     def _watch(self, command: Command[Any]) -> CommandWatch | None:
         if not self.observers:
             return None
-        from ..observability._hook import CommandWatch as Watch  # loaded only when observers are set
-
-        return Watch(self.observers, command)
+        return _watch_type()(self.observers, command)
 
     def _attempt(
         self,
@@ -362,6 +361,15 @@ class Executor:
         if watch is not None:
             watch.phase("commit", attempt, mark, versions)
         return written
+
+
+@functools.cache
+def _watch_type() -> type[CommandWatch]:
+    """CommandWatch, imported on the first observed command (an import statement per command cost
+    more than the metrics themselves)."""
+    from ..observability._hook import CommandWatch
+
+    return CommandWatch
 
 
 def _position(event: StoredEvent) -> int:

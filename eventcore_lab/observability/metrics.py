@@ -9,12 +9,20 @@ version gauge; per-stream questions belong to SQL over the store (``eventcore-la
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+from bisect import bisect_left
 from collections.abc import Sequence
+from threading import get_ident
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
+from ..core.errors import InvalidArgument
 from .events import (
     CommandFailed,
     CommandRetried,
@@ -37,8 +45,18 @@ class MetricsObserver:
 
     Serve them with :func:`serve_metrics` or read them with :meth:`text`. Pass ``pool_stats`` (a
     callable returning a dict with ``pool_size``, ``pool_max``, ``errors``) to export connection pool
-    gauges; :func:`pool_stats_of` builds one for a PostgreSQL store.
+    gauges; :func:`pool_stats_of` builds one for a store with a pool (PostgreSQL).
+
+    Why counts are kept here and not in ``prometheus_client`` metric objects: each of their updates
+    takes a lock, and a command made six of them, which cost a third of an in-memory command. The
+    per-command and per-store-call series are counted instead in per-thread shards (see
+    :class:`_Shard`: only the owning thread writes one, so the hot path is a few list additions with no
+    lock) and summed into metric families when scraped. Projection progress (once per batch) and the
+    active-streams gauge (once per new stream) stay ordinary ``prometheus_client`` metrics.
     """
+
+    #: Metrics need command ends and store calls only: the executor skips phase observations for it.
+    wants_phases = False
 
     def __init__(
         self,
@@ -49,55 +67,11 @@ class MetricsObserver:
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        b = tuple(buckets)
-        self.commands = Counter(
-            "eventcore_commands_total", "Total number of commands executed", ["command_type"], registry=r
-        )
-        self.duration = Histogram(
-            "eventcore_command_duration_seconds",
-            "Command execution duration in seconds",
-            ["command_type"],
-            buckets=b,
-            registry=r,
-        )
-        self.errors = Counter(
-            "eventcore_command_errors_total",
-            "Total number of command execution errors",
-            ["command_type", "code"],
-            registry=r,
-        )
-        self.conflicts = Counter(
-            "eventcore_command_conflicts_total",
-            "Concurrency conflicts met by commands, retried or not",
-            ["command_type"],
-            registry=r,
-        )
-        self.retries = Histogram(
-            "eventcore_command_retries",
-            "Number of retries per command",
-            ["command_type"],
-            buckets=RETRY_BUCKETS,
-            registry=r,
-        )
-        self.events_written = Counter(
-            "eventcore_events_written_total",
-            "Total number of events written to the store",
-            ["command_type"],
-            registry=r,
-        )
-        self.store_latency = Histogram(
-            "eventcore_event_store_latency_seconds",
-            "Event store operation latency in seconds",
-            ["operation"],
-            buckets=b,
-            registry=r,
-        )
-        self.store_errors = Counter(
-            "eventcore_event_store_errors_total",
-            "Event store operations that failed",
-            ["operation"],
-            registry=r,
-        )
+        self.buckets = _check_buckets(buckets)
+        self._shards: dict[int, _Shard] = {}
+        self._shards_lock = threading.Lock()
+        self._created: dict[Any, float] = {}  # series key -> when first seen (the `_created` samples)
+        r.register(_ShardCollector(self))
         self.active_streams = Gauge("eventcore_active_streams", "Number of active event streams", registry=r)
         self.projection_events = Counter(
             "eventcore_projection_events_processed_total",
@@ -119,55 +93,75 @@ class MetricsObserver:
         )
         if pool_stats is not None:
             r.register(_PoolCollector(pool_stats))
-        self._per_command: dict[str, tuple[Any, Any, Any, Any, Any]] = {}
-        self._per_operation: dict[str, Any] = {}
 
-    #: Metrics need command ends and store calls only: the executor skips phase observations for it.
-    wants_phases = False
+    def _shard(self) -> _Shard:
+        """This thread's shard. Thread ids are unique among live threads; a new thread that reuses a
+        finished one's id continues its shard, which is still exact (the old one writes no more)."""
+        ident = threading.get_ident()
+        with self._shards_lock:
+            shard = self._shards.get(ident)
+            if shard is None:
+                shard = self._shards[ident] = _Shard(len(self.buckets) + 1)
+            return shard
 
-    def _for_command(self, command_type: str) -> tuple[Any, Any, Any, Any, Any]:
-        """The labelled children of one command type, looked up once (``labels()`` is not free)."""
-        children = self._per_command.get(command_type)
-        if children is None:
-            children = self._per_command[command_type] = (
-                self.commands.labels(command_type),
-                self.duration.labels(command_type),
-                self.retries.labels(command_type),
-                self.events_written.labels(command_type),
-                self.conflicts.labels(command_type),
-            )
-        return children
+    def _row(self, table: dict[str, list[float]], key: str, size: int, kind: str) -> list[float]:
+        """A new series in one shard (slow path: the first time a thread sees a command type)."""
+        row = table[key] = [0] * size
+        with self._shards_lock:
+            self._created.setdefault((kind, key), time.time())
+        return row
 
     def observe(self, observation: Observation) -> None:
         kind = type(observation)
         o: Any = observation
+        shard = self._shards.get(get_ident()) or self._shard()
         if kind is StoreOperation:
-            latency = self._per_operation.get(o.operation)
-            if latency is None:
-                latency = self._per_operation[o.operation] = self.store_latency.labels(o.operation)
-            latency.observe(o.duration)
+            row = shard.operations.get(o.operation) or self._row(
+                shard.operations, o.operation, shard.operation_size, "operation"
+            )
+            duration = o.duration
+            row[_SUM] += duration
+            row[_BUCKETS + bisect_left(self.buckets, duration)] += 1
             if not o.ok:
-                self.store_errors.labels(o.operation).inc()
+                row[_ERRORS] += 1
             if o.new_streams:
                 self.active_streams.inc(o.new_streams)
         elif kind is CommandSucceeded:
-            commands, duration, retries, written, _ = self._for_command(o.command_type)
-            commands.inc()
-            duration.observe(o.duration)
-            retries.observe(o.attempts - 1)
-            if o.events_written:
-                written.inc(o.events_written)
+            row = shard.commands.get(o.command_type) or self._row(
+                shard.commands, o.command_type, shard.command_size, "command"
+            )
+            duration = o.duration
+            retries = o.attempts - 1
+            row[_COUNT] += 1
+            row[_SUM] += duration
+            row[_BUCKETS + bisect_left(self.buckets, duration)] += 1
+            row[_RETRIES] += retries
+            row[shard.retry_offset + bisect_left(RETRY_BUCKETS, retries)] += 1
+            row[_WRITTEN] += o.events_written
         elif kind is CommandFailed:
-            commands, duration, retries, _, conflicts = self._for_command(o.command_type)
-            commands.inc()
-            duration.observe(o.duration)
-            retries.observe(max(o.attempts - 1, 0))
-            self.errors.labels(o.command_type, o.error_code).inc()
+            row = shard.commands.get(o.command_type) or self._row(
+                shard.commands, o.command_type, shard.command_size, "command"
+            )
+            retries = max(o.attempts - 1, 0)
+            row[_COUNT] += 1
+            row[_SUM] += o.duration
+            row[_BUCKETS + bisect_left(self.buckets, o.duration)] += 1
+            row[_RETRIES] += retries
+            row[shard.retry_offset + bisect_left(RETRY_BUCKETS, retries)] += 1
             if o.conflict:
-                conflicts.inc()
+                row[_CONFLICTS] += 1
+            key = (o.command_type, o.error_code)
+            errors = shard.errors
+            if key not in errors:
+                with self._shards_lock:
+                    self._created.setdefault(("error", key), time.time())
+            errors[key] = errors.get(key, 0) + 1
         elif kind is CommandRetried:
             if o.conflict:
-                self._for_command(o.command_type)[4].inc()
+                row = shard.commands.get(o.command_type) or self._row(
+                    shard.commands, o.command_type, shard.command_size, "command"
+                )
+                row[_CONFLICTS] += 1
         elif kind is ProjectionProgress:
             if o.events:
                 self.projection_events.labels(o.projection).inc(o.events)
@@ -181,6 +175,164 @@ class MetricsObserver:
     def text(self) -> str:
         """The metrics in the Prometheus text exposition format."""
         return generate_latest(self.registry).decode("utf-8")
+
+    def _totals(self) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[tuple[str, str], int]]:
+        """Every shard summed: per command type, per store operation, per (command type, error code).
+
+        Rows are laid out as in :class:`_Shard`; a scrape reads this. Shards are read while their
+        threads may be writing: each value read is one the thread wrote (ints and floats are replaced
+        whole), so a scrape may miss an observation being made, never count one twice or lose one.
+        """
+        with self._shards_lock:
+            shards = list(self._shards.values())
+        commands: dict[str, list[float]] = {}
+        operations: dict[str, list[float]] = {}
+        errors: dict[tuple[str, str], int] = {}
+        for shard in shards:
+            _add_rows(commands, shard.commands)
+            _add_rows(operations, shard.operations)
+            for key, count in shard.errors.copy().items():
+                errors[key] = errors.get(key, 0) + count
+        return commands, operations, errors
+
+
+# Row layout of a shard's series. Commands: count, duration sum, retries sum, events written,
+# conflicts, then the duration buckets, then the retry buckets. Store operations: errors, duration sum,
+# the duration buckets (count is their total). Buckets are per bucket, not cumulative (cumulated when
+# scraped), so an observation is one addition; the last one of each histogram is +Inf.
+_COUNT, _ERRORS, _SUM, _RETRIES, _WRITTEN, _CONFLICTS = 0, 0, 1, 2, 3, 4
+_BUCKETS = 5
+
+
+class _Shard:
+    """One thread's counts. Only the owning thread writes them, so updates need no lock."""
+
+    __slots__ = ("command_size", "commands", "errors", "operation_size", "operations", "retry_offset")
+
+    def __init__(self, duration_buckets: int) -> None:
+        self.commands: dict[str, list[float]] = {}
+        self.operations: dict[str, list[float]] = {}
+        self.errors: dict[tuple[str, str], int] = {}
+        self.retry_offset = _BUCKETS + duration_buckets
+        self.command_size = self.retry_offset + len(RETRY_BUCKETS) + 1
+        self.operation_size = _BUCKETS + duration_buckets
+
+
+def _add_rows(into: dict[str, list[float]], rows: dict[str, list[float]]) -> None:
+    for key, row in rows.copy().items():  # copies are single C calls: the owner may add a key meanwhile
+        total = into.get(key)
+        if total is None:
+            into[key] = row[:]
+        else:
+            for i, value in enumerate(row[:]):
+                total[i] += value
+
+
+def _check_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
+    """Finite upper bounds in increasing order; +Inf is implied (a trailing one is dropped)."""
+    bounds = [float(b) for b in buckets]
+    if bounds and bounds[-1] == math.inf:
+        bounds.pop()
+    if not bounds or bounds != sorted(set(bounds)):
+        raise InvalidArgument(
+            f"histogram buckets must be increasing numbers, at least one; got {list(buckets)!r}"
+        )
+    return tuple(bounds)
+
+
+def _histogram(
+    family: HistogramMetricFamily,
+    label: tuple[str, str],
+    bounds: Sequence[float],
+    counts: Sequence[float],
+    total: float,
+    created: float | None,
+) -> None:
+    """Add the histogram of one label value from per-bucket counts (cumulated here, as Prometheus wants)."""
+    cumulative: list[tuple[str, float]] = []
+    running = 0.0
+    for bound, count in zip((*bounds, math.inf), counts, strict=True):
+        running += count
+        cumulative.append((floatToGoString(bound), running))
+    family.add_metric([label[1]], cumulative, total)
+    if created is not None:
+        family.samples.append(Sample(family.name + "_created", dict([label]), created))
+
+
+class _ShardCollector:
+    """Turns the observer's shards into the manual's metric families when Prometheus scrapes."""
+
+    def __init__(self, observer: MetricsObserver) -> None:
+        self._observer = observer
+
+    def describe(self) -> list[Any]:
+        return []  # families are described by collect; nothing to check for name clashes up front
+
+    def collect(self) -> Any:
+        o = self._observer
+        commands, operations, errors = o._totals()
+        created = dict(o._created) if _created_samples() else {}
+        bounds = o.buckets
+        n = len(bounds) + 1
+        retry_offset = _BUCKETS + n
+        total = CounterMetricFamily(
+            "eventcore_commands_total", "Total number of commands executed", labels=["command_type"]
+        )
+        duration = HistogramMetricFamily(
+            "eventcore_command_duration_seconds",
+            "Command execution duration in seconds",
+            labels=["command_type"],
+        )
+        conflicts = CounterMetricFamily(
+            "eventcore_command_conflicts_total",
+            "Concurrency conflicts met by commands, retried or not",
+            labels=["command_type"],
+        )
+        retries = HistogramMetricFamily(
+            "eventcore_command_retries", "Number of retries per command", labels=["command_type"]
+        )
+        written = CounterMetricFamily(
+            "eventcore_events_written_total",
+            "Total number of events written to the store",
+            labels=["command_type"],
+        )
+        for name, row in sorted(commands.items()):
+            when = created.get(("command", name))
+            total.add_metric([name], row[_COUNT], created=when)
+            _histogram(duration, ("command_type", name), bounds, row[_BUCKETS:retry_offset], row[_SUM], when)
+            _histogram(
+                retries, ("command_type", name), RETRY_BUCKETS, row[retry_offset:], row[_RETRIES], when
+            )
+            written.add_metric([name], row[_WRITTEN], created=when)
+            conflicts.add_metric([name], row[_CONFLICTS], created=when)
+        failed = CounterMetricFamily(
+            "eventcore_command_errors_total",
+            "Total number of command execution errors",
+            labels=["command_type", "code"],
+        )
+        for key, count in sorted(errors.items()):
+            failed.add_metric(list(key), count, created=created.get(("error", key)))
+        latency = HistogramMetricFamily(
+            "eventcore_event_store_latency_seconds",
+            "Event store operation latency in seconds",
+            labels=["operation"],
+        )
+        store_errors = CounterMetricFamily(
+            "eventcore_event_store_errors_total", "Event store operations that failed", labels=["operation"]
+        )
+        for name, row in sorted(operations.items()):
+            when = created.get(("operation", name))
+            _histogram(latency, ("operation", name), bounds, row[_BUCKETS:], row[_SUM], when)
+            if row[_ERRORS]:
+                store_errors.add_metric([name], row[_ERRORS], created=when)
+        yield from (total, duration, failed, conflicts, retries, written, latency, store_errors)
+
+
+def _created_samples() -> bool:
+    """Whether prometheus_client exports ``_created`` samples (its switch, on by default)."""
+    from prometheus_client import metrics
+
+    return bool(getattr(metrics, "_use_created", True))
 
 
 class _PoolCollector:

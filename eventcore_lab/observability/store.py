@@ -46,7 +46,7 @@ class ObservedStore:
         except BaseException:
             self._report("write", "append", started, 0, False)
             raise
-        new = sum(1 for event in written if event.version == 1)
+        new = [event.version for event in written].count(1)
         self._report("write", "append", started, len(written), True, new)
         return written
 
