@@ -1,12 +1,13 @@
 """Operations benchmarks: what observers cost per command, and how fast backups and restores run.
 
-``python -m benchmarks.ops [--commands N] [--events N] [--repeats R] [--no-postgres]``
+``python -m benchmarks.ops [--commands N] [--events N] [--repeats R] [--no-postgres] [--no-backup]``
 
 Commands/s of ``Deposit`` round robin over 100 accounts, on a MemoryStore and on PostgreSQL, with:
 no observers; Prometheus metrics (executor and an ObservedStore wrapper); OpenTelemetry tracing (an SDK
 provider with a no-op span processor, so span creation is measured and export is not). The variants run
 back to back in each repeat, so they share the machine's load; medians over repeats, and the ratio to
-"no observers". Then backup and restore rates (events/s) of a store of ``--events`` events.
+"no observers", both by the wall clock and in this process's CPU time per command. Then backup and
+restore rates (events/s) of a store of ``--events`` events (``--no-backup`` skips them).
 """
 
 from __future__ import annotations
@@ -55,16 +56,19 @@ VARIANTS: dict[str, Callable[[Any], tuple[Any, list[Any]]]] = {
 }
 
 
-def commands_per_second(store: Any, variant: str, commands: int) -> float:
+def commands_per_second(store: Any, variant: str, commands: int) -> tuple[float, float]:
+    """Commands/s by the wall clock, and this process's CPU time per command in microseconds (which
+    other processes on a loaded machine disturb less; for PostgreSQL it leaves out the server)."""
     wrapped, observers = VARIANTS[variant](store)
     executor = Executor(wrapped, observers=observers)
     for i in range(ACCOUNTS):
         if store.stream_version(f"account-{i}") == 0:
             executor.execute(OpenAccount(f"account-{i}", owner="bench"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for n in range(commands):
         executor.execute(Deposit(f"account-{n % ACCOUNTS}", amount=1))
-    return commands / (time.perf_counter() - started)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return commands / wall, cpu / commands * 1e6
 
 
 def fill(store: Any, events: int) -> None:
@@ -86,17 +90,29 @@ def overhead(stores: dict[str, Callable[[], Any]], commands: int, repeats: int) 
     rows = []
     for name, make in stores.items():
         rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
         for _ in range(repeats):
             for variant in VARIANTS:
                 store = make()
                 try:
-                    rates[variant].append(commands_per_second(store, variant, commands))
+                    rate, us = commands_per_second(store, variant, commands)
                 finally:
                     store.close()
-        base = statistics.median(rates["observers off"])
-        for variant, values in rates.items():
-            median = statistics.median(values)
-            rows.append({"store": name, "variant": variant, "commands/s": median, "vs off": median / base})
+                rates[variant].append(rate)
+                cpu[variant].append(us)
+        base, base_cpu = statistics.median(rates["observers off"]), statistics.median(cpu["observers off"])
+        for variant in VARIANTS:
+            median, median_cpu = statistics.median(rates[variant]), statistics.median(cpu[variant])
+            rows.append(
+                {
+                    "store": name,
+                    "variant": variant,
+                    "commands/s": median,
+                    "vs off": median / base,
+                    "cpu us": median_cpu,
+                    "cpu vs off": median_cpu / base_cpu,
+                }
+            )
     return rows
 
 
@@ -136,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-backup", action="store_true", help="only the observer overhead")
     args = parser.parse_args(argv)
     dsn = None if args.no_postgres else find_postgres(REPO)[0]
     schemas: list[str] = []
@@ -158,10 +175,15 @@ def main(argv: list[str] | None = None) -> None:
         command_stores["postgres"] = pg
         restore_stores["postgres"] = pg
     try:
-        print("| store | observers | commands/s | vs observers off |")
-        print("|---|---|---:|---:|")
+        print("| store | observers | commands/s | vs off (wall) | CPU us/command | CPU cost vs off |")
+        print("|---|---|---:|---:|---:|---:|")
         for row in overhead(command_stores, args.commands, args.repeats):
-            print(f"| {row['store']} | {row['variant']} | {row['commands/s']:,.0f} | {row['vs off']:.2f} |")
+            print(
+                f"| {row['store']} | {row['variant']} | {row['commands/s']:,.0f} | {row['vs off']:.2f} "
+                f"| {row['cpu us']:,.1f} | {row['cpu vs off'] - 1:+.0%} |"
+            )
+        if args.no_backup:
+            return
         print()
         print("| step | events/s |")
         print("|---|---:|")
