@@ -1,7 +1,8 @@
 """Health and readiness of a store and its projection runners: healthy, degraded or unhealthy.
 
-``check_health(store, runners)`` runs one check per part: the store answers (and, when it can say,
-has no pending migrations), and each projection runner is alive and not too far behind. The overall
+``check_health(store, runners)`` runs one check per part, from the store's own ``store.health()``
+(it answers; its schema has no pending migrations; its connection pool is not exhausted, which only
+degrades) and from each projection runner (alive and not too far behind). The overall
 status is the worst check: any ``unhealthy`` makes the whole unhealthy (not ready); ``degraded``
 (a projection lagging past the warning threshold, the manual's 5 minutes) still serves. Liveness is
 separate and checks nothing: the process answers.
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+from .stores.health import health_of
 
 if TYPE_CHECKING:
     from .stores.base import EventStore
@@ -78,22 +81,36 @@ def _timed(name: str, probe: Any) -> Check:
     return Check(name, status, details, (time.perf_counter() - started) * 1000)
 
 
-def _store_probe(store: Any) -> Any:
-    def probe() -> tuple[str, str]:
-        head = int(store.head())
-        return HEALTHY, f"answers; head position {head}"
-
-    return probe
-
-
-def _migration_probe(store: Any) -> Any:
-    def probe() -> tuple[str, str]:
-        pending = store.migration_status().pending
-        if pending:
-            return UNHEALTHY, f"{len(pending)} migration(s) pending: run `eventcore-lab migrate`"
-        return HEALTHY, "schema up to date"
-
-    return probe
+def _store_checks(store: Any) -> list[Check]:
+    """The store's own report (``store.health()``, see :mod:`.stores.health`) as checks: it answers;
+    its schema is the one this release writes; its connection pool is not exhausted (only degrades)."""
+    health = health_of(store)
+    if not health.ok:
+        return [Check("event_store", UNHEALTHY, health.error, health.latency_ms)]
+    answers = f"answers; head position {health.head}"  # the time it took is the check's duration
+    checks = [Check("event_store", HEALTHY, answers, health.latency_ms)]
+    current, latest = health.schema_version, health.latest_schema_version
+    if current is not None and latest is not None:
+        schema = f"schema at version {current}, this release writes {latest}"
+        if health.migrations_pending:
+            pending = (
+                f"{health.migrations_pending} migration(s) pending ({schema}): run `eventcore-lab migrate`"
+            )
+            checks.append(Check("migrations", UNHEALTHY, pending, 0.0))
+        elif current > latest:
+            checks.append(Check("migrations", UNHEALTHY, f"{schema}: upgrade eventcore-lab", 0.0))
+        else:
+            checks.append(Check("migrations", HEALTHY, f"schema up to date (version {current})", 0.0))
+    pool = health.pool
+    if pool is not None:
+        state = f"{pool.size} of {pool.max_size} connections, {pool.idle} idle, {pool.waiting} waiting"
+        state += f", {pool.errors} errors"
+        if pool.exhausted:
+            advice = "exhausted: raise database.max_connections or lower the concurrency"
+            checks.append(Check("connection_pool", DEGRADED, f"{state}; {advice}", 0.0))
+        else:
+            checks.append(Check("connection_pool", HEALTHY, state, 0.0))
+    return checks
 
 
 def _runner_probe(runner: Any, lag_warning: float, lag_critical: float) -> Any:
@@ -119,9 +136,7 @@ def check_health(
     lag_critical: float = 1800.0,
 ) -> HealthReport:
     """Check ``store`` and each projection runner; never raises for an unhealthy part."""
-    checks = [_timed("event_store", _store_probe(store))]
-    if callable(getattr(store, "migration_status", None)):
-        checks.append(_timed("migrations", _migration_probe(store)))
+    checks = _store_checks(store)
     for runner in runners:
         checks.append(_timed(f"projection:{runner.name}", _runner_probe(runner, lag_warning, lag_critical)))
     worst = max((c.status for c in checks), key=_RANK.__getitem__)

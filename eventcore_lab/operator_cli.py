@@ -454,7 +454,7 @@ def _doctor(args: argparse.Namespace) -> int:
     import time as _time
 
     from .backup import check_integrity
-    from .observability.metrics import pool_stats_of
+    from .stores.base import PoolStatistics
 
     config = _config(args)
     findings: list[dict[str, str]] = []
@@ -488,14 +488,14 @@ def _doctor(args: argparse.Namespace) -> int:
                 if share > args.hot_share
                 else "",
             )
-        stats = pool_stats_of(store)
-        if stats is not None:
-            pool = stats()
-            exhausted = pool["errors"] > 0 or pool["pool_size"] >= pool["pool_max"]
+        if isinstance(store, PoolStatistics):
+            pool = store.pool_stats()
+            exhausted = pool.errors > 0 or pool.exhausted
             found(
                 "connection pool",
                 "warning" if exhausted else "ok",
-                f"{pool['pool_size']} of {pool['pool_max']} connections, {pool['errors']} errors",
+                f"{pool.size} of {pool.max_size} connections, {pool.idle} idle, {pool.waiting} waiting, "
+                f"{pool.errors} errors",
                 "raise database.max_connections or lower the concurrency (ES003 means the pool ran dry)"
                 if exhausted
                 else "",

@@ -157,8 +157,8 @@ CASES: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
 #: The PostgreSQL pool options, measured on a real store.
 PG_CASES: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "EVENTCORE_DATABASE_SCHEMA": ("", lambda s: s.schema, None),  # value filled with the test schema
-    "EVENTCORE_DATABASE_MAX_CONNECTIONS": ("4", lambda s: s._pool.max_size, 4),
-    "EVENTCORE_DATABASE_MIN_CONNECTIONS": ("3", lambda s: s._pool.get_stats()["pool_size"], 3),
+    "EVENTCORE_DATABASE_MAX_CONNECTIONS": ("4", lambda s: s.pool_stats().max_size, 4),
+    "EVENTCORE_DATABASE_MIN_CONNECTIONS": ("3", lambda s: s.pool_stats().size, 3),
     "EVENTCORE_DATABASE_CONNECT_TIMEOUT": ("7", lambda s: s._pool.kwargs["connect_timeout"], 7),
     "EVENTCORE_DATABASE_ACQUIRE_TIMEOUT": ("2.5", lambda s: s._pool.timeout, 2.5),
     "EVENTCORE_DATABASE_CACHE_EVENTS": ("1000", lambda s: s._cache is not None, True),

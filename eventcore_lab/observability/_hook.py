@@ -39,10 +39,7 @@ def _wants_phases(observers: Sequence[Observer]) -> bool:
     """Whether any observer wants command starts and phases: observers that only count command ends
     and store calls (metrics) say ``wants_phases = False``, which spares every command four
     observations they would ignore."""
-    for observer in observers:
-        if getattr(observer, "wants_phases", True):
-            return True
-    return False
+    return any(getattr(observer, "wants_phases", True) for observer in observers)
 
 
 def _conflict(error: BaseException) -> bool:

@@ -22,7 +22,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from ..core.errors import InvalidArgument
+from ..core.errors import EventCoreError, InvalidArgument
+from ..stores.base import PoolStatistics
 from .events import (
     CommandFailed,
     CommandRetried,
@@ -336,13 +337,17 @@ def _created_samples() -> bool:
 
 
 class _PoolCollector:
-    """Reads pool statistics at scrape time, so nothing polls the pool in between."""
+    """Reads pool statistics at scrape time, so nothing polls the pool in between. A store closed
+    since (or a failing read) leaves the pool series out of that scrape rather than failing it."""
 
     def __init__(self, stats: Any) -> None:
         self._stats = stats
 
     def collect(self) -> Any:
-        stats = self._stats()
+        try:
+            stats = self._stats()
+        except EventCoreError:
+            return
         size = GaugeMetricFamily("eventcore_connection_pool_size", "Database connection pool size")
         size.add_metric([], stats.get("pool_size", 0))
         yield size
@@ -357,18 +362,17 @@ class _PoolCollector:
 
 
 def pool_stats_of(store: Any) -> Any:
-    """A pool-statistics callable for a store with a psycopg pool (PostgreSQL), else None."""
-    pool = getattr(store, "_pool", None) or getattr(getattr(store, "inner", None), "_pool", None)
-    if pool is None or not hasattr(pool, "get_stats"):
-        return None
+    """A pool-statistics callable for a store with a connection pool (PostgreSQL, also behind
+    wrappers such as ObservedStore or ChaosStore), else None. It reads ``store.pool_stats()``."""
+    while not isinstance(store, PoolStatistics):
+        store = getattr(store, "inner", None)  # unwrap ObservedStore, ChaosStore, ProtectedStore...
+        if store is None:
+            return None
+    pooled: PoolStatistics = store
 
     def stats() -> dict[str, int]:
-        raw = pool.get_stats()
-        return {
-            "pool_size": int(raw.get("pool_size", 0)),
-            "pool_max": int(raw.get("pool_max", 0)),
-            "errors": int(raw.get("connections_errors", 0)) + int(raw.get("requests_errors", 0)),
-        }
+        pool = pooled.pool_stats()
+        return {"pool_size": pool.size, "pool_max": pool.max_size, "errors": pool.errors}
 
     return stats
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
+from ..stores.health import StoreHealth, health_of
 from ._hook import notify
 from .events import Observer, StoreOperation
 
@@ -103,6 +104,9 @@ class ObservedStore:
         from ..stores.base import Subscription
 
         return Subscription(self, after=after, batch_size=batch_size)
+
+    def health(self) -> StoreHealth:
+        return health_of(self.inner)
 
     def close(self) -> None:
         self.inner.close()

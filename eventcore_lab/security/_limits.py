@@ -20,6 +20,7 @@ from ..core.executor import Executor
 from ..core.ids import StreamId
 from ..core.retry import RetryConfig
 from ..stores.base import EventStore, StreamsRead, Subscription
+from ..stores.health import StoreHealth, health_of
 
 
 class LimitExceeded(TooLong):
@@ -163,6 +164,9 @@ class LimitedStore:
 
     def checkpoint_save(self, name: str, position: int) -> None:
         self.inner.checkpoint_save(name, position)  # type: ignore[attr-defined]
+
+    def health(self) -> StoreHealth:
+        return health_of(self.inner)
 
     def close(self) -> None:
         self.inner.close()

@@ -26,6 +26,7 @@ from ..core.errors import VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent, VersionCheck
 from ..core.ids import StreamId
 from ..stores.base import EventStore, StreamsRead, Subscription
+from ..stores.health import StoreHealth, health_of
 from . import _crypto
 from ._crypto import REDACTED
 from ._erasure import UserDataErased
@@ -296,6 +297,9 @@ class ProtectedStore:
 
     def checkpoint_save(self, name: str, position: int) -> None:
         self.inner.checkpoint_save(name, position)  # type: ignore[attr-defined]
+
+    def health(self) -> StoreHealth:
+        return health_of(self.inner)
 
     def close(self) -> None:
         self.inner.close()

@@ -13,6 +13,7 @@ import msgspec
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.query import AppendCondition, Query
 from ..core.registry import EventRegistry
+from .health import PoolStats, StoreHealth
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -206,6 +207,25 @@ class BulkImport(Protocol):
     def import_file(self, path: str | os.PathLike[str], *, progress: bool | None = None) -> int:
         """Import a .parquet, .jsonl or .jsonl.gz event file, all-or-nothing; return the count."""
         ...
+
+
+# -- health: how a store is, asked by health checks, `GET /health` and `eventcore-lab health` ---------
+
+
+@runtime_checkable
+class HealthCheck(Protocol):
+    """A store that reports on itself (every built-in store and wrapper): see :mod:`._health`."""
+
+    def health(self) -> StoreHealth:
+        """One timed round trip: answers, head, schema version, pool; never raises, never migrates."""
+        ...
+
+
+@runtime_checkable
+class PoolStatistics(Protocol):
+    """A store with a connection pool (PostgreSQL) whose state can be read cheaply, e.g. at scrape time."""
+
+    def pool_stats(self) -> PoolStats: ...
 
 
 class Subscription(Iterator[StoredEvent]):

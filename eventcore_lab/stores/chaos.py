@@ -16,6 +16,7 @@ from typing import Any
 from ..core.errors import ConnectionFailed, InvalidArgument, TransactionError, VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from .base import EventStore, StreamsRead, Subscription
+from .health import StoreHealth, health_of
 
 
 @dataclass
@@ -145,6 +146,10 @@ class ChaosStore:
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:
         return self.inner.import_events(events)
+
+    def health(self) -> StoreHealth:
+        """The inner store's health: no fault is injected into it."""
+        return health_of(self.inner)
 
     def close(self) -> None:
         self.inner.close()

@@ -16,6 +16,7 @@ from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.ids import StreamId, new_event_id
 from ..core.registry import EventRegistry, default_registry
 from .base import StreamsRead, Subscription
+from .health import StoreHealth, measure_health
 from .rules import (
     MAX_PAYLOAD_BYTES,
     check_checkpoint_name,
@@ -179,6 +180,12 @@ class MemoryStore:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+    # -- health ---------------------------------------------------------------------------------------
+
+    def health(self) -> StoreHealth:
+        """It answers (a head read), timed; never raises. No schema and no pool to report."""
+        return measure_health("MemoryStore", lambda: {"head": self.head()})
 
     def __enter__(self) -> MemoryStore:
         return self

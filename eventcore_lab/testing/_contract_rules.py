@@ -44,6 +44,7 @@ from ..core.events import EventToWrite, Metadata, StoredEvent
 from ..core.executor import Executor
 from ..core.registry import UnknownEvent
 from ..core.retry import RetryConfig
+from ..stores import base as store_base
 from ..stores import bulk
 from ..stores.base import BulkImport, Checkpoints, EventStore, Subscription
 from ._contract_events import Constrained, ContractNote, Measured, Unserializable, note, write
@@ -356,6 +357,22 @@ class RulesContract:
     def test_store_keeps_the_event_store_protocol(self, store: EventStore) -> None:
         assert isinstance(store, EventStore)
         assert isinstance(store.subscribe(), Subscription)
+
+    def test_health_answers_timed_and_never_raises(self, store: EventStore) -> None:
+        """``health()`` (the rule in :mod:`eventcore_lab.stores.health`): one timed round trip that
+        reports the head and, for stores with a schema, a schema this store has brought up to date;
+        closed, it reports StoreClosed instead of raising it."""
+        assert isinstance(store, store_base.HealthCheck)
+        store.append([write("s", "a"), write("s", "b")])
+        health = store.health()
+        assert health.ok and health.error is None, health
+        assert health.head == store.head() and health.latency_ms >= 0
+        if health.schema_version is not None:  # used once, a durable store's schema is current
+            assert health.schema_version == health.latest_schema_version and health.migrations_pending == 0
+        assert msgspec.json.decode(msgspec.json.encode(health.to_dict()))["head"] == health.head
+        store.close()
+        closed = store.health()
+        assert not closed.ok and closed.head is None and "StoreClosed" in (closed.error or "")
 
     def test_checkpoints_follow_the_shared_rules(self, store: EventStore) -> None:
         if not isinstance(store, Checkpoints):

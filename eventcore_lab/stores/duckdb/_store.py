@@ -15,6 +15,7 @@ from ...core.ids import new_event_id
 from ...core.registry import EventRegistry, default_registry, schema_version_of
 from .._stream_cache import StreamCache
 from ..base import Subscription
+from ..health import StoreHealth, measure_health
 from ..rules import (
     MAX_PAYLOAD_BYTES,
     check_expected,
@@ -27,6 +28,7 @@ from ._batches import (
     _Rows,
 )
 from ._connection import (
+    SCHEMA_VERSION,
     _connect,
     _ConnectionMixin,
 )
@@ -153,6 +155,24 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
             with contextlib.suppress(duckdb.Error):
                 self._con.close()
             self._release()
+
+    # -- health ---------------------------------------------------------------------------------------
+
+    def health(self) -> StoreHealth:
+        """A round trip to the file (the recorded schema version) and the head, timed; never raises
+        and never migrates (a version-1 file opened read-only reports its pending migration)."""
+
+        def probe() -> dict[str, int]:
+            self._check_open()
+            with self._db_lock:
+                found = self._con.execute("select max(version) from eventcore_schema").fetchall()[0][0]
+            return {
+                "head": self.head(),
+                "schema_version": int(found or 0),
+                "latest_schema_version": SCHEMA_VERSION,
+            }
+
+        return measure_health(f"DuckDBStore {self.path}", probe)
 
     def __enter__(self) -> DuckDBStore:
         return self

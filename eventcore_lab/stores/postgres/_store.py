@@ -21,6 +21,7 @@ from ...core.errors import (
 from ...core.registry import EventRegistry, default_registry
 from .._stream_cache import StreamCache
 from ..base import Subscription
+from ..health import PoolStats, StoreHealth, measure_health
 from ..rules import (
     MAX_PAYLOAD_BYTES,
     check_position,
@@ -30,7 +31,7 @@ from ._connection import (
     _configure,
     _describe,
 )
-from ._migrations import _SCHEMA_NAME
+from ._migrations import _SCHEMA_NAME, MIGRATIONS
 from ._reading import _COLUMNS
 from ._writer import _WriterMixin
 
@@ -184,6 +185,44 @@ class PostgresStore(_WriterMixin):
             if thread is not None:
                 thread.join(timeout=5)
         self._pool.close()
+
+    # -- health and pool statistics ------------------------------------------------------------------
+
+    def pool_stats(self) -> PoolStats:
+        """This process's connection pool now (no round trip): what metrics export and `doctor` reads."""
+        self._check_open()
+        raw = self._pool.get_stats()
+        return PoolStats(
+            size=int(raw.get("pool_size", 0)),
+            max_size=int(raw.get("pool_max", self._pool_max)),
+            idle=int(raw.get("pool_available", 0)),
+            waiting=int(raw.get("requests_waiting", 0)),
+            errors=int(raw.get("connections_errors", 0)) + int(raw.get("requests_errors", 0)),
+        )
+
+    def health(self) -> StoreHealth:
+        """One pooled connection reads the recorded schema version and the head, timed, plus the pool;
+        never raises and never migrates (a schema that is behind reports its pending migrations)."""
+
+        def probe() -> dict[str, Any]:
+            self._check_open()
+            with self._connection() as conn:
+                table = f"{self._q.as_string(conn)}.schema_version"
+                row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()
+                version, head = 0, 0  # no schema yet: every migration pending
+                if row and row[0]:
+                    found = conn.execute(
+                        f"SELECT (SELECT max(version) FROM {table}), ({self._sql_head})"
+                    ).fetchone()
+                    version, head = (int(found[0] or 0), int(found[1] or 0)) if found else (0, 0)
+            return {
+                "head": head,
+                "schema_version": version,
+                "latest_schema_version": MIGRATIONS[-1][0],
+                "pool": self.pool_stats(),
+            }
+
+        return measure_health(f"PostgresStore schema {self.schema!r} at {self._where}", probe)
 
     def __enter__(self) -> PostgresStore:
         return self
