@@ -140,6 +140,22 @@ def test_every_command_with_its_exit_code(target: Target, tmp_path: Path) -> Non
     broken = cli("verify", str(tmp_path / "full"), "--import", DOMAIN)
     assert broken.returncode == 3 and "events-000001.jsonl" in broken.stdout
 
+    status = run("projections", "status", "balances", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)[0]["behind"] == events  # never run: the whole log is ahead of it
+    view = tmp_path / "views.py"
+    view.write_text(VIEW)
+    rebuilt = run("projections", "rebuild", "deposits", "--factory", f"{view}:DepositTotals", "--json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["applied"] == events
+    doctor = run("doctor", "--hot-share", "0.9", "--slow-ms", "60000", "--json")
+    assert doctor.returncode == 0, doctor.stdout
+    found = {f["check"]: f for f in json.loads(doctor.stdout)}
+    integrity = found["integrity"]
+    assert integrity["status"] == "ok" and integrity["detail"].startswith(f"{events} events")
+    # the pool figures come from PostgresStore.pool_stats(); the other stores have no pool
+    assert ("connection pool" in found) == (target.kind == "postgres")
+
 
 def closed_port() -> int:
     with socket.socket() as s:

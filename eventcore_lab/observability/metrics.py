@@ -56,7 +56,8 @@ class MetricsObserver:
     active-streams gauge (once per new stream) stay ordinary ``prometheus_client`` metrics.
     """
 
-    #: Metrics need command ends and store calls only: the executor skips phase observations for it.
+    #: Metrics need command ends, retries and store calls only: the executor spares it command starts
+    #: and phases.
     wants_phases = False
 
     def __init__(
