@@ -261,6 +261,59 @@ def _histogram(
         family.samples.append(Sample(family.name + "_created", dict([label]), created))
 
 
+#: The families counted in shards: key -> (family class, name, the manual's help text, label names).
+_SHARDED: dict[str, tuple[Any, str, str, tuple[str, ...]]] = {
+    "total": (
+        CounterMetricFamily,
+        "eventcore_commands_total",
+        "Total number of commands executed",
+        ("command_type",),
+    ),
+    "duration": (
+        HistogramMetricFamily,
+        "eventcore_command_duration_seconds",
+        "Command execution duration in seconds",
+        ("command_type",),
+    ),
+    "failed": (
+        CounterMetricFamily,
+        "eventcore_command_errors_total",
+        "Total number of command execution errors",
+        ("command_type", "code"),
+    ),
+    "conflicts": (
+        CounterMetricFamily,
+        "eventcore_command_conflicts_total",
+        "Concurrency conflicts met by commands, retried or not",
+        ("command_type",),
+    ),
+    "retries": (
+        HistogramMetricFamily,
+        "eventcore_command_retries",
+        "Number of retries per command",
+        ("command_type",),
+    ),
+    "written": (
+        CounterMetricFamily,
+        "eventcore_events_written_total",
+        "Total number of events written to the store",
+        ("command_type",),
+    ),
+    "latency": (
+        HistogramMetricFamily,
+        "eventcore_event_store_latency_seconds",
+        "Event store operation latency in seconds",
+        ("operation",),
+    ),
+    "store_errors": (
+        CounterMetricFamily,
+        "eventcore_event_store_errors_total",
+        "Event store operations that failed",
+        ("operation",),
+    ),
+}
+
+
 class _ShardCollector:
     """Turns the observer's shards into the manual's metric families when Prometheus scrapes."""
 
@@ -275,59 +328,25 @@ class _ShardCollector:
         commands, operations, errors = o._totals()
         created = dict(o._created) if _created_samples() else {}
         bounds = o.buckets
-        n = len(bounds) + 1
-        retry_offset = _BUCKETS + n
-        total = CounterMetricFamily(
-            "eventcore_commands_total", "Total number of commands executed", labels=["command_type"]
-        )
-        duration = HistogramMetricFamily(
-            "eventcore_command_duration_seconds",
-            "Command execution duration in seconds",
-            labels=["command_type"],
-        )
-        conflicts = CounterMetricFamily(
-            "eventcore_command_conflicts_total",
-            "Concurrency conflicts met by commands, retried or not",
-            labels=["command_type"],
-        )
-        retries = HistogramMetricFamily(
-            "eventcore_command_retries", "Number of retries per command", labels=["command_type"]
-        )
-        written = CounterMetricFamily(
-            "eventcore_events_written_total",
-            "Total number of events written to the store",
-            labels=["command_type"],
-        )
+        retry_offset = _BUCKETS + len(bounds) + 1
+        f = {
+            key: kind(name, text, labels=list(labels)) for key, (kind, name, text, labels) in _SHARDED.items()
+        }
         for name, row in sorted(commands.items()):
-            when = created.get(("command", name))
-            total.add_metric([name], row[_COUNT], created=when)
-            _histogram(duration, ("command_type", name), bounds, row[_BUCKETS:retry_offset], row[_SUM], when)
-            _histogram(
-                retries, ("command_type", name), RETRY_BUCKETS, row[retry_offset:], row[_RETRIES], when
-            )
-            written.add_metric([name], row[_WRITTEN], created=when)
-            conflicts.add_metric([name], row[_CONFLICTS], created=when)
-        failed = CounterMetricFamily(
-            "eventcore_command_errors_total",
-            "Total number of command execution errors",
-            labels=["command_type", "code"],
-        )
+            when, label = created.get(("command", name)), ("command_type", name)
+            f["total"].add_metric([name], row[_COUNT], created=when)
+            _histogram(f["duration"], label, bounds, row[_BUCKETS:retry_offset], row[_SUM], when)
+            _histogram(f["retries"], label, RETRY_BUCKETS, row[retry_offset:], row[_RETRIES], when)
+            f["written"].add_metric([name], row[_WRITTEN], created=when)
+            f["conflicts"].add_metric([name], row[_CONFLICTS], created=when)
         for key, count in sorted(errors.items()):
-            failed.add_metric(list(key), count, created=created.get(("error", key)))
-        latency = HistogramMetricFamily(
-            "eventcore_event_store_latency_seconds",
-            "Event store operation latency in seconds",
-            labels=["operation"],
-        )
-        store_errors = CounterMetricFamily(
-            "eventcore_event_store_errors_total", "Event store operations that failed", labels=["operation"]
-        )
+            f["failed"].add_metric(list(key), count, created=created.get(("error", key)))
         for name, row in sorted(operations.items()):
             when = created.get(("operation", name))
-            _histogram(latency, ("operation", name), bounds, row[_BUCKETS:], row[_SUM], when)
+            _histogram(f["latency"], ("operation", name), bounds, row[_BUCKETS:], row[_SUM], when)
             if row[_ERRORS]:
-                store_errors.add_metric([name], row[_ERRORS], created=when)
-        yield from (total, duration, failed, conflicts, retries, written, latency, store_errors)
+                f["store_errors"].add_metric([name], row[_ERRORS], created=when)
+        yield from f.values()
 
 
 def _created_samples() -> bool:
