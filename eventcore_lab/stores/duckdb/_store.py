@@ -159,8 +159,8 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
     # -- health ---------------------------------------------------------------------------------------
 
     def health(self) -> StoreHealth:
-        """A round trip to the file (the recorded schema version) and the head, timed; never raises
-        and never migrates (a version-1 file opened read-only reports its pending migration)."""
+        """A round trip to the file (the recorded schema version) and the head, timed; never raises.
+        Opening a file brings its tables to this release's version, so an open store reports it."""
 
         def probe() -> dict[str, int]:
             self._check_open()
