@@ -278,3 +278,11 @@ def test_a_failing_observer_does_not_break_commands(caplog: pytest.LogCaptureFix
     assert len(result.events_written) == 1
     assert recorder.summary()["commands"] == 1
     assert "observer bug" in caplog.text
+
+
+def test_a_second_observer_on_the_same_registry_is_refused() -> None:
+    """The sharded families are described to the registry, so a name clash is caught when it is made
+    rather than producing a scrape with every series twice."""
+    metrics = MetricsObserver()
+    with pytest.raises(ValueError, match="eventcore_commands_total"):
+        MetricsObserver(registry=metrics.registry)

@@ -321,7 +321,9 @@ class _ShardCollector:
         self._observer = observer
 
     def describe(self) -> list[Any]:
-        return []  # families are described by collect; nothing to check for name clashes up front
+        """The families without samples: the registry checks their names against its others (a second
+        observer on the same registry is refused, as metric objects would be)."""
+        return [kind(name, text, labels=list(labels)) for kind, name, text, labels in _SHARDED.values()]
 
     def collect(self) -> Any:
         o = self._observer
