@@ -22,9 +22,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from unittest import mock
 
 import jupytext
+import nbformat
 import pytest
 import yaml
 from nbval import plugin as nbval_plugin
@@ -96,3 +98,48 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if notebooks_on and file_path.suffix == ".md" and is_text_notebook(file_path):
         return TextNotebookFile.from_parent(parent, path=file_path)
     return None  # .ipynb files are collected by nbval itself
+
+
+# -- what the notebooks showed: kept for the browser test, which renders them in JupyterLab ---------------
+
+#: Executed notebooks of this session by path relative to the repository (code cells and the outputs
+#: nbval received from the kernel); a notebook is added once every one of its cells has run without error.
+NOTEBOOK_OUTPUTS = pytest.StashKey[dict[str, nbformat.NotebookNode]]()
+_CELLS = pytest.StashKey[dict[str, list[tuple[int, nbformat.NotebookNode] | None]]]()
+_ROOT = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``after_notebooks`` run last, so that they find this session's notebook outputs."""
+    counts: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, nbval_plugin.IPyNbCell):
+            counts[_notebook_key(item)] = counts.get(_notebook_key(item), 0) + 1
+    config.stash[_CELLS] = {key: [None] * n for key, n in counts.items()}
+    config.stash[NOTEBOOK_OUTPUTS] = {}
+    items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)  # stable
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
+    outcome = yield
+    if isinstance(item, nbval_plugin.IPyNbCell) and _CELLS in item.config.stash:
+        _record(item, failed=outcome.excinfo is not None and outcome.excinfo[0].__name__ != "Skipped")
+
+
+def _notebook_key(item: pytest.Item) -> str:
+    return Path(str(item.path)).resolve().relative_to(_ROOT).as_posix()
+
+
+def _record(item: Any, *, failed: bool) -> None:
+    cells = item.config.stash[_CELLS].get(_notebook_key(item))
+    if cells is None or failed:
+        item.config.stash[_CELLS].pop(_notebook_key(item), None)  # incomplete: never measured from here
+        return
+    cell = nbformat.v4.new_code_cell(item.cell.source, execution_count=None)
+    cell.outputs = [nbformat.from_dict(dict(out)) for out in (item.test_outputs or [])]
+    slot = cells.index(None)
+    cells[slot] = (item.cell_num, cell)
+    if None not in cells:
+        notebook = nbformat.v4.new_notebook(cells=[c for _, c in sorted(cells, key=lambda pair: pair[0])])
+        item.config.stash[NOTEBOOK_OUTPUTS][_notebook_key(item)] = notebook
