@@ -20,6 +20,7 @@ hence the ``nbval==0.11.*`` pin in pyproject.toml.
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -47,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "after_notebooks: runs after every notebook of the session, to see what they showed"
+    )
     opt = config.option
     if not hasattr(opt, "nbval"):  # nbval disabled with `-p no:nbval`
         return
@@ -109,6 +113,7 @@ _CELLS = pytest.StashKey[dict[str, list[tuple[int, nbformat.NotebookNode] | None
 _ROOT = Path(__file__).resolve().parent
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m have deselected: count the cells that will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``after_notebooks`` run last, so that they find this session's notebook outputs."""
     counts: dict[str, int] = {}
@@ -121,7 +126,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, None]:
     outcome = yield
     if isinstance(item, nbval_plugin.IPyNbCell) and _CELLS in item.config.stash:
         _record(item, failed=outcome.excinfo is not None and outcome.excinfo[0].__name__ != "Skipped")

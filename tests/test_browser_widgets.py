@@ -269,6 +269,22 @@ MEASURE = """() => {
       if (img.naturalWidth && img.clientWidth < img.naturalWidth - 1) {
         found.shrunk.push({natural: img.naturalWidth, shown: img.clientWidth});
       }
+      // an SVG shown as an image (graphviz's image/svg+xml): its text as drawn at the image's size
+      if (img.src.startsWith('data:image/svg+xml')) {
+        const raw = img.src.slice(img.src.indexOf(',') + 1);
+        const base64 = img.src.slice(0, img.src.indexOf(',')).endsWith(';base64');
+        const text = base64 ? atob(raw) : decodeURIComponent(raw);
+        const doc = new DOMParser().parseFromString(text, 'image/svg+xml').documentElement;
+        const box = doc.viewBox && doc.viewBox.baseVal;
+        const scale = box && box.width ? img.clientWidth / box.width : 1;
+        for (const t of doc.querySelectorAll('text')) {
+          const sized = t.closest('[font-size]');
+          const size = parseFloat(sized ? sized.getAttribute('font-size') : '16');
+          if (t.textContent.trim() && size * scale < 10) {
+            found.smallest.push({text: t.textContent.trim().slice(0, 30), px: size * scale});
+          }
+        }
+      }
     }
     if (out.textContent.includes('Error displaying widget')) found.errors += 1;
   }
@@ -471,6 +487,61 @@ DRAWN = """(expected) => {
 }"""
 
 
+def _open_rendered(page: Any, root: Path, notebook: nbformat.NotebookNode, path: str) -> None:
+    """Opens ``notebook`` (with its outputs) in the running JupyterLab, without running it, and waits
+    until every output is drawn."""
+    notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    shown = Path("rendered") / Path(path).with_suffix(".ipynb")
+    (root / shown).parent.mkdir(parents=True, exist_ok=True)
+    # trusted, as a notebook one has just run is: JupyterLab would otherwise strip its SVG and scripts
+    NotebookNotary(data_dir=str(root.parent / "state" / "data")).sign(notebook)
+    nbformat.write(notebook, root / shown)
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    rich = sum(o.output_type in ("display_data", "execute_result") for o in outputs)
+    page.evaluate(OPEN, [shown.as_posix(), "Notebook"])
+    page.wait_for_function(DRAWN, arg=rich)
+    pictures = sum("<svg" in o.get("data", {}).get("text/html", "") for o in outputs)
+    drawn = page.evaluate("() => window.ecPanel.node.querySelectorAll('.jp-OutputArea-output svg').length")
+    assert drawn >= pictures, f"{path}: {pictures} SVG pictures sent, {drawn} drawn (not trusted?)"
+
+
+@pytest.mark.after_notebooks  # beside the test it checks, to share its JupyterLab
+def test_the_measure_finds_overflow_small_text_and_shrunk_images(lab_page: tuple[Any, Path]) -> None:
+    """The checks of the test above can fail: outputs made to break each rule are caught."""
+    import base64
+    import io
+
+    from matplotlib.figure import Figure
+
+    png = io.BytesIO()
+    Figure(figsize=(20, 1), dpi=100).savefig(png, format="png")  # 2000 px: shrunk to fit
+    small_svg = '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="20" viewBox="0 0 100 20">'
+    bundles = [
+        {"text/html": '<div style="width:1600px">a row wider than the output</div>'},
+        {"text/html": small_svg + '<text x="2" y="12" font-size="7">tiny inline</text></svg>'},
+        {
+            "image/svg+xml": small_svg.replace('width="100"', 'width="50"')
+            + '<text x="2" y="12" font-size="12">tiny image</text></svg>'
+        },
+        {"image/png": base64.b64encode(png.getvalue()).decode("ascii")},
+    ]
+    cells = [
+        nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output("display_data", data=b)])
+        for b in bundles
+    ]
+    page, root = lab_page
+    _open_rendered(page, root, nbformat.v4.new_notebook(cells=cells), "rendered/broken.ipynb")
+    try:
+        found = page.evaluate(MEASURE)
+    finally:
+        page.evaluate(CLOSE)
+    assert [o["what"] for o in found["overflow"]] == ["a row wider than the output"]
+    small = {f["text"]: f["px"] for f in found["smallest"]}
+    assert small["tiny inline"] == pytest.approx(7, abs=0.5)  # an inline SVG at 100%
+    assert small["tiny image"] == pytest.approx(6, abs=0.5)  # an SVG image drawn at half its viewBox
+    assert found["shrunk"] == [{"natural": 2000, "shown": found["shrunk"][0]["shown"]}]
+
+
 @pytest.mark.after_notebooks
 @pytest.mark.parametrize("path", every_notebook())
 def test_every_notebook_fits_the_output_and_reads_at_100_percent(
@@ -489,24 +560,7 @@ def test_every_notebook_fits_the_output_and_reads_at_100_percent(
         page.evaluate(OPEN, [path, "Jupytext Notebook" if path.endswith(".md") else "Notebook"])
         _run_all_and_wait(page)
     else:
-        notebook.metadata["kernelspec"] = {
-            "display_name": "Python 3",
-            "language": "python",
-            "name": "python3",
-        }
-        shown = Path("rendered") / Path(path).with_suffix(".ipynb")
-        (root / shown).parent.mkdir(parents=True, exist_ok=True)
-        # trusted, as a notebook one has just run is: JupyterLab would otherwise strip its SVG and scripts
-        NotebookNotary(data_dir=str(root.parent / "state" / "data")).sign(notebook)
-        nbformat.write(notebook, root / shown)
-        rich = sum(o.output_type in ("display_data", "execute_result") for o in outputs)
-        page.evaluate(OPEN, [shown.as_posix(), "Notebook"])
-        page.wait_for_function(DRAWN, arg=rich)
-        pictures = sum("<svg" in o.get("data", {}).get("text/html", "") for o in outputs)
-        drawn = page.evaluate(
-            "() => window.ecPanel.node.querySelectorAll('.jp-OutputArea-output svg').length"
-        )
-        assert drawn >= pictures, f"{path}: {pictures} SVG pictures sent, {drawn} drawn (not trusted?)"
+        _open_rendered(page, root, notebook, path)
     try:
         found = _assert_legible(page, path, allow_none=not outputs)
         figures = page.locator(FIGURES)
