@@ -19,6 +19,7 @@ hence the ``nbval==0.11.*`` pin in pyproject.toml.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Generator
 from pathlib import Path
@@ -147,4 +148,27 @@ def _record(item: Any, *, failed: bool) -> None:
     cells[slot] = (item.cell_num, cell)
     if None not in cells:
         notebook = nbformat.v4.new_notebook(cells=[c for _, c in sorted(cells, key=lambda pair: pair[0])])
+        state = _widget_state(item.parent.kernel)
+        if state:  # saved as JupyterLab saves it, so the widgets draw without their kernel
+            notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": state}
         item.config.stash[NOTEBOOK_OUTPUTS][_notebook_key(item)] = notebook
+
+
+#: Asks the kernel for the state of every widget it made (progress bars included), as JSON on stdout.
+_WIDGET_STATE = (
+    "import sys as _s, json as _j\n"
+    "_w = _s.modules.get('ipywidgets')\n"
+    "print(_j.dumps(_w.Widget.get_manager_state() if _w else {}))"
+)
+
+
+def _widget_state(kernel: Any) -> dict[str, Any]:
+    printed: list[str] = []
+
+    def keep(message: dict[str, Any]) -> None:
+        if message["msg_type"] == "stream" and message["content"]["name"] == "stdout":
+            printed.append(message["content"]["text"])
+
+    kernel.kc.execute_interactive(_WIDGET_STATE, store_history=False, output_hook=keep, timeout=60)
+    state: dict[str, Any] = json.loads("".join(printed) or "{}")
+    return state if state.get("state") else {}

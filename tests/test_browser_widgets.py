@@ -479,6 +479,13 @@ OPEN = """async ([path, factory]) => {
   await window.ecPanel.sessionContext.ready;
 }"""
 CLOSE = "async () => { const p = window.ecPanel; await p.sessionContext.shutdown(); p.dispose(); }"
+#: Widgets drawn (waiting a little for their views): outputs with a widget view and no "Loading" text.
+WIDGETS_DRAWN = """async (expected) => {
+  const count = () => [...window.ecPanel.node.querySelectorAll('.jp-OutputArea-output')]
+    .filter(o => o.querySelector('.jupyter-widgets') && !o.textContent.includes('Loading widget')).length;
+  for (let i = 0; i < 50 && count() < expected; i++) await new Promise(r => setTimeout(r, 100));
+  return count();
+}"""
 #: Outputs drawn: as many output areas as the notebook has rich outputs, every image decoded.
 DRAWN = """(expected) => {
   const panel = window.ecPanel.node;
@@ -503,6 +510,9 @@ def _open_rendered(page: Any, root: Path, notebook: nbformat.NotebookNode, path:
     pictures = sum("<svg" in o.get("data", {}).get("text/html", "") for o in outputs)
     drawn = page.evaluate("() => window.ecPanel.node.querySelectorAll('.jp-OutputArea-output svg').length")
     assert drawn >= pictures, f"{path}: {pictures} SVG pictures sent, {drawn} drawn (not trusted?)"
+    views = sum(WIDGET_VIEW in o.get("data", {}) for o in outputs)
+    shown = page.evaluate(WIDGETS_DRAWN, arg=views)
+    assert shown >= views, f"{path}: {views} widgets sent, {shown} drawn from their saved state"
 
 
 @pytest.mark.after_notebooks  # beside the test it checks, to share its JupyterLab
@@ -550,12 +560,14 @@ def test_every_notebook_fits_the_output_and_reads_at_100_percent(
     """The must-show over every notebook and tutorial at 1440x900: no output wider than the output
     area, no text under 10 px (SVG text as scaled, HTML text as computed), no image shrunk to fit, no
     widget error. The outputs are the ones the kernel sent when nbval ran the notebook in this session,
-    rendered by JupyterLab itself; a notebook that shows widgets runs live instead (widgets need their
-    kernel). A screenshot of each board, timeline and plot lands in ``test-output/browser/``."""
+    rendered by JupyterLab itself, widgets (progress bars too) from the state saved with them; without
+    that state a notebook that shows widgets runs live instead. A screenshot of each board, timeline
+    and plot lands in ``test-output/browser/``."""
     page, root = lab_page
     notebook = _executed(request.config, path)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
-    live = any(WIDGET_VIEW in o.get("data", {}) for o in outputs)
+    # widgets draw from the state saved with the outputs; without it they need their kernel
+    live = any(WIDGET_VIEW in o.get("data", {}) for o in outputs) and "widgets" not in notebook.metadata
     if live:
         page.evaluate(OPEN, [path, "Jupytext Notebook" if path.endswith(".md") else "Notebook"])
         _run_all_and_wait(page)
