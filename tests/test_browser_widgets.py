@@ -20,6 +20,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from nbformat.sign import NotebookNotary
 
 CHROMIUM = os.environ.get("EVENTCORE_CHROMIUM", "/usr/bin/chromium")  # Debian's package; never a download
 REPO = Path(__file__).resolve().parent.parent
@@ -77,6 +78,10 @@ def lab_project(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """JupyterLab as ``scripts/lab.sh`` sets it up: the project's notebooks and tutorials, the
     shipped settings overrides (tutorials open as notebooks) in the app settings directory, and the
     shipped server config (notebooks saved without machine metadata)."""
+    yield from _serve_project(tmp_path)
+
+
+def _serve_project(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root = tmp_path / "project"
     for folder, pattern in (("notebooks", "*.ipynb"), ("tutorials", "*.md")):
         (root / folder).mkdir(parents=True)
@@ -99,6 +104,10 @@ def _serve(tmp_path: Path, root: Path, *options: str) -> Iterator[tuple[str, Pat
     (settings / "notification.jupyterlab-settings").write_text(
         '{"fetchNews": "false", "checkForUpdates": false}'
     )
+    # every cell laid out (not only those in view), so that outputs out of view are measured too
+    notebook_settings = state / "lab-settings" / "@jupyterlab" / "notebook-extension"
+    notebook_settings.mkdir(parents=True, exist_ok=True)
+    (notebook_settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     env = dict(
         os.environ,
         JUPYTER_CONFIG_DIR=str(state / "config"),
@@ -260,6 +269,22 @@ MEASURE = """() => {
       if (img.naturalWidth && img.clientWidth < img.naturalWidth - 1) {
         found.shrunk.push({natural: img.naturalWidth, shown: img.clientWidth});
       }
+      // an SVG shown as an image (graphviz's image/svg+xml): its text as drawn at the image's size
+      if (img.src.startsWith('data:image/svg+xml')) {
+        const raw = img.src.slice(img.src.indexOf(',') + 1);
+        const base64 = img.src.slice(0, img.src.indexOf(',')).endsWith(';base64');
+        const text = base64 ? atob(raw) : decodeURIComponent(raw);
+        const doc = new DOMParser().parseFromString(text, 'image/svg+xml').documentElement;
+        const box = doc.viewBox && doc.viewBox.baseVal;
+        const scale = box && box.width ? img.clientWidth / box.width : 1;
+        for (const t of doc.querySelectorAll('text')) {
+          const sized = t.closest('[font-size]');
+          const size = parseFloat(sized ? sized.getAttribute('font-size') : '16');
+          if (t.textContent.trim() && size * scale < 10) {
+            found.smallest.push({text: t.textContent.trim().slice(0, 30), px: size * scale});
+          }
+        }
+      }
     }
     if (out.textContent.includes('Error displaying widget')) found.errors += 1;
   }
@@ -281,9 +306,9 @@ def _run_all_and_wait(page: Any) -> None:
     page.wait_for_timeout(1500)  # widgets render after their models arrive
 
 
-def _assert_legible(page: Any, label: str) -> dict[str, Any]:
+def _assert_legible(page: Any, label: str, *, allow_none: bool = False) -> dict[str, Any]:
     found = page.evaluate(MEASURE)
-    assert found["outputs"] > 0, f"{label}: no outputs to measure"
+    assert found["outputs"] > 0 or allow_none, f"{label}: no outputs to measure"
     assert found["errors"] == 0, f"{label}: 'Error displaying widget' shown"
     assert found["overflow"] == [], f"{label}: outputs wider than the output area: {found['overflow']}"
     assert found["smallest"] == [], f"{label}: text under {MIN_TEXT_PX:g} px: {found['smallest'][:10]}"
@@ -385,39 +410,178 @@ def test_opening_and_saving_start_here_leaves_the_tracked_file_unchanged(
     assert after == before, "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True)))
 
 
-#: Later chapters measured like the tour: the contention notebook (plots), a Part 8 tutorial with a
-#: timeline, and a Part 9 tutorial with a plot. Each: (path, CSS selector, screenshot).
-#: Not here yet: 5.3's chain timeline (31 events, 1630 px wide) is shrunk to 7.9 px labels.
-LATER_CHAPTERS = [
-    ("notebooks/contention.ipynb", ".jp-OutputArea-output img", "contention-plot.png"),
-    (
-        "tutorials/8.1-checking-every-interleaving.md",
-        ".jp-OutputArea-output .ec-timeline",
-        "8.1-timeline.png",
-    ),
-    ("tutorials/9.1-ecommerce-example.md", ".jp-OutputArea-output img", "9.1-plot.png"),
-]
+# -- every notebook: what each board, timeline, plot and table looks like in JupyterLab ----------------
+
+#: Measured with their kernel by the tests above (widgets, screenshots), so not again below.
+MEASURED_ABOVE = {"notebooks/start-here.ipynb", "tutorials/1.3-event-modeling.md"}
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+FIGURES = ".jp-OutputArea-output .ec-board, .jp-OutputArea-output .ec-timeline, .jp-OutputArea-output img"
 
 
-@pytest.mark.parametrize(("path", "selector", "shot"), LATER_CHAPTERS, ids=[c[0] for c in LATER_CHAPTERS])
-def test_later_chapters_fit_the_output_and_read_at_100_percent(
-    lab_project: tuple[str, Path], path: str, selector: str, shot: str
-) -> None:
-    """The same must-show as the tour's, on chapters added after it: no output wider than its area,
-    no text under 10 px, no widget error, and a screenshot of a timeline or plot for a person."""
+def every_notebook() -> list[str]:
+    """Every workbench notebook and every tutorial (a ``.md`` with jupytext front matter), found on
+    disk so that a chapter added later is measured without editing this file."""
+    found = [f"notebooks/{p.name}" for p in sorted((REPO / "notebooks").glob("*.ipynb"))]
+    found += [
+        f"tutorials/{p.name}"
+        for p in sorted((REPO / "tutorials").glob("*.md"))
+        if p.read_text(encoding="utf-8").startswith("---\njupytext:")
+    ]
+    return [path for path in found if path not in MEASURED_ABOVE]
+
+
+@pytest.fixture(scope="module")
+def lab_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+    """One JupyterLab (set up like ``scripts/lab.sh``) and one Chromium page at 1440x900 for every
+    notebook: each is opened in the running app, measured and closed, so the app loads once."""
     from playwright.sync_api import sync_playwright
 
-    base, _ = lab_project
+    tmp = tmp_path_factory.mktemp("every-notebook")
+    served = _serve_project(tmp)
+    base, root = next(served)
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    name = Path(path).stem
-    with sync_playwright() as p:
-        browser, page = _open_page(p)
-        try:
-            page.goto(f"{base}/lab/tree/{path}?token={TOKEN}")
-            page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
-            _run_all_and_wait(page)
-            _assert_legible(page, path)
-            _shoot(page, selector, shot)
-        finally:
-            page.screenshot(path=str(OUTPUT / f"{name}-last.png"))
-            browser.close()
+    try:
+        with sync_playwright() as p:
+            browser, page = _open_page(p)
+            try:
+                page.goto(f"{base}/lab?token={TOKEN}")
+                page.wait_for_function("() => window.jupyterapp?.shell?.currentWidget !== undefined")
+                page.wait_for_selector("#jp-main-statusbar")
+                yield page, root
+            finally:
+                browser.close()
+    finally:
+        served.close()
+
+
+def _executed(config: pytest.Config, path: str) -> nbformat.NotebookNode:
+    """The notebook with its outputs: as nbval ran it earlier in this session (conftest.py keeps what
+    the kernel sent), or executed now when this test runs without the notebooks."""
+    repository_conftest = config.pluginmanager.get_plugin(str(REPO / "conftest.py"))
+    kept = config.stash.get(repository_conftest.NOTEBOOK_OUTPUTS, {}).get(path)
+    if kept is not None:
+        return kept
+    import jupytext
+    from nbclient import NotebookClient
+
+    source = REPO / path
+    notebook = jupytext.read(source) if source.suffix == ".md" else nbformat.read(source, as_version=4)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(source.parent)}}
+    ).execute()
+    return notebook
+
+
+#: Opens a notebook in the running JupyterLab, as a double click would, and keeps its panel.
+OPEN = """async ([path, factory]) => {
+  window.ecPanel = await window.jupyterapp.commands.execute('docmanager:open', {path, factory});
+  await window.ecPanel.context.ready;
+  await window.ecPanel.sessionContext.ready;
+}"""
+CLOSE = "async () => { const p = window.ecPanel; await p.sessionContext.shutdown(); p.dispose(); }"
+#: Widgets drawn (waiting a little for their views): outputs with a widget view and no "Loading" text.
+WIDGETS_DRAWN = """async (expected) => {
+  const count = () => [...window.ecPanel.node.querySelectorAll('.jp-OutputArea-output')]
+    .filter(o => o.querySelector('.jupyter-widgets') && !o.textContent.includes('Loading widget')).length;
+  for (let i = 0; i < 50 && count() < expected; i++) await new Promise(r => setTimeout(r, 100));
+  return count();
+}"""
+#: Outputs drawn: as many output areas as the notebook has rich outputs, every image decoded.
+DRAWN = """(expected) => {
+  const panel = window.ecPanel.node;
+  const outputs = panel.querySelectorAll('.jp-OutputArea-output');
+  return outputs.length >= expected && [...panel.querySelectorAll('img')].every(i => i.complete);
+}"""
+
+
+def _open_rendered(page: Any, root: Path, notebook: nbformat.NotebookNode, path: str) -> tuple[int, int]:
+    """Opens ``notebook`` (with its outputs) in the running JupyterLab, without running it, and waits
+    until every output is drawn; returns how many widgets it holds and how many are drawn."""
+    notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    shown = Path("rendered") / Path(path).with_suffix(".ipynb")
+    (root / shown).parent.mkdir(parents=True, exist_ok=True)
+    # trusted, as a notebook one has just run is: JupyterLab would otherwise strip its SVG and scripts
+    NotebookNotary(data_dir=str(root.parent / "state" / "data")).sign(notebook)
+    nbformat.write(notebook, root / shown)
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    rich = sum(o.output_type in ("display_data", "execute_result") for o in outputs)
+    page.evaluate(OPEN, [shown.as_posix(), "Notebook"])
+    page.wait_for_function(DRAWN, arg=rich)
+    pictures = sum("<svg" in o.get("data", {}).get("text/html", "") for o in outputs)
+    drawn = page.evaluate("() => window.ecPanel.node.querySelectorAll('.jp-OutputArea-output svg').length")
+    assert drawn >= pictures, f"{path}: {pictures} SVG pictures sent, {drawn} drawn (not trusted?)"
+    views = sum(WIDGET_VIEW in o.get("data", {}) for o in outputs)
+    return views, page.evaluate(WIDGETS_DRAWN, arg=views)
+
+
+@pytest.mark.after_notebooks  # beside the test it checks, to share its JupyterLab
+def test_the_measure_finds_overflow_small_text_and_shrunk_images(lab_page: tuple[Any, Path]) -> None:
+    """The checks of the test above can fail: outputs made to break each rule are caught."""
+    import base64
+    import io
+
+    from matplotlib.figure import Figure
+
+    png = io.BytesIO()
+    Figure(figsize=(20, 1), dpi=100).savefig(png, format="png")  # 2000 px: shrunk to fit
+    small_svg = '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="20" viewBox="0 0 100 20">'
+    bundles = [
+        {"text/html": '<div style="width:1600px">a row wider than the output</div>'},
+        {"text/html": small_svg + '<text x="2" y="12" font-size="7">tiny inline</text></svg>'},
+        {
+            "image/svg+xml": small_svg.replace('width="100"', 'width="50"')
+            + '<text x="2" y="12" font-size="12">tiny image</text></svg>'
+        },
+        {"image/png": base64.b64encode(png.getvalue()).decode("ascii")},
+        {WIDGET_VIEW: {"model_id": "0" * 32, "version_major": 2, "version_minor": 0}},  # no state saved
+    ]
+    cells = [
+        nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output("display_data", data=b)])
+        for b in bundles
+    ]
+    page, root = lab_page
+    views, shown = _open_rendered(page, root, nbformat.v4.new_notebook(cells=cells), "rendered/broken.ipynb")
+    try:
+        found = page.evaluate(MEASURE)
+    finally:
+        page.evaluate(CLOSE)
+    assert [o["what"] for o in found["overflow"]] == ["a row wider than the output"]
+    small = {f["text"]: f["px"] for f in found["smallest"]}
+    assert small["tiny inline"] == pytest.approx(7, abs=0.5)  # an inline SVG at 100%
+    assert small["tiny image"] == pytest.approx(6, abs=0.5)  # an SVG image drawn at half its viewBox
+    assert found["shrunk"] == [{"natural": 2000, "shown": found["shrunk"][0]["shown"]}]
+    assert (views, shown) == (1, 0)  # a widget without its state is not counted as drawn
+
+
+@pytest.mark.after_notebooks
+@pytest.mark.parametrize("path", every_notebook())
+def test_every_notebook_fits_the_output_and_reads_at_100_percent(
+    request: pytest.FixtureRequest, lab_page: tuple[Any, Path], path: str
+) -> None:
+    """The must-show over every notebook and tutorial at 1440x900: no output wider than the output
+    area, no text under 10 px (SVG text as scaled, HTML text as computed), no image shrunk to fit, no
+    widget error. The outputs are the ones the kernel sent when nbval ran the notebook in this session,
+    rendered by JupyterLab itself, widgets (progress bars too) from the state saved with them; without
+    that state a notebook that shows widgets runs live instead. A screenshot of each board, timeline
+    and plot lands in ``test-output/browser/``."""
+    page, root = lab_page
+    notebook = _executed(request.config, path)
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    # widgets draw from the state saved with the outputs; without it they need their kernel
+    live = any(WIDGET_VIEW in o.get("data", {}) for o in outputs) and "widgets" not in notebook.metadata
+    if live:
+        page.evaluate(OPEN, [path, "Jupytext Notebook" if path.endswith(".md") else "Notebook"])
+        _run_all_and_wait(page)
+    else:
+        views, shown = _open_rendered(page, root, notebook, path)
+        assert shown >= views, f"{path}: {views} widgets sent, {shown} drawn from their saved state"
+    try:
+        found = _assert_legible(page, path, allow_none=not outputs)
+        figures = page.locator(FIGURES)
+        for n in range(min(figures.count(), 6)):
+            shot = OUTPUT / f"{Path(path).stem}-{n + 1}.png"
+            figures.nth(n).scroll_into_view_if_needed()
+            figures.nth(n).screenshot(path=str(shot))
+        assert found["outputs"] >= (1 if outputs else 0)
+    finally:
+        page.evaluate(CLOSE)

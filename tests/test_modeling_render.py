@@ -8,6 +8,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from eventcore_lab.core.errors import InvalidFormat
 from eventcore_lab.examples import banking, coffee, tasks
 from eventcore_lab.modeling import COLOURS, GraphvizMissing, Kind, derive_model, timeline
 from eventcore_lab.modeling.board import DEFAULT_MAX_WIDTH
-from eventcore_lab.modeling.timeline import stagger
+from eventcore_lab.modeling.timeline import FIT_WIDTH, stagger
 from eventcore_lab.widgets import TimelineSlider
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -299,7 +300,11 @@ def test_timeline_labels_do_not_overlap_and_read_at_100_percent() -> None:
             banking.Deposit(f"account-{i % 3}", i + 1),
             metadata=Metadata(custom={"command": "DepositSomeMoney"}),
         )
-    svg = timeline(store).svg()
+    _assert_labels_read_and_do_not_overlap(timeline(store).svg())
+
+
+def _assert_labels_read_and_do_not_overlap(svg: str) -> None:
+    """Every text is 11 px or more at 100%, and no two centred labels on one line overlap."""
     root = ET.fromstring(svg)
     boxes: list[tuple[float, float, float]] = []  # (y, left, right) of centred labels
     for t in root.iter(f"{SVG}text"):
@@ -313,6 +318,49 @@ def test_timeline_labels_do_not_overlap_and_read_at_100_percent() -> None:
         for y2, left2, right2 in boxes[i + 1 :]:
             if abs(y - y2) < 1:
                 assert right <= left2 or right2 <= left, f"labels overlap at y={y}"
+
+
+def _long_history(commands: int) -> MemoryStore:
+    """Deposits to three accounts, each labelled with its command: ``commands`` + 3 events."""
+    store = MemoryStore()
+    executor = Executor(store)
+    for i in range(3):
+        executor.execute(banking.OpenAccount(f"account-{i}", f"owner-{i}", 1))
+    for i in range(commands):
+        executor.execute(
+            banking.Deposit(f"account-{i % 3}", i + 1), metadata=Metadata(custom={"command": "Deposit"})
+        )
+    return store
+
+
+def test_a_long_timeline_is_drawn_closer_together_to_fit_and_still_reads() -> None:
+    """31 events (tutorial 5.3's chain is as long) at the usual spacing would be 1630 px wide and
+    shrunk to 8 px text in a notebook; squeezed to the output's width they show at 100%."""
+    store = _long_history(28)
+    wide = timeline(store, max_width=None)
+    assert wide.size()[0] > 1600
+    line = timeline(store)
+    assert len(line.events) == 31 and line.size()[0] <= FIT_WIDTH
+    assert line.step < 46
+    xs = [float(c.get("cx", 0)) for c in ET.fromstring(line.svg()).iter(f"{SVG}circle")]
+    assert min(b - a for a, b in pairwise(xs)) == pytest.approx(line.step, abs=0.1)
+    _assert_labels_read_and_do_not_overlap(line.svg())
+    # past the closest spacing (a dot and a gap) the picture grows instead
+    longest = timeline(_long_history(80))
+    assert longest.step == 18 and longest.size()[0] > FIT_WIDTH
+    _assert_labels_read_and_do_not_overlap(longest.svg())
+
+
+def test_event_labels_drop_the_namespace_and_the_hover_keeps_it() -> None:
+    store = MemoryStore()
+    store.append([EventToWrite("audit-1", banking.MoneyDeposited(amount=1))])
+    event = store.read_all()[0]
+    named = type(event)(
+        **{**{f: getattr(event, f) for f in event.__struct_fields__}, "event_type": "bank.Moved"}
+    )
+    svg = timeline([named]).svg()
+    assert "Moved" in [t for t, _, _ in texts(svg)]
+    assert "bank.Moved on audit-1" in "".join(ET.fromstring(svg).itertext())
 
 
 def test_timeline_axis_tooltips_and_inline_html() -> None:
@@ -343,6 +391,28 @@ def test_slider_track_lines_up_with_the_timeline_markers() -> None:
     assert slider.layout.max_width == f"{width:.0f}px" and "width:100%" in slider.picture.value
     slider.slider.value = 2
     assert "position 2" in slider.picture.value and "2 events" in slider.state.value
+
+
+def test_slider_follows_a_timeline_drawn_closer_together() -> None:
+    """The slider's track maps position 0 and the head onto the markers of the squeezed layout, and the
+    marker of every position in between sits half a step after its event."""
+    store = _long_history(28)
+    slider = TimelineSlider(store, lambda: _Count())
+    line = slider.timeline
+    width, _ = line.size()
+    assert width <= FIT_WIDTH and line.step < 46
+    left = float(slider.slider.layout.margin.split()[-1].rstrip("%")) / 100 * width
+    span = float(slider.slider.layout.width.rstrip("%")) / 100 * width
+    assert left + 8 == pytest.approx(line.marker_x(0), abs=0.1)
+    assert left + span - 8 == pytest.approx(line.marker_x(store.head()), abs=0.1)
+    dots = sorted(float(c.get("cx", 0)) for c in ET.fromstring(line.svg()).iter(f"{SVG}circle"))
+    assert len(dots) == store.head() == 31
+    for position, dot in enumerate(dots, start=1):
+        track = left + 8 + (span - 16) * position / store.head()  # where the handle of ``position`` is
+        assert track == pytest.approx(line.marker_x(position), abs=0.1)
+        assert line.marker_x(position) == pytest.approx(dot + line.step / 2, abs=0.1)
+    slider.slider.value = 17
+    assert "position 17" in slider.picture.value and "17 events" in slider.state.value
 
 
 class _Count:

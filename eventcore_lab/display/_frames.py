@@ -6,6 +6,7 @@ computes with it is not affected by how it looks.
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import uuid
@@ -21,10 +22,17 @@ _TRAILING = ("version", "recorded_at", "event_id", "correlation_id", "causation_
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _CELL_CSS = [
     # one selector each: pandas scopes only the first selector of a list to this table
-    {"selector": "td", "props": "white-space: nowrap; padding: 2px 5px; font-size: 12px;"},
-    {"selector": "th", "props": "white-space: nowrap; padding: 2px 5px; font-size: 12px;"},
+    {"selector": "td", "props": "padding: 2px 5px; font-size: 12px;"},  # wrapping: per cell, below
+    # headers break at the <wbr> after each underscore, so a long name is no wider than its values
+    {"selector": "th", "props": "white-space: normal; padding: 2px 5px; font-size: 12px;"},
     {"selector": "caption", "props": "caption-side: bottom; text-align: left; color: #607d8b;"},
 ]
+#: Values longer than this (a payload's repr, a hash) wrap inside their cell instead of widening the
+#: table past the output; shorter ones (ids, times, numbers) stay on one line.
+WRAP_AFTER = 24
+_WRAP_CSS = "white-space: normal; overflow-wrap: anywhere; min-width: 9em;"
+_NOWRAP_CSS = "white-space: nowrap;"
+_SPACES_CSS = "white-space: normal;"
 
 
 def tidy(
@@ -56,12 +64,27 @@ def tidy(
                 lambda v: _cell(v, digits, id_length, minutes=True), subset=[column], na_rep=""
             )
     styler = styler.format_index(lambda v: _cell(v, digits, id_length), axis=0)
+    styler = styler.format_index(_header, axis=1)
+    styler = styler.map(lambda v: _wrapping(_cell(v, digits, id_length)))
     if isinstance(frame.index, pd.RangeIndex):
         styler = styler.hide(axis="index")
     styler = styler.set_table_styles(_CELL_CSS)
     if total > len(frame):
         styler = styler.set_caption(f"first {len(frame):,} of {total:,} rows")
     return styler
+
+
+def _wrapping(text: str) -> str:
+    """How a cell may wrap: long text anywhere, text with spaces (times, phrases) at its spaces, and an
+    id, a number or a stream name never (``account-7`` must not break at its hyphen)."""
+    if len(text) > WRAP_AFTER:
+        return _WRAP_CSS
+    return _SPACES_CSS if " " in text else _NOWRAP_CSS
+
+
+def _header(label: Any) -> str:
+    """A column name as HTML that may break after an underscore (``initial_<wbr>balance``)."""
+    return html.escape(str(label)).replace("_", "_<wbr>")
 
 
 def _ordered(columns: list[Any]) -> list[Any]:

@@ -21,6 +21,10 @@ from .checks import COMMAND_KEY, commits_of
 from .model import Kind
 
 _LEFT, _STEP, _RIGHT = 150.0, 46.0, 40.0  # px: where the first event sits, between events, after the last
+_MIN_STEP = 18.0  # px between events when squeezed to fit: a dot (14 px) and a gap
+_MARGIN = 60.0  # px right of the axis, for the last label and the marker's caption
+#: the widest a timeline is drawn by default: a JupyterLab output at 1440x900 shows it at 100%
+FIT_WIDTH = 980.0
 LABEL_SIZE, STREAM_SIZE, TITLE_SIZE = 12.0, 13.0, 15.0  # px at 100%
 _LEVEL = LABEL_SIZE + 3  # px between stacked label levels
 _CHAR = LABEL_SIZE * 0.56  # px per character, a generous estimate for sans-serif
@@ -79,6 +83,7 @@ class Timeline:
         axis: str = "position",
         title: str = "",
         marker: int | None = None,
+        max_width: float | None = FIT_WIDTH,
     ) -> None:
         if axis not in ("position", "time"):
             raise InvalidFormat(f"a timeline's axis is 'position' or 'time', got {axis!r}")
@@ -86,6 +91,7 @@ class Timeline:
         self.axis = axis
         self.title = title
         self.marker = marker
+        self.max_width = max_width
 
     @property
     def streams(self) -> list[str]:
@@ -106,7 +112,9 @@ class Timeline:
 
     def with_marker(self, position: int | None) -> Timeline:
         """The same timeline with a vertical line at ``position`` (what a slider shows)."""
-        return Timeline(self.events, axis=self.axis, title=self.title, marker=position)
+        return Timeline(
+            self.events, axis=self.axis, title=self.title, marker=position, max_width=self.max_width
+        )
 
     def to_frame(self) -> Any:
         import pandas as pd
@@ -128,15 +136,28 @@ class Timeline:
 
     # -- geometry -------------------------------------------------------------------------------------
 
+    @property
+    def step(self) -> float:
+        """px between neighbouring events: the usual spacing, squeezed (down to a dot and a gap) so that
+        the picture is no wider than ``max_width`` and shows at 100% instead of being scaled down with
+        its text; labels that then collide are stacked on more levels (the rows grow, not the width).
+        Past the minimum spacing the picture grows wider than ``max_width``."""
+        gaps = len(self.events) - 1
+        if self.max_width is None or gaps < 1:
+            return _STEP
+        room = self.max_width - _LEFT - _RIGHT - _MARGIN
+        return max(_MIN_STEP, min(_STEP, room / gaps))
+
     def _x(self) -> dict[int, float]:
         """x of each event by position: evenly spaced by position, or proportional to recorded time."""
         if not self.events:
             return {}
+        step = self.step
         if self.axis == "position":
-            return {e.position: _LEFT + _STEP * i for i, e in enumerate(self.events)}
+            return {e.position: _LEFT + step * i for i, e in enumerate(self.events)}
         first = self.events[0].recorded_at
         span = max((self.events[-1].recorded_at - first).total_seconds(), 1e-9)
-        width = _STEP * max(len(self.events) - 1, 1)
+        width = step * max(len(self.events) - 1, 1)
         return {
             e.position: _LEFT + width * (e.recorded_at - first).total_seconds() / span for e in self.events
         }
@@ -152,9 +173,7 @@ class Timeline:
         event_levels: dict[int, int] = {}
         for stream_id in self.streams:
             mine = [e for e in self.events if e.stream_id == stream_id]
-            spans = [
-                (xs[e.position] - _half(e.event_type), xs[e.position] + _half(e.event_type)) for e in mine
-            ]
+            spans = [(xs[e.position] - _half(_name(e)), xs[e.position] + _half(_name(e))) for e in mine]
             event_levels.update(zip((e.position for e in mine), stagger(spans), strict=True))
         top = 30.0 if self.title else 8.0
         command_y = top + 16 + _LEVEL * (max(command_levels, default=-1) + 1)
@@ -171,14 +190,15 @@ class Timeline:
     def size(self) -> tuple[float, float]:
         xs = self._x().values()
         *_, axis_y = self._layout()
-        return (max(xs, default=_LEFT) + _RIGHT + 60, axis_y + 40)
+        return (max(xs, default=_LEFT) + _RIGHT + _MARGIN, axis_y + 40)
 
     def marker_x(self, position: int) -> float:
         """Where the marker of ``position`` is drawn: halfway between the last event at or before it
         and the next one (what a slider under the picture lines up with)."""
         xs = self._x()
         before = [xs[e.position] for e in self.events if e.position <= position]
-        return (max(before) + _STEP / 2) if before else _LEFT - _STEP / 2
+        half = self.step / 2
+        return (max(before) + half) if before else _LEFT - half
 
     def shapes(self) -> list[Shape]:
         xs, command_levels, event_levels, command_y, row, axis_y = self._layout()
@@ -235,8 +255,11 @@ class Timeline:
             x, y = xs[event.position], row[event.stream_id]
             tip = _tooltip(event)
             out.append(Shape("circle", x, y, colour=COLOURS[Kind.EVENT], text=tip, tip=tip))
-            label_y = y - 12 - _LEVEL * event_levels[event.position]
-            labels.append(Shape("text", x, label_y, text=event.event_type, x2=1, halo=True, tip=tip))
+            level = event_levels[event.position]
+            label_y = y - 12 - _LEVEL * level
+            if level:  # a stacked label: a leader down to its dot
+                out.append(Shape("line", x, label_y + 3, x, y - 7, colour="#cfd8dc"))
+            labels.append(Shape("text", x, label_y, text=_name(event), x2=1, halo=True, tip=tip))
         out.extend(self._axis(xs, axis_y, width))
         out.extend(labels)
         if self.marker is not None and self.events:
@@ -253,7 +276,7 @@ class Timeline:
             return []
         out = [Shape("line", _LEFT - 20, y, width - _RIGHT, y, colour="#78909c")]
         if self.axis == "position":
-            every = max(1, int(-(-(_CHAR * 5) // _STEP)))  # room for a 4-digit label
+            every = max(1, int(-(-(_CHAR * 5) // self.step)))  # room for a 4-digit label
             ticks = [(xs[e.position], str(e.position)) for i, e in enumerate(self.events) if i % every == 0]
             caption = "position in the log"
         else:
@@ -371,11 +394,14 @@ def timeline(
     end: int | datetime | None = None,
     axis: str = "position",
     title: str = "",
+    max_width: float | None = FIT_WIDTH,
 ) -> Timeline:
     """A timeline of a store (or of stored events), optionally narrowed to some streams and a window.
 
     ``streams`` takes stream ids or shell patterns (``"account-*"``). ``start``/``end`` are inclusive
     bounds, either global positions (int) or times (datetime, compared with ``recorded_at``).
+    ``max_width`` (px) is how wide the picture may be before its events are drawn closer together;
+    ``None`` keeps the usual spacing whatever the width.
     """
     events = list(source.read_all() if hasattr(source, "read_all") else source)
     if streams is not None:
@@ -392,12 +418,18 @@ def timeline(
             events = [e for e in events if keep(e.position, bound)]
         else:
             raise InvalidFormat(f"timeline start/end must be a position (int) or a datetime, got {bound!r}")
-    return Timeline(events, axis=axis, title=title)
+    return Timeline(events, axis=axis, title=title, max_width=max_width)
 
 
 def _clock(when: datetime, fmt: str) -> str:
     text = when.strftime(fmt)
     return text[:-3] if fmt.endswith("%f") else text  # milliseconds, not microseconds
+
+
+def _name(event: Any) -> str:
+    """An event's label: its type without the namespace (the row says where it is; the hover text
+    gives the full name)."""
+    return str(event.event_type).rsplit(".", 1)[-1]
 
 
 def _half(label: str) -> float:
