@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from msgspec.structs import replace
+
 from ._deadline import reset_deadline, set_deadline
 from .authorization import CommandPolicy, StreamAccess
 from .command import Command, CommandContext
@@ -347,9 +349,7 @@ class Executor:
         yield (Phase.DECIDE, attempt, versions, 0.0, None)
         if not writes:
             return []
-        writes = [
-            w if w.metadata is not None else EventToWrite(w.stream_id, w.event, metadata) for w in writes
-        ]
+        writes = [w if w.metadata is not None else replace(w, metadata=metadata) for w in writes]
         expected = {sid: ExpectedVersion.exact(v) for sid, v in versions.items()}
         mark = time.time_ns() if watch is not None else 0
         try:

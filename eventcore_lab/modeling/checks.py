@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .derive import category
 from .model import EventModel, SpecReport, SpecResult
 
 #: Key of ``Metadata.custom`` under which tools (e.g. the command-runner widget) record the command name.
@@ -37,7 +36,7 @@ def _off_board(model: EventModel, spec: Any) -> str:
         if name not in allowed:
             return f"scenario {spec.name!r} expects {command} to write {name}, which the model does not show"
         lanes = model.elements[name].lanes
-        if category(stream_id) not in lanes:
+        if model.category(stream_id) not in lanes:
             return (
                 f"scenario {spec.name!r} expects {name} on {stream_id!r}, but the model puts {name} in "
                 f"the {', '.join(lanes)} lane(s)"
@@ -96,7 +95,7 @@ def check_history(model: EventModel, events: Any) -> HistoryReport:
     seen_types: set[str] = set()
     for event in recorded:
         seen_types.add(event.event_type)
-        lane = category(event.stream_id)
+        lane = model.category(event.stream_id)
         if event.event_type not in known:
             report.unknown_events[event.event_type] = report.unknown_events.get(event.event_type, 0) + 1
         elif lane not in model.lanes:
