@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from eventcore_lab import Command, Event, EventToWrite, Executor, MemoryStore, StoredEvent, emit, stream
 from eventcore_lab.core.command import CommandContext
@@ -37,7 +38,7 @@ def student_name_stream(student_id: str) -> str:
 class ChangeName(Command[None]):
     """Each student fact has its own stream: ``student-<id>-name``, ``student-<id>-limit``."""
 
-    stream_categories = {"student": "student-name"}
+    stream_categories: ClassVar[dict[str, str]] = {"student": "student-name"}
     student: str = stream()
     name: str
 
