@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar, dataclass_transform
 
-from .errors import DomainRefusal, ValidationFailed
+from .errors import DomainRefusal, InvalidArgument, ValidationFailed
 from .events import EventToWrite, Metadata, StoredEvent
 from .ids import StreamId
 from .query import Query
@@ -47,9 +47,17 @@ def stream(*, default: Any = dataclasses.MISSING, must_exist: bool = False) -> A
     return dataclasses.field(default=default, metadata={_STREAM_MARK: True, _MUST_EXIST: must_exist})
 
 
-def emit(stream_id: str, event: object) -> EventToWrite:
-    """A write of ``event`` to ``stream_id``, for ``handle`` to return."""
-    return EventToWrite(stream_id, event)
+def emit(stream_id: str, event: object, *, tags: Iterable[str] = ()) -> EventToWrite:
+    """A write of ``event`` to ``stream_id``, for ``handle`` to return.
+
+    ``tags`` are added to those the event's class derives from its fields (``tags_from``); the store
+    keeps their union in order, without duplicates.
+    """
+    if not tags:
+        return EventToWrite(stream_id, event)
+    if isinstance(tags, str):
+        raise InvalidArgument(f"emit(tags=...) takes a list of tags, not the single string {tags!r}")
+    return EventToWrite(stream_id, event, tags=tuple(tags))
 
 
 def require(condition: object, error: str | DomainRefusal | type[DomainRefusal]) -> None:

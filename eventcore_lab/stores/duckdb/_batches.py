@@ -35,7 +35,7 @@ _TABLE_COLUMNS = f"{_COLUMNS}, schema_version"
 # The bulk file schema, except that event ids go into DuckDB as native UUIDs rather than text.
 _ARROW_SCHEMA = bulk.ARROW_SCHEMA.set(
     bulk.ARROW_SCHEMA.get_field_index("event_id"), pa.field("event_id", pa.uuid())
-)
+).remove(bulk.ARROW_SCHEMA.get_field_index(bulk.TAGS_COLUMN))
 
 
 _metadata_encoder = msgspec.json.Encoder()
