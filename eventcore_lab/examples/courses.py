@@ -74,6 +74,15 @@ class StudentJoinedCourse(Event):
     course_id: str
 
 
+class CourseDescribed(Event):
+    """Course news that no join rule depends on; it shares the course stream with the rule's facts."""
+
+    registration = "on_first_use"
+    tags_from = ("course:{course_id}",)
+    course_id: str
+    text: str
+
+
 class SeatTaken(Event):
     """The stream layout's second fact: a place of the course went to ``student_id``."""
 
@@ -144,6 +153,22 @@ class RegisterStudent(Command[bool]):
         student_id = self.student.removeprefix("student-")
         registered = StudentRegistered(student_id=student_id, name=self.name, max_courses=self.max_courses)
         return [emit(self.student, registered)]
+
+
+class DescribeCourse(Command[bool]):
+    course: str = stream()
+    text: str
+
+    def initial_state(self) -> bool:
+        return False
+
+    def apply(self, state: bool, event: StoredEvent) -> bool:
+        return _exists(state, event)
+
+    def handle(self, state: bool, ctx: CommandContext) -> Sequence[EventToWrite]:
+        require(state, NotRegistered)
+        course_id = self.course.removeprefix("course-")
+        return [emit(self.course, CourseDescribed(course_id=course_id, text=self.text))]
 
 
 # -- the join decision, shared by both variants -------------------------------------------------------
@@ -255,6 +280,11 @@ def make_join_by_streams(draw: Draw) -> JoinCourseByStreams:
     return JoinCourseByStreams.of(f"s{draw.client}", draw.key())
 
 
+def make_describe(draw: Draw) -> DescribeCourse:
+    """A workload maker: a client posts news on a course (no join rule depends on it)."""
+    return DescribeCourse(course_stream(draw.key()), f"news from client {draw.client}")
+
+
 def course_workload(
     *,
     by: str = "queries",
@@ -263,9 +293,11 @@ def course_workload(
     places: int = 5,
     max_courses: int = 3,
     joins_per_client: int = 4,
+    describes: float = 0.0,
     seed: int = 0,
 ) -> Workload:
-    """``clients`` students (one per client) each try ``joins_per_client`` joins of random courses.
+    """``clients`` students (one per client) each send ``joins_per_client`` commands: joins of random
+    courses, and course news (``DescribeCourse``) with weight ``describes`` against 1 for a join.
 
     ``by`` is ``"queries"`` (:class:`JoinCourse`) or ``"streams"`` (:class:`JoinCourseByStreams`).
     """
@@ -276,7 +308,7 @@ def course_workload(
     if by not in makers:
         raise InvalidArgument(f"by must be 'queries' or 'streams', got {by!r}")
     return Workload(
-        mix=[Op("join", makers[by])],
+        mix=[Op("join", makers[by])] + ([Op("describe", make_describe, describes)] if describes else []),
         keys=Uniform([f"c{i}" for i in range(courses)]),
         clients=clients,
         commands=clients * joins_per_client,
