@@ -114,20 +114,20 @@ class NotRegistered(ValidationFailed):
 # -- registration (streams, in both variants) ---------------------------------------------------------
 
 
-def _exists(state: bool, event: StoredEvent) -> bool:
-    return True
-
-
-class RegisterCourse(Command[bool]):
-    course: str = stream()
-    name: str
-    places: int
+class _Exists(Command[bool]):
+    """State: whether the command's one stream has any event (the thing is registered)."""
 
     def initial_state(self) -> bool:
         return False
 
     def apply(self, state: bool, event: StoredEvent) -> bool:
-        return _exists(state, event)
+        return True
+
+
+class RegisterCourse(_Exists):
+    course: str = stream()
+    name: str
+    places: int
 
     def handle(self, state: bool, ctx: CommandContext) -> Sequence[EventToWrite]:
         require(self.places > 0, "a course needs at least one place")
@@ -136,16 +136,10 @@ class RegisterCourse(Command[bool]):
         return [emit(self.course, CourseRegistered(course_id=course_id, name=self.name, places=self.places))]
 
 
-class RegisterStudent(Command[bool]):
+class RegisterStudent(_Exists):
     student: str = stream()
     name: str
     max_courses: int
-
-    def initial_state(self) -> bool:
-        return False
-
-    def apply(self, state: bool, event: StoredEvent) -> bool:
-        return _exists(state, event)
 
     def handle(self, state: bool, ctx: CommandContext) -> Sequence[EventToWrite]:
         require(self.max_courses > 0, "a student may join at least one course")
@@ -155,15 +149,9 @@ class RegisterStudent(Command[bool]):
         return [emit(self.student, registered)]
 
 
-class DescribeCourse(Command[bool]):
+class DescribeCourse(_Exists):
     course: str = stream()
     text: str
-
-    def initial_state(self) -> bool:
-        return False
-
-    def apply(self, state: bool, event: StoredEvent) -> bool:
-        return _exists(state, event)
 
     def handle(self, state: bool, ctx: CommandContext) -> Sequence[EventToWrite]:
         require(state, NotRegistered)
