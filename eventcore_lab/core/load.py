@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 S = TypeVar("S")
 
+__all__ = ["Boundary", "Fold", "Loaded", "fold_events", "load", "union"]
+
 
 class Fold(Protocol[S]):
     """What :func:`load` folds with: a Command, or any object with the same two methods."""
