@@ -22,6 +22,7 @@ from eventcore_lab.core.errors import ConcurrencyConflict, InvalidArgument
 from eventcore_lab.core.executor import Phase
 from eventcore_lab.core.load import load
 from eventcore_lab.core.query import Query, QueryItem
+from eventcore_lab.examples import courses
 from eventcore_lab.examples.courses import (
     AlreadyJoined,
     CourseFull,
@@ -274,3 +275,60 @@ def test_the_stream_variant_writes_two_facts_per_join() -> None:
     executor.execute(JoinCourseByStreams.of("s1", "c1"))
     assert store.head() == head + 2
     assert [e.event_type for e in store.read_all()[-2:]] == ["StudentJoinedCourse", "SeatTaken"]
+
+
+def test_a_query_based_command_over_http_and_its_typed_refusal() -> None:
+    from eventcore_lab.web import CommandRoute, create_app, serve
+
+    store = MemoryStore()
+    registered(store, places=1)
+    app = create_app(
+        Executor(store, retry=NO_WAIT), [CommandRoute(JoinCourse, path="/courses/{course_id}/join")]
+    )
+    with serve(app) as running, running.client() as http:
+        ok = http.post("/api/v1/courses/c1/join", json={"student_id": "s1"})
+        full = http.post("/api/v1/courses/c1/join", json={"student_id": "s2"})
+    assert ok.status_code == 200, ok.text
+    assert full.status_code == 422 and full.json()["error"] == {
+        "code": "BUSINESS_RULE_VIOLATION",
+        "message": "The course has no free place left.",
+    }
+    assert bookings(store.read_all()).joins == [("s1", "c1")]
+
+
+class StudentsCourses(Command[dict[str, int]]):
+    """Reads a student's stream, then resolves a query per course joined (seats taken there)."""
+
+    student: str = stream()
+
+    def initial_state(self) -> dict[str, int]:
+        return {}
+
+    def apply(self, state: dict[str, int], event: Any) -> dict[str, int]:
+        if isinstance(event.payload, StudentJoinedCourse):
+            state[event.payload.course_id] = state.get(event.payload.course_id, 0) + 1
+        return state
+
+    def resolve(self, state: dict[str, int]) -> list[Query]:
+        return [Query.of(QueryItem(types=("StudentJoinedCourse",), tags=(f"course:{c}",))) for c in state]
+
+    def handle(self, state: dict[str, int], ctx: CommandContext) -> Sequence[EventToWrite]:
+        busiest = max(state, key=lambda c: (state[c], c))
+        return [
+            emit(self.student, courses.CourseDescribed(course_id=busiest, text=f"{state[busiest]} joined"))
+        ]
+
+
+def test_a_resolver_may_name_queries_and_the_append_condition_guards_them() -> None:
+    store = MemoryStore()
+    executor = registered(store, places=5)
+    for student, course in (("s1", "c1"), ("s1", "c2"), ("s2", "c2")):
+        executor.execute(JoinCourse(student, course))
+    result = Executor(store).execute(StudentsCourses("student-s1"))
+    # c2 has s1 and s2: s1's join is in the stream read and in the resolved query, and is folded once
+    assert result.events_written[0].payload.text == "2 joined"
+    steps = Executor(store, retry=NO_WAIT).steps(StudentsCourses("student-s1"))
+    assert [next(steps).phase for _ in range(4)] == [Phase.READ, Phase.DECIDE, Phase.READ, Phase.DECIDE]
+    store.append([EventToWrite("student-s3", StudentJoinedCourse(student_id="s3", course_id="c1"))])
+    assert next(steps).phase is Phase.BACKOFF  # the resolved query's course changed after the read
+    assert drive(steps).attempts == 2
