@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+import pytest
+
 from eventcore_lab import Command, Event, EventToWrite, Executor, MemoryStore, StoredEvent, emit, stream
 from eventcore_lab.core.command import CommandContext
+from eventcore_lab.core.errors import InvalidFormat
 from eventcore_lab.examples import courses
 from eventcore_lab.modeling import Board, category, check_history, derive_model
 
@@ -76,3 +79,24 @@ def test_a_module_declares_its_category_function_as_stream_category() -> None:
     model = derive_model(module)
     assert model.category("student-7-name") == "student-name"
     assert model.category("course-7") == "course"
+
+
+def test_a_timeline_of_what_a_query_based_command_decided_on() -> None:
+    from eventcore_lab.modeling import timeline
+
+    store = MemoryStore()
+    executor = Executor(store)
+    executor.execute(courses.RegisterCourse("course-c1", "one", 2))
+    executor.execute(courses.RegisterCourse("course-c2", "two", 2))
+    executor.execute(courses.RegisterStudent("student-s1", "ann", 2))
+    executor.execute(courses.JoinCourse("s1", "c1"))
+    shown = timeline(store, query=courses.enrolment_query("c1", "s1"))
+    assert [e.event_type for e in shown.events] == [
+        "CourseRegistered",
+        "StudentRegistered",
+        "StudentJoinedCourse",
+    ]
+    assert shown.streams == ["course-c1", "student-s1"]  # c2 is not part of the boundary
+    assert "tags: student:s1, course:c1" in shown.svg()
+    with pytest.raises(InvalidFormat, match="takes a Query"):
+        timeline(store, query="course:c1")
