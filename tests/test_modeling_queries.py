@@ -100,3 +100,20 @@ def test_a_timeline_of_what_a_query_based_command_decided_on() -> None:
     assert "tags: student:s1, course:c1" in shown.svg()
     with pytest.raises(InvalidFormat, match="takes a Query"):
         timeline(store, query="course:c1")
+
+
+def test_history_checks_find_events_stored_without_their_declared_tags() -> None:
+    from msgspec.structs import replace
+
+    store = MemoryStore()
+    executor = Executor(store)
+    executor.execute(courses.RegisterCourse("course-c1", "one", 2))
+    executor.execute(courses.RegisterStudent("student-s1", "ann", 2))
+    executor.execute(courses.JoinCourse("s1", "c1"))
+    model = derive_model(courses)
+    assert check_history(model, store).untagged == {}
+    recorded = store.read_all()
+    imported = [*recorded[:-1], replace(recorded[-1], tags=("student:s1",))]  # lost its course tag
+    report = check_history(model, imported)
+    assert not report.ok and report.untagged == {"StudentJoinedCourse": 1}
+    assert "StudentJoinedCourse stored without the tags its class declares" in str(report)
