@@ -26,7 +26,7 @@ import pytest
 
 from ..core.errors import SerializationError, TooLong, UnknownEventType, ValidationError, VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
-from ._contract_events import ContractNote, NotRegistered, Unserializable, note, snapshot, write
+from ._contract_events import ContractNote, NotRegistered, Unserializable, note, snapshot, tagged, write
 from ._contract_queries import QueriesContract
 from ._contract_rules import PersistentRulesContract, RulesContract
 
@@ -38,6 +38,7 @@ __all__ = [
     "Unserializable",
     "note",
     "snapshot",
+    "tagged",
     "write",
 ]
 

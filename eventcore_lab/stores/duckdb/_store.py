@@ -11,12 +11,16 @@ from datetime import UTC, datetime
 import duckdb
 
 from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
-from ...core.ids import new_event_id
+from ...core.ids import StreamId, new_event_id
+from ...core.query import AppendCondition
 from ...core.registry import EventRegistry, default_registry, schema_version_of
 from .._stream_cache import StreamCache
 from ..base import Subscription
 from ..rules import (
     MAX_PAYLOAD_BYTES,
+    PreparedEvent,
+    check_condition,
+    check_condition_holds,
     check_expected,
     check_position,
     prepare_append,
@@ -24,15 +28,17 @@ from ..rules import (
 )
 from ._analytics import _AnalyticsMixin
 from ._batches import (
+    _Batch,
     _Rows,
 )
 from ._connection import (
     _connect,
     _ConnectionMixin,
 )
+from ._queries import _QueryMixin
 
 
-class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
+class DuckDBStore(_ConnectionMixin, _QueryMixin, _AnalyticsMixin):
     """An event store in a DuckDB file (or ``":memory:"``); see the package docstring for the design.
 
     ``cache_events`` bounds the events kept for recently used streams; ``tail_events`` the newest events
@@ -91,6 +97,7 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
         self._pending = {}
         self._next_position = 1
         self._queue = []
+        self._in_flight = []  # the group the writer is committing, until it is published
         self._committing = False
         self._work = threading.Condition(self._lock)  # wakes the writer thread
         self._writer = None
@@ -107,34 +114,63 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
         return f"<DuckDBStore {self.path!r} ({mode}): {self._head} events in {len(self._versions)} streams>"
 
     def append(
-        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> list[StoredEvent]:
+        """Validate, check and queue ``events``; return once they are committed.
+
+        Stream expectations are checked under ``_lock`` against committed and queued versions. An
+        append ``condition`` is checked with ``_db_lock`` held too (taken first, as everywhere), so
+        that no group commits between the check and the queueing (see :mod:`._queries`).
+        """
         prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
+        condition = check_condition(condition)
         self._check_writable()
-        if not prepared:
+        if condition is None:
             with self._lock:
-                check_expected(checks, self._version_with_pending)
+                batch = self._queue_append(prepared, checks, None)
+        else:
+            with self._db_lock:
+                self._check_open()
+                with self._lock:
+                    batch = self._queue_append(prepared, checks, condition)
+        if batch is None:
             return []
-        rows = _Rows()
-        with self._lock:
-            check_expected(checks, self._version_with_pending)
-            stored, versions = stamp_events(
-                prepared, self._version_with_pending, self._next_position, datetime.now(UTC), new_event_id
-            )
-            for item, event in zip(prepared, stored, strict=True):
-                rows.positions.append(event.position)
-                rows.event_ids.append(event.event_id)
-                rows.streams.append(event.stream_id)
-                rows.versions.append(event.version)
-                rows.types.append(event.event_type)
-                rows.payloads.append(item.payload_json)
-                rows.metadata.append(item.metadata_json)
-                rows.recorded.append(event.recorded_at)
-                rows.schema_versions.append(schema_version_of(item.payload))
-            batch = self._enqueue(rows, stored, versions, stored[-1].position + 1, checked=checks)
         self._wait_durable(batch)
         assert batch.events is not None
         return batch.events  # positions may have moved down if an append queued before it failed
+
+    def _queue_append(
+        self,
+        prepared: list[PreparedEvent],
+        checks: Mapping[StreamId, ExpectedVersion],
+        condition: AppendCondition | None,
+    ) -> _Batch | None:
+        """Check and queue a validated append (None when it writes nothing). Caller holds ``_lock``
+        (and ``_db_lock`` first when there is a condition)."""
+        check_expected(checks, self._version_with_pending)
+        check_condition_holds(condition, self._first_match)
+        if not prepared:
+            return None
+        rows = _Rows()
+        stored, versions = stamp_events(
+            prepared, self._version_with_pending, self._next_position, datetime.now(UTC), new_event_id
+        )
+        for item, event in zip(prepared, stored, strict=True):
+            rows.positions.append(event.position)
+            rows.event_ids.append(event.event_id)
+            rows.streams.append(event.stream_id)
+            rows.versions.append(event.version)
+            rows.types.append(event.event_type)
+            rows.payloads.append(item.payload_json)
+            rows.metadata.append(item.metadata_json)
+            rows.recorded.append(event.recorded_at)
+            rows.schema_versions.append(schema_version_of(item.payload))
+            rows.tags.append(item.tags)
+        return self._enqueue(rows, stored, versions, stored[-1].position + 1, checked=checks)
 
     def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
         self._check_open()
