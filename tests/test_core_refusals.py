@@ -63,6 +63,7 @@ def test_require_refuses_anything_but_a_message_or_a_domain_refusal(error: objec
 
 class Seated(Event):
     registration = "on_first_use"
+    event_type = "test_refusals.Seated"
     student: str
 
 

@@ -31,6 +31,7 @@ def test_a_query_based_command_shows_its_boundary_on_its_note_and_the_board() ->
 
 class NameChanged(Event):
     registration = "on_first_use"
+    event_type = "test_modeling_queries.NameChanged"
     name: str
 
 
@@ -61,7 +62,7 @@ def by_fact(stream_id: str) -> str:
 def test_stream_ids_of_another_shape_need_the_declared_category_function_not_a_drift_report() -> None:
     store = MemoryStore()
     Executor(store).execute(ChangeName(student_name_stream("42"), "Ann"))
-    assert derive_model([ChangeName]).elements["NameChanged"].lanes == ("student-name",)
+    assert derive_model([ChangeName]).elements["test_modeling_queries.NameChanged"].lanes == ("student-name",)
 
     misread = check_history(derive_model([ChangeName]), store)  # "student" is not a lane of the model
     assert not misread.ok and misread.unknown_streams == {"student": ["student-42-name"]}
