@@ -32,7 +32,7 @@ from eventcore_lab.examples.courses import (
     JoinCourseByStreams,
     RegisterCourse,
     RegisterStudent,
-    SeatTaken,
+    CourseSeatTaken,
     StudentJoinedCourse,
     TooManyCourses,
     bookings,
@@ -131,7 +131,7 @@ def test_events_that_only_overlap_on_an_unrelated_tag_do_not_conflict() -> None:
             # s2 joins c2: the same event type, but neither tag of s1's query items
             EventToWrite("student-s2", StudentJoinedCourse(student_id="s2", course_id="c2")),
             # an event tagged course:c1 whose type the course item does not name
-            EventToWrite("course-c1", SeatTaken(course_id="c1", student_id="s3")),
+            EventToWrite("course-c1", CourseSeatTaken(course_id="c1", student_id="s3")),
             # a type the student item names, tagged with another student
             EventToWrite(
                 "course-c1", CourseRegistered(course_id="c9", name="x", places=1), tags=("student:s9",)
@@ -274,7 +274,7 @@ def test_the_stream_variant_writes_two_facts_per_join() -> None:
     head = store.head()
     executor.execute(JoinCourseByStreams.of("s1", "c1"))
     assert store.head() == head + 2
-    assert [e.event_type for e in store.read_all()[-2:]] == ["StudentJoinedCourse", "SeatTaken"]
+    assert [e.event_type for e in store.read_all()[-2:]] == ["StudentJoinedCourse", "CourseSeatTaken"]
 
 
 def test_a_query_based_command_over_http_and_its_typed_refusal() -> None:

@@ -5,7 +5,7 @@ limit; a student joins a course once. Courses and students are registered on the
 (``course-<id>``, ``student-<id>``) in both variants. The join differs:
 
 - :class:`JoinCourseByStreams` reads the course and the student stream, and must write to *both* so that
-  either rule is guarded by a stream version: the join on the student stream, a ``SeatTaken`` on the
+  either rule is guarded by a stream version: the join on the student stream, a ``CourseSeatTaken`` on the
   course stream (two facts for one decision; a read model must count one of them).
 - :class:`JoinCourse` reads by query: "the course's registration and joins" and "the student's
   registration and joins", by tag. It writes one ``StudentJoinedCourse`` (tagged with both) and the
@@ -83,7 +83,7 @@ class CourseDescribed(Event):
     text: str
 
 
-class SeatTaken(Event):
+class CourseSeatTaken(Event):
     """The stream layout's second fact: a place of the course went to ``student_id``."""
 
     registration = "on_first_use"
@@ -178,7 +178,7 @@ def apply_enrolment(state: Enrolment, event: StoredEvent, course_id: str, studen
             state.places = places
         case StudentRegistered(student_id=s, max_courses=limit) if s == student_id:
             state.max_courses = limit
-        case StudentJoinedCourse(student_id=s, course_id=c) | SeatTaken(student_id=s, course_id=c):
+        case StudentJoinedCourse(student_id=s, course_id=c) | CourseSeatTaken(student_id=s, course_id=c):
             if c == course_id:
                 state.students.add(s)
             if s == student_id:
@@ -233,7 +233,7 @@ class JoinCourseByStreams(_Join):
         decide_join(state, self.course_id, self.student_id)
         return [
             emit(self.student, StudentJoinedCourse(student_id=self.student_id, course_id=self.course_id)),
-            emit(self.course, SeatTaken(course_id=self.course_id, student_id=self.student_id)),
+            emit(self.course, CourseSeatTaken(course_id=self.course_id, student_id=self.student_id)),
         ]
 
 
