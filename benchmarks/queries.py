@@ -1,11 +1,12 @@
 """Commands/s of a query-based command vs the equivalent stream-based one, DuckDB and PostgreSQL.
 
-``python -m benchmarks.queries [--joins N] [--pg-joins N] [--repeats R] [--clients 1,8]``. The command
-is the course booking join of ``eventcore_lab.examples.courses``: ``JoinCourse`` reads the course's and
-the student's facts by query and appends one event under an append condition; ``JoinCourseByStreams``
-reads the course and the student stream and appends two events (the join and the seat) under two
-version checks. Every join succeeds (places and limits are large), so both variants do the same work
-apart from how they read and guard: the table shows medians of joins/s and the ratio query / streams.
+``python -m benchmarks.queries [--joins N] [--pg-joins N] [--repeats R] [--clients 1,8] [--stores ...]``.
+The command is the course booking join of ``eventcore_lab.examples.courses``: ``JoinCourse`` reads
+the course's and the student's facts by query and appends one event under an append condition;
+``JoinCourseByStreams`` reads the course and the student stream and appends two events (the join and
+the seat) under two version checks. Every join succeeds (places and limits are large), so both
+variants do the same work apart from how they read and guard: the table shows medians of joins/s and
+the ratio query / streams.
 
 With several clients each client has its own students and walks the courses from its own offset, so
 clients meet on a course now and then: those conflicts are retried by both variants alike (the table
@@ -127,14 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-joins", type=int, default=400, help="timed joins per run (PostgreSQL)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clients", default="1,8", help="comma-separated client counts")
+    parser.add_argument("--stores", default="duckdb,postgres", help="comma-separated: duckdb, postgres")
     args = parser.parse_args(argv)
     client_counts = [int(c) for c in args.clients.split(",")]
-    backends: list[tuple[str, StoreMaker, int]] = [("duckdb", duckdb_store, args.joins)]
-    dsn, how = find_postgres(Path(__file__).resolve().parents[1])
-    if dsn:
-        backends.append(("postgres", postgres_store(dsn), args.pg_joins))
-    else:
-        print(f"PostgreSQL left out: {how}", file=sys.stderr)
+    stores = args.stores.split(",")
+    backends: list[tuple[str, StoreMaker, int]] = []
+    if "duckdb" in stores:
+        backends.append(("duckdb", duckdb_store, args.joins))
+    if "postgres" in stores:
+        dsn, how = find_postgres(Path(__file__).resolve().parents[1])
+        if dsn:
+            backends.append(("postgres", postgres_store(dsn), args.pg_joins))
+        else:
+            print(f"PostgreSQL left out: {how}", file=sys.stderr)
     print("| store | clients | streams cmd/s | queries cmd/s | queries / streams | retries s, q |")
     print("|---|---|---|---|---|---|")
     for name, make, n in backends:
