@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 
 from eventcore_lab import Event, EventToWrite, MemoryStore
+from eventcore_lab.backup import backup, restore, verify
 from eventcore_lab.core.errors import AppendConditionFailed
 from eventcore_lab.core.query import AppendCondition, Query, QueryItem
 from eventcore_lab.observability.store import ObservedStore
@@ -15,6 +17,8 @@ from eventcore_lab.security import MemoryKeyStore, PersonalData, PersonalDataErr
 from eventcore_lab.security._limits import LimitedStore, LimitExceeded, Limits
 from eventcore_lab.stores.base import Queries
 from eventcore_lab.stores.chaos import ChaosStore
+from eventcore_lab.stores.duckdb import DuckDBStore
+from eventcore_lab.testing.contract import tagged
 
 
 class SeatTaken(Event):
@@ -95,3 +99,20 @@ def test_the_protected_store_keeps_personal_data_out_of_tags() -> None:
     store.append([EventToWrite("seat-1", SeatTaken(seat="1", holder="Ann", holder_id="p-1"))])
     [stored] = inner.read_all()
     assert stored.tags == ("seat:1",) and stored.payload.holder != "Ann"  # sealed in the inner store
+
+
+def test_tags_survive_backup_and_restore(tmp_path: Path) -> None:
+    source = MemoryStore()
+    written = source.append(
+        [
+            EventToWrite("seat-1", SeatTaken(seat="1", holder="Ann", holder_id="p-1"), tags=("row:a",)),
+            tagged("plain", "untagged"),
+        ]
+    )
+    backup(source, tmp_path / "full")
+    assert verify(tmp_path / "full").ok
+    for target in (MemoryStore(), DuckDBStore(tmp_path / "copy.duckdb")):
+        restore(target, [tmp_path / "full"])
+        assert [e.tags for e in target.read_all()] == [e.tags for e in written] == [("seat:1", "row:a"), ()]
+        assert [e.event_id for e in target.read_query(SEAT_1).events] == [written[0].event_id]
+        target.close()
