@@ -72,7 +72,13 @@ def plain_append_overhead(rounds: int, per_round: int) -> dict[str, float]:
             def run(version: int) -> float:
                 statement = (
                     f'SELECT * FROM "{schemas[version]}".append_events(%s::text[], %s::uuid[], %s::text[], '
-                    "%s::text[], %s::text[], '{}', '{}', '{}')"
+                    "%s::text[], %s::text[], '{}', '{}', '{}'"
+                    # the lock names PostgresStore passes for this append (see lock_names)
+                    + (
+                        ", p_lock_names => '{yBenchCredited,*}', p_lock_exclusive => '{f,f}')"
+                        if version == 4
+                        else ")"
+                    )
                 )
                 started = time.perf_counter()
                 for _ in range(per_round):
