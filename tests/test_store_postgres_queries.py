@@ -195,30 +195,20 @@ def test_an_older_schema_is_upgraded_and_its_events_read_without_tags(pg_url: st
         assert store.read_query(COURSE_7).events == [new]
 
 
+def _plan(conn: psycopg.Connection[Any], schema: str, where: str) -> str:
+    """The plan of an append condition's lookup (see first_match in migration 4)."""
+    query = sql.SQL("EXPLAIN SELECT min(position) FROM {}.events WHERE " + where + " AND position > 0")
+    return "\n".join(row[0] for row in conn.execute(query.format(sql.Identifier(schema))))
+
+
 def test_tag_and_type_lookups_use_their_indexes(store: PostgresStore, pg_url: str, pg_schema: str) -> None:
     store.migrate()
     for batch in range(10):
         store.append([tagged(f"s-{batch}-{i}", "x", f"course:{batch}-{i}", "common") for i in range(200)])
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(sql.SQL("ANALYZE {}.events").format(sql.Identifier(pg_schema)))
-        tag_plan = "\n".join(
-            row[0]
-            for row in conn.execute(
-                sql.SQL(
-                    "EXPLAIN SELECT min(position) FROM {}.events "
-                    "WHERE tags @> ARRAY['course:3-7'] AND position > 0"
-                ).format(sql.Identifier(pg_schema))
-            )
-        )
-        type_plan = "\n".join(
-            row[0]
-            for row in conn.execute(
-                sql.SQL(
-                    "EXPLAIN SELECT min(position) FROM {}.events "
-                    "WHERE event_type = ANY(ARRAY['nothing.Here']) AND position > 0"
-                ).format(sql.Identifier(pg_schema))
-            )
-        )
+        tag_plan = _plan(conn, pg_schema, "tags @> ARRAY['course:3-7']")
+        type_plan = _plan(conn, pg_schema, "event_type = ANY(ARRAY['nothing.Here'])")
     print(tag_plan, type_plan, sep="\n\n")  # shown with -s: the evidence quoted in the report
     assert "events_tags" in tag_plan
     assert "events_type_position" in type_plan

@@ -15,6 +15,7 @@ from eventcore_lab.core.query import AppendCondition, Query, QueryItem
 from eventcore_lab.observability.store import ObservedStore
 from eventcore_lab.security import MemoryKeyStore, PersonalData, PersonalDataError, ProtectedStore
 from eventcore_lab.security._limits import LimitedStore, LimitExceeded, Limits
+from eventcore_lab.simulation._explore._footprint import RecordingStore
 from eventcore_lab.stores.base import Queries
 from eventcore_lab.stores.chaos import ChaosStore
 from eventcore_lab.stores.duckdb import DuckDBStore
@@ -116,3 +117,13 @@ def test_tags_survive_backup_and_restore(tmp_path: Path) -> None:
         assert [e.tags for e in target.read_all()] == [e.tags for e in written] == [("seat:1", "row:a"), ()]
         assert [e.event_id for e in target.read_query(SEAT_1).events] == [written[0].event_id]
         target.close()
+
+
+def test_the_explorers_recording_store_forwards_queries_and_counts_them_as_reading_everything() -> None:
+    inner = MemoryStore()
+    recording = RecordingStore(inner)
+    recording.append([tagged("a", "x", "seat:1")], condition=AppendCondition(SEAT_1))
+    assert recording.footprint.everything and recording.footprint.writes == {"a"}
+    assert recording.read_query(Query.of(QueryItem(tags=("seat:1",)))).position == 1
+    with pytest.raises(AppendConditionFailed):
+        recording.append([tagged("b", "x", "seat:1")], condition=AppendCondition(Query.all(), 0))

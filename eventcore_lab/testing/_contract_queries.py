@@ -208,6 +208,14 @@ class QueriesContract:
         store.append([write("s", "b")], condition=AppendCondition(Query.all(), store.head()))
         assert store.stream_version("s") == 2
 
+    def test_an_empty_append_with_a_condition_only_checks_it(self, store: Any) -> None:
+        query = Query.of(item(tags=("claim:ann",)))
+        assert store.append([], condition=AppendCondition(query)) == []
+        store.append([claimed("user-1", "ann")])
+        with pytest.raises(AppendConditionFailed):
+            store.append([], condition=AppendCondition(query))
+        assert store.head() == 1
+
     def test_stream_expectations_and_the_condition_are_checked_together(self, store: Any) -> None:
         query = Query.of(item(tags=("claim:ann",)))
         store.append([claimed("user-1", "ann")])

@@ -49,6 +49,30 @@ def query_json(query: Query, condition: AppendCondition | None = None) -> str:
     return msgspec.json.encode(document).decode()
 
 
+#: Beyond this many distinct type and tag keys an append takes the key '*' exclusively instead.
+MAX_LOCK_KEYS = 64
+
+
+def lock_names(
+    types: Iterable[str], tags: Iterable[tuple[str, ...]], query: Query | None
+) -> tuple[list[str], list[bool]]:
+    """The advisory lock names (and exclusive flags) of an append or query read: the rule argued in
+    migration 4, written once. Shared: each type ('y' + type) and tag ('t' + tag) written, and '*'.
+    Exclusive: per query item its first tag, or each of its types when it names no tag; '*' for a query
+    of every event, or when more than MAX_LOCK_KEYS type and tag keys would be written."""
+    names = dict.fromkeys(["y" + t for t in types] + ["t" + tag for group in tags for tag in group], False)
+    everything = len(names) > MAX_LOCK_KEYS
+    if everything:
+        names = {}
+    if query is not None:
+        everything = everything or query.matches_all
+        for item in query.items:
+            for name in ("t" + item.tags[0],) if item.tags else ["y" + t for t in item.types]:
+                names[name] = True
+    names["*"] = everything
+    return list(names), list(names.values())
+
+
 def _name(name: str) -> str:
     return check_checkpoint_name(name)
 
@@ -176,9 +200,10 @@ class _ReadingMixin(_NotifyMixin):
         self._check_open()
         query, after, limit = check_query(query), check_position(after), check_limit(limit)
         budget = remaining()
+        timeout = None if budget is None else _lock_timeout(budget)
+        names, exclusive = lock_names((), (), query)
         rows = self._events_raw(
-            self._sql_read_query,
-            (None if budget is None else _lock_timeout(budget), query_json(query), after, limit),
+            self._sql_read_query, (timeout, query_json(query), after, limit, names, exclusive)
         )
         head = int(rows[0][0])
         return QueryRead([self._to_event(row[1:]) for row in rows[1:]], head)

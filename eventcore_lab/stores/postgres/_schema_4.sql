@@ -22,38 +22,34 @@
 --   before: above the position P of any read made earlier. read_query takes the same exclusive keys
 --   for its items before the statement that reads (waiting out writers of matching events in flight),
 --   and returns as P the highest position in that statement's snapshot; hence "a matching event above
---   P" is exactly "a matching event the read did not see". Keys use another seed than stream keys.
+--   P" is exactly "a matching event the read did not see". A read holds its keys only for its own
+--   call (one transaction), so it delays matching writers by the length of one indexed statement.
+--   The names are computed by the client (lock_names() in _reading.py, the rule written once) and
+--   hashed here with another seed than stream keys (a hash collision only makes two appends wait for
+--   each other, never lets one through). A caller that passes no names (an older client calling the
+--   function directly) takes the shared keys of what it writes, and '*' exclusive if it has a condition.
 
 ALTER TABLE __SCHEMA__.events ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
 CREATE INDEX events_tags ON __SCHEMA__.events USING gin (tags);
 CREATE INDEX events_type_position ON __SCHEMA__.events (event_type, position);
 
--- The advisory keys (k) and modes (x: exclusive) for the events' types and tags and a query's items.
-CREATE FUNCTION __SCHEMA__.query_lock_keys(p_types text[], p_tags jsonb, p_query jsonb)
-RETURNS TABLE (k bigint, x boolean) LANGUAGE sql AS $$
-    WITH written AS (
-        SELECT 'y' || t AS name FROM unnest(p_types) AS t
-        UNION
-        SELECT 't' || tag FROM jsonb_array_elements(coalesce(p_tags, '[]')) AS a,
-                               jsonb_array_elements_text(a) AS tag
-    ), many AS (
-        SELECT count(*) > 64 AS over FROM written
-    ), items AS (
-        SELECT it FROM jsonb_array_elements(coalesce(p_query -> 'items', '[]')) AS it
-    )
-    SELECT hashtextextended(n.name, __LOCK_SEED__ + 1), bool_or(n.x)
-      FROM (
-        SELECT name, false AS x FROM written WHERE NOT (SELECT over FROM many)
-        UNION ALL
-        SELECT 't' || (it -> 'tags' ->> 0), true FROM items WHERE jsonb_array_length(it -> 'tags') > 0
-        UNION ALL
-        SELECT 'y' || ty, true FROM items, jsonb_array_elements_text(it -> 'types') AS ty
-         WHERE jsonb_array_length(it -> 'tags') = 0
-        UNION ALL
-        SELECT '*', (SELECT over FROM many)
-                    OR (p_query IS NOT NULL AND jsonb_array_length(p_query -> 'items') = 0)
-      ) AS n
-     GROUP BY 1
+-- The advisory keys of lock names ('*', 'y' || type, 't' || tag) with their modes (x: exclusive).
+-- The client names them (PostgresStore: lock_names() in _writer.py, the rule above written once);
+-- a caller that names none gets the shared keys of the types and tags it writes, and '*' exclusive
+-- when it has a condition (safe, and serialised against every writer).
+CREATE FUNCTION __SCHEMA__.lock_keys(p_names text[], p_exclusive boolean[], p_types text[], p_tags jsonb,
+                                     p_condition jsonb)
+RETURNS TABLE (k bigint, x boolean) LANGUAGE sql IMMUTABLE AS $$
+    SELECT hashtextextended(n.name, __LOCK_SEED__ + 1), coalesce(n.x, false)
+      FROM unnest(p_names, p_exclusive) AS n(name, x)
+     WHERE p_names IS NOT NULL
+    UNION ALL
+    SELECT hashtextextended(d.name, __LOCK_SEED__ + 1), d.name = '*' AND p_condition IS NOT NULL
+      FROM (SELECT 'y' || t AS name FROM unnest(p_types) AS t
+            UNION SELECT 't' || tag FROM jsonb_array_elements(coalesce(p_tags, '[]')) AS a,
+                                         jsonb_array_elements_text(a) AS tag
+            UNION SELECT '*') AS d
+     WHERE p_names IS NULL
 $$;
 
 -- The lowest position above p_after of an event matching p_query ({"items": [{"types", "tags"}]};
@@ -91,7 +87,8 @@ $$;
 -- The events matching p_query with position > p_after (at most p_limit; NULL: all), after waiting out
 -- writers of matching events in flight (see above). The first row carries only the head: the highest
 -- position in the snapshot the events were read in.
-CREATE FUNCTION __SCHEMA__.read_query(p_lock_timeout text, p_query jsonb, p_after bigint, p_limit bigint)
+CREATE FUNCTION __SCHEMA__.read_query(p_lock_timeout text, p_query jsonb, p_after bigint, p_limit bigint,
+                                      p_lock_names text[], p_lock_exclusive boolean[])
 RETURNS TABLE (
     head bigint, event_id uuid, stream_id text, version bigint, "position" bigint, event_type text,
     payload text, metadata text, recorded_at timestamptz, schema_version integer, tags text[]
@@ -105,7 +102,8 @@ BEGIN
         PERFORM set_config('lock_timeout', p_lock_timeout, true);
     END IF;
     PERFORM count(CASE WHEN l.x THEN pg_advisory_xact_lock(l.k) ELSE pg_advisory_xact_lock_shared(l.k) END)
-       FROM (SELECT q.k, q.x FROM __SCHEMA__.query_lock_keys(NULL, NULL, p_query) AS q ORDER BY 1) AS l;
+       FROM (SELECT hashtextextended(n.name, __LOCK_SEED__ + 1) AS k, n.x
+               FROM unnest(p_lock_names, p_lock_exclusive) AS n(name, x) ORDER BY 1) AS l;
     FOR v_item IN SELECT jsonb_array_elements(p_query -> 'items') LOOP
         v_part := 'true';
         IF jsonb_array_length(v_item -> 'tags') > 0 THEN
@@ -145,6 +143,7 @@ CREATE FUNCTION __SCHEMA__.append_events(
     p_streams text[], p_ids uuid[], p_types text[], p_payloads text[], p_metadata text[],
     p_check_streams text[], p_check_kinds text[], p_check_versions bigint[],
     p_schema_versions integer[] DEFAULT NULL, p_tags jsonb DEFAULT NULL, p_condition jsonb DEFAULT NULL,
+    p_lock_names text[] DEFAULT NULL, p_lock_exclusive boolean[] DEFAULT NULL,
     OUT positions bigint[], OUT versions bigint[], OUT recorded_at timestamptz
 ) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
@@ -161,7 +160,9 @@ BEGIN
                FROM (SELECT hashtextextended(s, __LOCK_SEED__) AS k, true AS x
                        FROM unnest(p_streams || p_check_streams) AS s
                      UNION ALL
-                     SELECT q.k, q.x FROM __SCHEMA__.query_lock_keys(p_types, p_tags, p_condition) AS q) AS a
+                     SELECT q.k, q.x
+                       FROM __SCHEMA__.lock_keys(p_lock_names, p_lock_exclusive, p_types, p_tags, p_condition) AS q
+                    ) AS a
               GROUP BY a.k ORDER BY a.k) AS l;
 
     -- a new statement, hence a snapshot taken after the locks: the versions are current
@@ -224,6 +225,7 @@ CREATE FUNCTION __SCHEMA__.append_events_within(
     p_streams text[], p_ids uuid[], p_types text[], p_payloads text[], p_metadata text[],
     p_check_streams text[], p_check_kinds text[], p_check_versions bigint[],
     p_schema_versions integer[] DEFAULT NULL, p_tags jsonb DEFAULT NULL, p_condition jsonb DEFAULT NULL,
+    p_lock_names text[] DEFAULT NULL, p_lock_exclusive boolean[] DEFAULT NULL,
     OUT positions bigint[], OUT versions bigint[], OUT recorded_at timestamptz
 ) LANGUAGE plpgsql AS $$
 BEGIN
@@ -231,7 +233,8 @@ BEGIN
     SELECT a.positions, a.versions, a.recorded_at INTO positions, versions, recorded_at
       FROM __SCHEMA__.append_events(p_streams, p_ids, p_types, p_payloads, p_metadata,
                                     p_check_streams, p_check_kinds, p_check_versions,
-                                    p_schema_versions, p_tags, p_condition) AS a;
+                                    p_schema_versions, p_tags, p_condition,
+                                    p_lock_names, p_lock_exclusive) AS a;
 END
 $$;
 

@@ -16,12 +16,13 @@ from ...core.ids import new_event_id
 from ...core.query import AppendCondition
 from ...core.registry import schema_version_of
 from ..rules import (
+    PreparedEvent,
     check_condition,
     prepare_append,
     prepare_import,
 )
 from ._connection import _lock_timeout
-from ._reading import _ReadingMixin, query_json
+from ._reading import _ReadingMixin, lock_names, query_json
 
 _COPY_TYPES = [
     "int8",
@@ -43,6 +44,16 @@ def _tags_json(tags: list[tuple[str, ...]]) -> str | None:
 
 
 _encode = msgspec.json.encode
+
+
+def _lock_arrays(prepared: list[PreparedEvent], condition: AppendCondition | None) -> tuple[str, str]:
+    """The lock names of an append and their exclusive flags, as array literals (see lock_names)."""
+    names, exclusive = lock_names(
+        (p.event_type for p in prepared),
+        (p.tags for p in prepared),
+        None if condition is None else condition.fail_if_events_match,
+    )
+    return _text_array(names), "{" + ",".join("t" if x else "f" for x in exclusive) + "}"
 
 
 def _text_array(items: Sequence[str]) -> str:
@@ -92,6 +103,7 @@ class _WriterMixin(_ReadingMixin):
             "{" + ",".join(str(schema_version_of(p.payload)) for p in prepared) + "}",
             _tags_json([p.tags for p in prepared]),
             None if condition is None else query_json(condition.fail_if_events_match, condition),
+            *_lock_arrays(prepared, condition),
         )
         self._ready()
         cache = self._cache
