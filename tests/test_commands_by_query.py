@@ -332,3 +332,24 @@ def test_a_resolver_may_name_queries_and_the_append_condition_guards_them() -> N
     store.append([EventToWrite("student-s3", StudentJoinedCourse(student_id="s3", course_id="c1"))])
     assert next(steps).phase is Phase.BACKOFF  # the resolved query's course changed after the read
     assert drive(steps).attempts == 2
+
+
+def test_every_interleaving_of_three_joins_by_query_keeps_every_rule() -> None:
+    from eventcore_lab.simulation import ConcurrentScenario, explore
+
+    def rules_hold(store: Any) -> None:
+        problems = bookings(store.read_all()).violations()
+        assert not problems, "; ".join(problems)
+
+    scenario = (
+        ConcurrentScenario("last place and last course")
+        .given("course-c1", CourseRegistered(course_id="c1", name="one", places=1))
+        .given("course-c2", CourseRegistered(course_id="c2", name="two", places=2))
+        .given("student-s1", courses.StudentRegistered(student_id="s1", name="ann", max_courses=1))
+        .given("student-s2", courses.StudentRegistered(student_id="s2", name="bob", max_courses=2))
+        .client(JoinCourse("s1", "c1"))
+        .client(JoinCourse("s1", "c2"))  # s1 may join one course: only one of these two
+        .client(JoinCourse("s2", "c1"))  # c1 has one place: s1 or s2
+    )
+    report = explore(scenario, rules_hold)
+    assert report.holds and report.complete and report.interleavings > 1, str(report)
