@@ -25,6 +25,12 @@ def test_a_query_based_command_shows_its_boundary_on_its_note_and_the_board() ->
     assert model.targets("JoinCourse") == ["StudentJoinedCourse"]
     assert "student" in model.elements["StudentJoinedCourse"].lanes
     source = Board(model).source
+    assert model.elements["StudentJoinedCourse"].tags == ("student:{student_id}", "course:{course_id}")
+    assert model.elements["CourseRegistered"].tags == ("course:{course_id}",)
+    joined = next(
+        line for line in source.splitlines() if "n_StudentJoinedCourse" in line and "label=" in line
+    )
+    assert "tags student:{student_id},<br/>course:{course_id}" in joined
     note = next(line for line in source.splitlines() if "n_JoinCourse " in line)
     assert "reads CourseRegistered,<br/>StudentJoinedCourse<br/>[course:{course_id}]" in note
 

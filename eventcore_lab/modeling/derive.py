@@ -29,6 +29,7 @@ from typing import Any
 from ..core.command import Command
 from ..core.errors import InvalidFormat
 from ..core.registry import EventRegistry, default_registry
+from ..core.tags import TAGS_ATTRIBUTE
 from .model import Automation, Element, EventModel, Kind
 
 # -- commands ---------------------------------------------------------------------------------------------
@@ -225,6 +226,11 @@ def query_boundary(command: type[Command[Any]]) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _tags(cls: type) -> tuple[str, ...]:
+    declared = getattr(cls, TAGS_ATTRIBUTE, ())
+    return tuple(declared) if isinstance(declared, tuple | list) else ()
+
+
 def _category_from_field_name(name: str) -> str:
     words = [w for w in name.split("_") if w]
     for suffix in ("id", "ids", "stream", "streams"):
@@ -291,7 +297,8 @@ def derive_model(
         emits = command_emits(command)
         for cls, lanes in emits.items():
             model.add(
-                Element(Kind.EVENT, event_name(cls), lanes, _fields(cls), _doc(cls), cls), command.__name__
+                Element(Kind.EVENT, event_name(cls), lanes, _fields(cls), _doc(cls), cls, tags=_tags(cls)),
+                command.__name__,
             )
         model.add(
             Element(

@@ -52,6 +52,8 @@ class Element:
     source: Any = None  # the class or object it was derived from, if any
     #: For a command deciding by query: what it reads, one line per query item ("types [tags]").
     boundary: tuple[str, ...] = ()
+    #: For an event: the tag templates its class declares (``tags_from``), e.g. ``course:{course_id}``.
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class EventModel:
             old.fields = old.fields or element.fields
             old.doc = old.doc or element.doc
             old.source = old.source if old.source is not None else element.source
+            old.tags = old.tags or element.tags
             return old
         self.elements[element.name] = element
         self.slice(slice_name or element.name).elements.append(element.name)
