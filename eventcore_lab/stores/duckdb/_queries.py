@@ -1,14 +1,17 @@
 """The DuckDB store's queries: reads by query and the check of an append condition, filtered in SQL.
 
 A query read takes the published head under ``_lock`` and reads up to it, like ``read_streams``. An
-append condition is checked with ``_db_lock`` and then ``_lock`` held (the documented order): the
-writer cannot commit meanwhile, so every event that exists or will commit before this append is either
-in DuckDB or in a batch that is queued or being committed (``_in_flight``), and both are searched.
+append condition is checked under ``_lock``, where the stream versions are checked: every event that
+exists or will commit before this append is either at or below the published head (in the in-memory
+tail or in DuckDB) or in a batch that is queued or being committed (``_in_flight``), and all are
+searched (see ``_first_match``).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import duckdb
 
 from ...core.query import Query
 from ..base import QueryRead
@@ -57,27 +60,52 @@ class _QueryMixin(_ReadingMixin):
     def _first_match(self, query: Query, after: int) -> int | None:
         """The lowest position above ``after`` of an event matching ``query``, committed or queued.
 
-        Caller holds ``_db_lock`` and then ``_lock``."""
-        where, params = query_sql(query)
-        found: int | None
-        [(found,)] = self._con.execute(
-            f"select min(position) from events where position > ? and {where}", [after, *params]
-        ).fetchall()
+        Caller holds ``_lock``: the published head cannot move, and every event above it is in a batch
+        that is queued or being committed (``_in_flight``), searched in memory. Below the head, the
+        in-memory tail answers when it reaches back to ``after`` (a decision read recently: the usual
+        case), else DuckDB, through the store's own cursor for these checks (the writer keeps
+        committing meanwhile: ``_db_lock`` is not needed, and must not be taken after ``_lock``).
+        """
+        found: int | None = None
+        if after + 1 >= self._tail_start:
+            for event in self._tail[after + 1 - self._tail_start :]:
+                if query.matches(event.event_type, event.tags):
+                    found = event.position
+                    break
+        elif after < self._head:
+            where, params = query_sql(query)
+            [(found,)] = (
+                self._check_cursor()
+                .execute(
+                    f"select min(position) from events where position > ? and position <= ? and {where}",
+                    [after, self._head, *params],
+                )
+                .fetchall()
+            )
+        if found is not None:
+            return found  # everything in the queue comes later
         for batch in (*self._in_flight, *self._queue):
             rows = batch.rows
             for position, event_type, tags in zip(rows.positions, rows.types, rows.tags, strict=True):
                 if position > after and query.matches(event_type, tags):
-                    found = position if found is None else min(found, position)
-                    break
+                    return position
             if batch.staged is not None:  # a Parquet import waiting in the queue: search the file
                 parquet, first = batch.staged
-                where, params = query_sql(query, parquet.tags_column(self._con))
+                cursor = self._check_cursor()
+                where, params = query_sql(query, parquet.tags_column(cursor))
                 position_sql = f"{int(first)} + file_row_number"
-                [(staged,)] = self._con.execute(
+                [(staged,)] = cursor.execute(
                     f"select min({position_sql}) from {parquet.source()} "
                     f"where {position_sql} > ? and {where}",
                     [after, *params],
                 ).fetchall()
                 if staged is not None:
-                    found = staged if found is None else min(found, staged)
-        return found
+                    return int(staged)
+        return None
+
+    def _check_cursor(self) -> duckdb.DuckDBPyConnection:
+        """The cursor append conditions read DuckDB through (made on first use). Caller holds ``_lock``."""
+        if self._condition_cursor is None:
+            self._condition_cursor = self._con.cursor()
+            self._condition_cursor.execute("set threads = 1")
+        return self._condition_cursor

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from ...core.errors import AppendConditionFailed
 from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ...core.ids import StreamId, new_event_id
 from ...core.query import AppendCondition
@@ -36,6 +37,9 @@ from ._connection import (
     _ConnectionMixin,
 )
 from ._queries import _QueryMixin
+
+#: How long a failed append condition waits for the matching event, queued ahead, to be readable.
+_PUBLISH_WAIT_SECONDS = 10.0
 
 
 class DuckDBStore(_ConnectionMixin, _QueryMixin, _AnalyticsMixin):
@@ -98,6 +102,7 @@ class DuckDBStore(_ConnectionMixin, _QueryMixin, _AnalyticsMixin):
         self._next_position = 1
         self._queue = []
         self._in_flight = []  # the group the writer is committing, until it is published
+        self._condition_cursor = None  # DuckDB cursor for append conditions, made on first use
         self._committing = False
         self._work = threading.Condition(self._lock)  # wakes the writer thread
         self._writer = None
@@ -122,26 +127,33 @@ class DuckDBStore(_ConnectionMixin, _QueryMixin, _AnalyticsMixin):
     ) -> list[StoredEvent]:
         """Validate, check and queue ``events``; return once they are committed.
 
-        Stream expectations are checked under ``_lock`` against committed and queued versions. An
-        append ``condition`` is checked with ``_db_lock`` held too (taken first, as everywhere), so
-        that no group commits between the check and the queueing (see :mod:`._queries`).
+        Stream expectations and an append ``condition`` are checked under ``_lock`` against what is
+        committed and what is queued ahead (see :mod:`._queries`), then the batch is queued.
         """
         prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
         condition = check_condition(condition)
         self._check_writable()
-        if condition is None:
-            with self._lock:
-                batch = self._queue_append(prepared, checks, None)
-        else:
-            with self._db_lock:
-                self._check_open()
-                with self._lock:
-                    batch = self._queue_append(prepared, checks, condition)
+        with self._lock:
+            self._check_open()
+            try:
+                batch = self._queue_append(prepared, checks, condition)
+            except AppendConditionFailed as failed:
+                # The matching event may still wait in the queue: return once it is readable, so that
+                # the caller's next read sees it (else a retry would only meet the same failure).
+                self._await_readable(failed.position)
+                raise
         if batch is None:
             return []
         self._wait_durable(batch)
         assert batch.events is not None
         return batch.events  # positions may have moved down if an append queued before it failed
+
+    def _await_readable(self, position: int) -> None:
+        """Wait until ``position`` is published, or nothing is queued any more. Caller holds ``_lock``."""
+        self._changed.wait_for(
+            lambda: self._head >= position or self._closed or not (self._queue or self._in_flight),
+            timeout=_PUBLISH_WAIT_SECONDS,
+        )
 
     def _queue_append(
         self,
@@ -149,8 +161,7 @@ class DuckDBStore(_ConnectionMixin, _QueryMixin, _AnalyticsMixin):
         checks: Mapping[StreamId, ExpectedVersion],
         condition: AppendCondition | None,
     ) -> _Batch | None:
-        """Check and queue a validated append (None when it writes nothing). Caller holds ``_lock``
-        (and ``_db_lock`` first when there is a condition)."""
+        """Check and queue a validated append (None when it writes nothing). Caller holds ``_lock``."""
         check_expected(checks, self._version_with_pending)
         check_condition_holds(condition, self._first_match)
         if not prepared:
@@ -187,6 +198,8 @@ class DuckDBStore(_ConnectionMixin, _QueryMixin, _AnalyticsMixin):
             self._changed.notify_all()
         with self._db_lock:
             with contextlib.suppress(duckdb.Error):
+                if self._condition_cursor is not None:
+                    self._condition_cursor.close()
                 self._con.close()
             self._release()
 

@@ -15,7 +15,8 @@
 --       it names tags (every matching event carries that tag, so its writer holds that key shared),
 --       else on the key of each type it names (every matching event has one of them);
 --     * the key '*' SHARED, or EXCLUSIVE when the condition is Query.all (matched by every event) or
---       when the append writes more than 64 distinct type/tag keys (it then takes '*' instead of them).
+--       when the append writes more than 64 distinct type/tag keys (it then takes '*' instead of them);
+--       a bulk import (import_begin) takes '*' exclusive with its stream locks.
 --   So when a conditional append holds its locks, every writer of a matching event has either
 --   committed (it held a conflicting key, so the check's statement, a new snapshot, sees it) or will
 --   take its keys after this transaction ends, and so draws its positions after every position drawn
@@ -252,5 +253,36 @@ BEGIN
           FROM unnest(p_streams, p_after) AS w(s, after)
           JOIN __SCHEMA__.events e ON e.stream_id = w.s AND e.version > w.after
          ORDER BY e.position;
+END
+$$;
+
+-- Bulk import, step 1, as in migration 1, but its stream locks are taken together with the key '*' held
+-- EXCLUSIVELY, in one sorted pass: an import writes tags without naming their keys, so it serialises
+-- with every append condition and query read (which hold '*' shared) instead.
+CREATE OR REPLACE FUNCTION __SCHEMA__.import_begin(p_streams text[], p_first_versions bigint[], p_count bigint)
+RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+    v_conflicts jsonb;
+    v_positions bigint[];
+BEGIN
+    PERFORM count(pg_advisory_xact_lock(l.k))
+       FROM (SELECT hashtextextended(s, __LOCK_SEED__) AS k FROM unnest(p_streams) AS s
+             UNION SELECT hashtextextended('*', __LOCK_SEED__ + 1)
+             ORDER BY 1) AS l;
+
+    SELECT jsonb_object_agg(c.s, jsonb_build_array('exact', c.v - 1, cur.version))
+      INTO v_conflicts
+      FROM unnest(p_streams, p_first_versions) AS c(s, v)
+     CROSS JOIN LATERAL (
+           SELECT coalesce(max(e.version), 0) AS version FROM __SCHEMA__.events e WHERE e.stream_id = c.s
+     ) AS cur
+     WHERE cur.version <> c.v - 1;
+    IF v_conflicts IS NOT NULL THEN
+        RAISE EXCEPTION 'version conflict' USING ERRCODE = 'ECV01', DETAIL = v_conflicts::text;
+    END IF;
+
+    PERFORM __SCHEMA__.begin_write();
+    v_positions := __SCHEMA__.draw_positions(p_count);
+    RETURN v_positions;
 END
 $$;
