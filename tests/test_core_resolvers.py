@@ -211,3 +211,21 @@ def test_ctx_add_streams_keeps_working() -> None:
     Executor(store).execute(command)
     assert command.passes == [("s0",), ("s0", "extra")]
     assert store.read_stream("extra")[-1].payload == StockReceived(quantity=2)
+
+
+def test_a_resolver_with_snapshots_still_decides_once_on_complete_state() -> None:
+    from eventcore_lab.snapshots import MemorySnapshots, Snapshots
+
+    store = stocked_store()
+    snapshots = Snapshots(MemorySnapshots(), every=1)
+    executor = Executor(store, snapshots=snapshots)
+    store.append([EventToWrite("stock-apple", StockReceived(quantity=10))])
+    store.append([EventToWrite("stock-pear", StockReceived(quantity=5))])
+    first = PlaceOrder("order-1")
+    executor.execute(first)  # offers a snapshot of the order stream's fold
+    store.append([EventToWrite("order-1", ItemAdded(product="apple", quantity=1))])
+    again = PlaceOrder("order-1")
+    executor.execute(again)  # resumes from the snapshot, then folds everything once stock streams are named
+    assert snapshots.saved >= 1 and snapshots.hits == 1  # the second run did resume from one
+    assert first.calls.count("handle") == 1 and again.calls.count("handle") == 1
+    assert store.read_stream("stock-apple")[-1].payload == StockReserved(order="order-1", quantity=4)
