@@ -353,3 +353,16 @@ def test_every_interleaving_of_three_joins_by_query_keeps_every_rule() -> None:
     )
     report = explore(scenario, rules_hold)
     assert report.holds and report.complete and report.interleavings > 1, str(report)
+
+
+def test_a_command_with_a_query_folds_from_scratch_even_with_snapshots() -> None:
+    from eventcore_lab.snapshots import MemorySnapshots, Snapshots
+
+    store = MemoryStore()
+    registered(store)
+    Executor(store).execute(JoinCourse("s1", "c1"))
+    snapshots = Snapshots(MemorySnapshots(), every=1)
+    executor = Executor(store, snapshots=snapshots)
+    names = [executor.execute(Mixed("course-c1")).events_written[0].payload.name for _ in range(3)]
+    assert names == ["2", "3", "4"]  # every event of the stream and the query, each once
+    assert snapshots.saved == 0 and snapshots.hits == 0  # a query's events have no per-stream resume point
