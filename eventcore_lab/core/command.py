@@ -151,8 +151,9 @@ class Command(Generic[S]):
         fields = dataclasses.fields(cls)  # type: ignore[arg-type]
         cls.__stream_fields__ = tuple(f.name for f in fields if f.metadata.get(_STREAM_MARK))
         cls.__existing_stream_fields__ = tuple(f.name for f in fields if f.metadata.get(_MUST_EXIST))
-        cls.__by_query__ = cls.query is not Command.query
-        cls.__resolves__ = cls.resolve is not Command.resolve
+        # overridden methods only: a field that happens to be named so (with a default) is not one
+        cls.__by_query__ = cls.query is not Command.query and callable(cls.query)
+        cls.__resolves__ = cls.resolve is not Command.resolve and callable(cls.resolve)
 
     def read_streams(self) -> tuple[StreamId, ...]:
         """The declared streams, validated, in declaration order, without duplicates."""
