@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -121,3 +124,25 @@ def pg_settings(dsn: str) -> dict[str, str]:
         "user": str(info.get("user", "postgres")),
         "password": str(info.get("password", "")),
     }
+
+
+@contextlib.contextmanager
+def scratch_postgres_store(prefix: str, *, up_to: int | None = None, **options: Any) -> Iterator[Any]:
+    """A PostgresStore on a fresh schema named ``<prefix>_<random>`` migrated ``up_to`` a version (default:
+    the latest), dropped afterwards."""
+    import psycopg
+
+    from eventcore_lab.stores.postgres import PostgresStore
+
+    dsn, _how = find_postgres(Path(__file__).resolve().parent.parent)
+    if dsn is None:
+        raise SystemExit("no PostgreSQL server found (set EVENTCORE_DATABASE_URL)")
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(dsn, schema=schema, **options)
+    try:
+        store.migrate(up_to=up_to)
+        yield store
+    finally:
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -13,28 +13,17 @@ import json
 import statistics
 import sys
 import time
-import uuid
-from pathlib import Path
-
-import psycopg
 
 
 def measure(rounds: int, per_round: int) -> dict[str, float]:
     from eventcore_lab import EventToWrite, ExpectedVersion
     from eventcore_lab.core._deadline import reset_deadline, set_deadline
-    from eventcore_lab.stores.postgres import PostgresStore
 
     from .domain import BenchCredited
-    from .environment import find_postgres
+    from .environment import scratch_postgres_store
 
-    dsn, _how = find_postgres(Path(__file__).resolve().parent.parent)
-    if dsn is None:
-        raise SystemExit("no PostgreSQL server found (set EVENTCORE_DATABASE_URL)")
-    schema = f"bench_budget_{uuid.uuid4().hex[:8]}"
-    store = PostgresStore(dsn, schema=schema)
     samples: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
-    try:
-        store.migrate()
+    with scratch_postgres_store("bench_budget") as store:
 
         def run(bounded: bool) -> tuple[float, float]:
             wall, cpu = time.perf_counter(), time.process_time()
@@ -56,10 +45,6 @@ def measure(rounds: int, per_round: int) -> dict[str, float]:
         for _ in range(rounds):
             for bounded in (False, True):
                 samples[bounded].append(run(bounded))
-    finally:
-        store.close()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     plain_wall = statistics.median(s[0] for s in samples[False])
     bounded_wall = statistics.median(s[0] for s in samples[True])
     plain_cpu = statistics.median(s[1] for s in samples[False])

@@ -70,7 +70,7 @@ def test_gzip_is_used_for_gz_names(tmp_path: Path) -> None:
 def test_parquet_is_plain_columns_for_other_tools(tmp_path: Path) -> None:
     bulk.write_parquet(sample_events(5), tmp_path / "e.parquet")
     frame = pd.read_parquet(tmp_path / "e.parquet")
-    assert list(frame.columns) == [*bulk.COLUMNS, bulk.SCHEMA_VERSION_COLUMN]
+    assert list(frame.columns) == [*bulk.COLUMNS, bulk.SCHEMA_VERSION_COLUMN, bulk.TAGS_COLUMN]
     assert msgspec.json.decode(frame["payload"].iloc[1])["number"] == 1
 
 

@@ -68,7 +68,9 @@ def store(tmp_path: Path) -> Iterator[DuckDBStore]:
 
 def everything(store: DuckDBStore) -> tuple[Any, ...]:
     """The log, checkpoints, tables, attached databases and settings, as seen from a new query."""
-    log = store.sql("select * from events order by position").to_dict("records")
+    log = store.sql("select * replace (tags::varchar as tags) from events order by position").to_dict(
+        "records"
+    )
     checkpoints = store.sql("select name, position from checkpoints").to_dict("records")
     tables = store.sql("select table_name from duckdb_tables() order by 1")["table_name"].tolist()
     views = store.sql("select count(*) as n from duckdb_views() where not internal")["n"].tolist()

@@ -11,7 +11,7 @@ CHAPTERS |= {"5.1", "5.2", "5.3", "5.4", "5.5", "5.6"}  # chapters of Part 5 wit
 CHAPTERS |= {"6.1", "6.2", "6.3", "6.4", "6.5"}  # Part 6: operations
 # the examples, which the manual lists unnumbered after Part 7
 CHAPTERS |= {"9.1", "9.2"}
-BEYOND_THE_MANUAL = {"8.1"}  # chapters the manual does not have
+BEYOND_THE_MANUAL = {"8.1", "8.2"}  # chapters the manual does not have
 
 
 def tutorial_notebooks() -> list[Path]:

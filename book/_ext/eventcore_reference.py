@@ -23,9 +23,11 @@ HTTP_STATUS = {
     "ValidationError": 400,
     "InvalidFormat": 400,
     "BusinessRuleViolation": 422,  # well-formed, but the domain says no
+    "DomainRefusal": 422,  # a domain's own refusal class (require(cond, MyRefusal)) maps like its base
     "StreamNotFound": 404,
     "ConcurrencyConflict": 409,  # retries ran out: the client may try again
     "VersionConflict": 409,
+    "AppendConditionFailed": 409,  # a query-based decision's facts changed: like a version conflict
     "Unauthorized": 401,
     "StreamAccessDenied": 403,
     "Forbidden": 403,

@@ -33,8 +33,9 @@ class BackupError(InvalidFormat):
     """A backup is missing, malformed, does not match its manifest, or cannot be restored here."""
 
 
-class _Content(msgspec.Struct):
-    """An event line without its position: what the content hash covers."""
+class _Content(msgspec.Struct, omit_defaults=True):
+    """An event line without its position: what the content hash covers. ``tags`` are left out when
+    there are none, so an untagged event's line is what it was before tags existed."""
 
     event_id: uuid.UUID
     stream_id: str
@@ -43,6 +44,7 @@ class _Content(msgspec.Struct):
     payload: msgspec.Raw
     metadata: Metadata
     recorded_at: datetime
+    tags: tuple[str, ...] = ()
 
 
 class Line(msgspec.Struct):
@@ -56,6 +58,7 @@ class Line(msgspec.Struct):
     payload: msgspec.Raw
     metadata: Metadata
     recorded_at: datetime
+    tags: tuple[str, ...] = ()
 
 
 class FileEntry(msgspec.Struct, kw_only=True):
@@ -109,6 +112,7 @@ def content_bytes(event: StoredEvent, payload_json: bytes) -> bytes:
             msgspec.Raw(payload_json),
             event.metadata,
             event.recorded_at,
+            event.tags,
         )
     )
 

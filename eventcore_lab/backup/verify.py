@@ -136,6 +136,7 @@ def read_backup(
                 payload=payload,
                 metadata=parsed.metadata,
                 recorded_at=parsed.recorded_at,
+                tags=parsed.tags,
             )
     if tally.count != manifest.event_count:
         raise BackupError(

@@ -13,12 +13,19 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from .query import Query
+
 
 class StreamAccess(msgspec.Struct, frozen=True):
-    """The streams one attempt of a command read and is about to write, in order of first use."""
+    """The streams one attempt of a command read and is about to write, in order of first use.
+
+    For a command that decides by query, ``read`` also lists the streams the query's events came from
+    (so a rule on a stream category applies however the events were found) and ``query`` is the query.
+    """
 
     read: tuple[str, ...]
     write: tuple[str, ...]
+    query: Query | None = None
 
 
 @runtime_checkable

@@ -22,19 +22,25 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True):
     custom: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class EventToWrite(msgspec.Struct, frozen=True):
-    """One event bound for one stream; ``metadata`` is filled in by the executor when left out."""
+class EventToWrite(msgspec.Struct, frozen=True, repr_omit_defaults=True):
+    """One event bound for one stream; ``metadata`` is filled in by the executor when left out.
+
+    ``tags`` are given explicitly (``emit(..., tags=...)``); the store adds those the event's class
+    derives from its fields (:attr:`~eventcore_lab.core.registry.Event.tags_from`).
+    """
 
     stream_id: str
     event: Any
     metadata: Metadata | None = None
+    tags: tuple[str, ...] = ()
 
 
-class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True, repr_omit_defaults=True):
     """An event as the store keeps it.
 
     ``version`` counts events within the stream (first event 1, no gaps); ``position`` orders every event
-    of the store in commit order, and is what projections checkpoint on.
+    of the store in commit order, and is what projections checkpoint on. ``tags`` are what queries
+    (:mod:`eventcore_lab.core.query`) select on: one event with two tags is stored once and found by both.
     """
 
     event_id: uuid.UUID
@@ -45,6 +51,7 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
     payload: Any
     metadata: Metadata
     recorded_at: datetime
+    tags: tuple[str, ...] = ()
 
 
 class VersionCheck(StrEnum):

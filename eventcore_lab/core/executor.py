@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import heapq
 import random
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -17,22 +16,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from msgspec.structs import replace
+
 from ._deadline import reset_deadline, set_deadline
 from .authorization import CommandPolicy, StreamAccess
 from .command import Command, CommandContext
 from .errors import (
+    AppendConditionFailed,
     ConcurrencyConflict,
     EventCoreError,
     MaxIterationsExceeded,
     StreamAccessDenied,
     StreamNotFound,
     Timeout,
-    UnknownEventFolded,
     VersionConflict,
 )
 from .events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from .ids import StreamId, new_correlation_id
-from .registry import RetiredEvent, UnknownEvent
+from .load import Boundary, fold_events
+from .query import Query
 from .retry import RetryConfig
 
 if TYPE_CHECKING:
@@ -269,23 +271,28 @@ class Executor:
         principal: Any = None,
         use_snapshot: bool = True,
     ) -> Generator[_RawStep, None, list[StoredEvent]]:
-        versions: dict[str, int] = {}
-        by_stream: list[list[StoredEvent]] = []
-        to_read = list(command.read_streams())
+        read = Boundary()
+        versions = read.versions
+        first_read: list[str] = list(command.read_streams())
+        to_read: list[str | Query] = list(first_read)
+        query = command.query() if command.__by_query__ else None
         required = command.required_streams() if command.__existing_stream_fields__ else ()
-        snapshots = self.snapshots if use_snapshot else None
-        first_read = list(to_read)
+        # a snapshot resumes a fold over streams only: a query's events have no per-stream resume point
+        snapshots = self.snapshots if use_snapshot and query is None else None
         start = snapshots.start(command, first_read) if snapshots is not None else None
+        if query is not None:
+            to_read.append(query)  # after the streams: see Boundary
         for iteration in range(self.max_discovery_iterations):
             mark = time.time_ns() if watch is not None else 0
-            if to_read:
-                found = start.read(self.store) if start is not None and iteration == 0 else None
-                if found is None:
-                    start = None  # no snapshot, or one that does not fit the store: fold from scratch
-                    found = self.store.read_streams(to_read)
-                versions.update(found.versions)
-                if found.events:
-                    by_stream.append(found.events)
+            found = start.read(self.store) if start is not None and iteration == 0 else None
+            if found is not None:
+                read.add_streams(found)
+            else:
+                start = None  # no snapshot, or one that does not fit the store: fold from scratch
+                read.read_streams(self.store, [i for i in to_read if isinstance(i, str)])
+                for item in to_read:
+                    if isinstance(item, Query):
+                        read.read_query(self.store, item)
             if watch is not None:
                 watch.phase("read", attempt, mark, versions)
             yield (Phase.READ, attempt, versions, 0.0, None)
@@ -296,34 +303,22 @@ class Executor:
                     if versions.get(sid) == 0:
                         raise StreamNotFound(sid)
                 required = ()
-            state = command.initial_state() if start is None else start.state
-            if len(by_stream) < 2:
-                events: Iterable[StoredEvent] = by_stream[0] if by_stream else ()
-            else:
-                events = heapq.merge(*by_stream, key=_position)
-            refuse_unknown = not command.accepts_unknown_events
-            for event in events:
-                if type(event.payload) is RetiredEvent:
-                    continue  # a retired event's type is gone from the code: folds drop it
-                if refuse_unknown and type(event.payload) is UnknownEvent:
-                    raise UnknownEventFolded(
-                        f"{type(command).__name__} would fold event {event.event_id} of stream "
-                        f"{event.stream_id!r} (version {event.version}), whose type {event.event_type!r} "
-                        "is not registered; import the module that defines it, or set "
-                        "accepts_unknown_events = True on the command to fold UnknownEvent payloads"
-                    )
-                state = command.apply(state, event)
+            state = fold_events(
+                command,
+                command.initial_state() if start is None else start.state,
+                read.events(),
+                accepts_unknown=command.accepts_unknown_events,
+            )
             if snapshots is not None and iteration == 0:
-                position = max(
-                    [b[-1].position for b in by_stream] + [start.snapshot.position if start else 0]
-                )
-                folded = sum(len(b) for b in by_stream)
-                snapshots.offer(command, first_read, state, versions, folded, position)
-            ctx = CommandContext(versions, self.clock(), metadata)
-            writes = list(command.handle(state, ctx))
+                position = max(read.last_position, start.snapshot.position if start else 0)
+                snapshots.offer(command, first_read, state, versions, read.folded, position)
+            to_read = _unread(read, command.resolve(state)) if command.__resolves__ else []
+            if not to_read:
+                ctx = CommandContext(versions, self.clock(), metadata)
+                writes = list(command.handle(state, ctx))
+                to_read = list(ctx._added)  # compatibility: handle widened the boundary, so decide again
             if watch is not None:
                 watch.phase("decide", attempt, mark, versions)
-            to_read = ctx._added
             if not to_read:
                 break
             if start is not None:  # streams discovered after a snapshot: fold everything in position order
@@ -334,33 +329,70 @@ class Executor:
         else:
             raise MaxIterationsExceeded(self.max_discovery_iterations)
 
+        condition = read.condition()
         for write in writes:
             if not isinstance(write, EventToWrite):
                 raise TypeError(
                     f"{type(command).__name__}.handle must return emit(...) writes, got {write!r}"
                 )
-            if write.stream_id not in versions and StreamId(write.stream_id) not in versions:
+            if (
+                condition is None
+                and write.stream_id not in versions
+                and StreamId(write.stream_id) not in versions
+            ):
                 raise StreamAccessDenied(write.stream_id, versions)
         if self.policy is not None:
             written_to = tuple(dict.fromkeys(str(w.stream_id) for w in writes))
-            self.policy.authorize(principal, command, StreamAccess(tuple(map(str, versions)), written_to))
+            seen = read.streams_seen() if condition is not None else tuple(map(str, versions))
+            self.policy.authorize(principal, command, StreamAccess(seen, written_to, read.query))
         yield (Phase.DECIDE, attempt, versions, 0.0, None)
         if not writes:
             return []
-        writes = [
-            w if w.metadata is not None else EventToWrite(w.stream_id, w.event, metadata) for w in writes
-        ]
+        writes = [w if w.metadata is not None else replace(w, metadata=metadata) for w in writes]
         expected = {sid: ExpectedVersion.exact(v) for sid, v in versions.items()}
         mark = time.time_ns() if watch is not None else 0
         try:
-            written = list(self.store.append(writes, expected))
+            if condition is None:
+                written = list(self.store.append(writes, expected))
+            else:  # streams the query-based decision writes but did not read: the condition guards them
+                written = list(self.store.append(writes, expected, condition=condition))  # type: ignore[call-arg]
         except VersionConflict as conflict:
             if watch is not None:
                 watch.phase("commit", attempt, mark, conflict.streams, ok=False)
             raise ConcurrencyConflict(conflict.streams) from conflict
+        except AppendConditionFailed as failed:
+            streams = tuple(dict.fromkeys(str(w.stream_id) for w in writes))
+            if watch is not None:
+                watch.phase("commit", attempt, mark, streams, ok=False)
+            raise ConcurrencyConflict(streams, _condition_message(failed)) from failed
         if watch is not None:
             watch.phase("commit", attempt, mark, versions)
         return written
+
+
+def _unread(read: Boundary, items: Iterable[str | Query]) -> list[str | Query]:
+    """What a resolver named that was not read yet, validated (stream ids, then queries)."""
+    if isinstance(items, (str, Query)):
+        items = [items]
+    fresh: dict[str | Query, None] = {}
+    for item in items:
+        key: str | Query
+        if isinstance(item, Query):
+            key = item
+        elif isinstance(item, str):
+            key = StreamId(item)
+        else:
+            raise TypeError(f"resolve() must return stream ids or Query objects, got {item!r}")
+        if not read.knows(key):
+            fresh[key] = None
+    return list(fresh)
+
+
+def _condition_message(failed: AppendConditionFailed) -> str:
+    return (
+        f"events the decision depends on changed since they were read (an event matching its query was "
+        f"committed at position {failed.position}, after {failed.after}); re-read and retry"
+    )
 
 
 @functools.cache

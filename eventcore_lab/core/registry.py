@@ -279,6 +279,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, repr_omit_defaults=True):
     #: "now" registers the class in the default registry when it is defined; "on_first_use" when it is
     #: first written or read (library code uses it, so that importing takes no name a user may want).
     registration: ClassVar[Literal["now", "on_first_use"]] = "now"
+    #: Tag templates built from fields, e.g. ``("student:{student_id}", "course:{course_id}")``: every
+    #: event of the class is stored with these tags (see :mod:`eventcore_lab.core.tags`). The templates
+    #: are checked when the first event of the class is appended.
+    tags_from: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

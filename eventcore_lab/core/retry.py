@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .errors import ConcurrencyConflict, EventCoreError
+from .errors import ConcurrencyConflict, DomainRefusal, EventCoreError
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class RetryConfig:
     def should_retry(self, error: BaseException, retries_done: int) -> bool:
         """Whether to run again after ``error``, given ``retries_done`` retries so far."""
         if retries_done >= self.max_attempts or not isinstance(error, EventCoreError):
+            return False
+        if isinstance(error, DomainRefusal):  # a decision, even if a domain class sets retriable
             return False
         if isinstance(error, ConcurrencyConflict):
             return True

@@ -3,8 +3,19 @@ derive that description from the code, draw it as a board, and check it against 
 
 from .board import COLOURS, Board, GraphvizMissing
 from .checks import HistoryReport, check_history, run_specs
-from .derive import category, command_emits, consumed_events, derive_model, field_categories
-from .model import Automation, Element, EventModel, Flow, Kind, Slice, SpecReport, SpecResult, automation
+from .derive import command_emits, consumed_events, derive_model, field_categories
+from .model import (
+    Automation,
+    Element,
+    EventModel,
+    Flow,
+    Kind,
+    Slice,
+    SpecReport,
+    SpecResult,
+    automation,
+    category,
+)
 from .timeline import Timeline, timeline
 
 __all__ = [

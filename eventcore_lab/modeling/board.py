@@ -72,6 +72,9 @@ class _Note:
 
     def lines(self, fields: bool) -> list[str]:
         out = _wrap(", ".join(self.element.fields)) if fields and self.element.fields else []
+        out += [line for item in self.element.boundary for line in _wrap(f"reads {item}")]
+        if self.element.tags:
+            out += _wrap(f"tags {', '.join(self.element.tags)}")
         return out + [line for note in self.notes for line in _wrap(note)]
 
     def width(self, fields: bool) -> float:

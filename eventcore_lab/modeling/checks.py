@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .derive import category
+from ..core.tags import TAGS_ATTRIBUTE, tags_of
 from .model import EventModel, SpecReport, SpecResult
 
 #: Key of ``Metadata.custom`` under which tools (e.g. the command-runner widget) record the command name.
@@ -37,7 +37,7 @@ def _off_board(model: EventModel, spec: Any) -> str:
         if name not in allowed:
             return f"scenario {spec.name!r} expects {command} to write {name}, which the model does not show"
         lanes = model.elements[name].lanes
-        if category(stream_id) not in lanes:
+        if model.category(stream_id) not in lanes:
             return (
                 f"scenario {spec.name!r} expects {name} on {stream_id!r}, but the model puts {name} in "
                 f"the {', '.join(lanes)} lane(s)"
@@ -53,12 +53,15 @@ class HistoryReport:
     unknown_events: dict[str, int] = field(default_factory=dict)
     unknown_streams: dict[str, list[str]] = field(default_factory=dict)
     misplaced: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: Events stored without a tag their class derives (``tags_from``), by type: a query-based command
+    #: would not see them (history imported from before the class declared its tags, for instance).
+    untagged: dict[str, int] = field(default_factory=dict)
     unexercised_commands: list[str] = field(default_factory=list)
     unseen_events: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.unknown_events or self.unknown_streams or self.misplaced)
+        return not (self.unknown_events or self.unknown_streams or self.misplaced or self.untagged)
 
     def lines(self) -> list[str]:
         out = [f"{self.events_checked} recorded events checked: {'consistent' if self.ok else 'DRIFT'}"]
@@ -70,6 +73,10 @@ class HistoryReport:
         out += [
             f"{t} recorded in {c} streams, which the model does not show ({n}x)"
             for (t, c), n in self.misplaced.items()
+        ]
+        out += [
+            f"{t} stored without the tags its class declares, so queries miss it ({n}x)"
+            for t, n in self.untagged.items()
         ]
         out += [f"command never exercised: {c}" for c in self.unexercised_commands]
         out += [f"event never recorded: {e}" for e in self.unseen_events]
@@ -86,6 +93,9 @@ class HistoryReport:
 def check_history(model: EventModel, events: Any) -> HistoryReport:
     """Compare recorded events (a store or an iterable of StoredEvent) with ``model``.
 
+    Stream ids are put in lanes by ``model.category``; an event stored without a tag its class derives
+    is reported (``untagged``), since a query-based command would decide without it.
+
     A command counts as exercised when an event's ``metadata.custom["command"]`` names it, when one commit
     (consecutive positions sharing a correlation id) wrote only events that command alone can write, or
     when it is the only command that writes one of the recorded event types.
@@ -96,7 +106,7 @@ def check_history(model: EventModel, events: Any) -> HistoryReport:
     seen_types: set[str] = set()
     for event in recorded:
         seen_types.add(event.event_type)
-        lane = category(event.stream_id)
+        lane = model.category(event.stream_id)
         if event.event_type not in known:
             report.unknown_events[event.event_type] = report.unknown_events.get(event.event_type, 0) + 1
         elif lane not in model.lanes:
@@ -106,10 +116,20 @@ def check_history(model: EventModel, events: Any) -> HistoryReport:
         elif lane not in known[event.event_type].lanes:
             key = (event.event_type, lane)
             report.misplaced[key] = report.misplaced.get(key, 0) + 1
+        if _lacks_tags(event):
+            report.untagged[event.event_type] = report.untagged.get(event.event_type, 0) + 1
     exercised = _exercised(model, recorded)
     report.unexercised_commands = [c for c in model.commands if c not in exercised]
     report.unseen_events = [e for e in known if e not in seen_types and "?" not in known[e].lanes]
     return report
+
+
+def _lacks_tags(event: Any) -> bool:
+    """Whether ``event`` misses a tag its payload's class derives from its fields."""
+    if not getattr(type(event.payload), TAGS_ATTRIBUTE, ()):
+        return False
+    expected = tags_of(event.payload, (), f"of event {event.event_id}")
+    return not set(expected) <= set(getattr(event, "tags", ()))
 
 
 def _exercised(model: EventModel, recorded: list[Any]) -> set[str]:

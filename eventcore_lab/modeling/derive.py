@@ -23,21 +23,14 @@ import dataclasses
 import inspect
 import textwrap
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..core.command import Command
 from ..core.errors import InvalidFormat
 from ..core.registry import EventRegistry, default_registry
+from ..core.tags import TAGS_ATTRIBUTE
 from .model import Automation, Element, EventModel, Kind
-
-
-def category(stream_id: str) -> str:
-    """The swimlane of a stream: the text before its first ``-`` (``account-7`` -> ``account``)."""
-    text = str(stream_id).strip()
-    head, sep, _ = text.partition("-")
-    return head if sep and head else text
-
 
 # -- commands ---------------------------------------------------------------------------------------------
 
@@ -210,6 +203,34 @@ def _categories_from_constructors(command: type) -> dict[str, str]:
     return found
 
 
+def query_boundary(command: type[Command[Any]]) -> tuple[str, ...]:
+    """What a query-based command reads, one line per query item: ``Type, Type [tag:{field}]``.
+
+    The query is built from a command whose fields hold their own names as placeholders
+    (``course_id="{course_id}"``), so the tags read as templates; () for a command of streams only, or
+    one whose query cannot be built that way (then the note says only that it decides by query).
+    """
+    if not command.__by_query__:
+        return ()
+    try:
+        sample = command(**{f.name: "{" + f.name + "}" for f in dataclasses.fields(command)})  # type: ignore[arg-type]
+        query = sample.query()
+    except Exception:  # fields that are not strings, a query that checks its input: no template
+        return ("by query",)
+    if query is None or query.matches_all:
+        return ("by query: every event",)
+    lines = []
+    for item in query.items:
+        tags = f" [{', '.join(item.tags)}]" if item.tags else ""
+        lines.append(f"{', '.join(item.types) or 'any type'}{tags}")
+    return tuple(lines)
+
+
+def _tags(cls: type) -> tuple[str, ...]:
+    declared = getattr(cls, TAGS_ATTRIBUTE, ())
+    return tuple(declared) if isinstance(declared, tuple | list) else ()
+
+
 def _category_from_field_name(name: str) -> str:
     words = [w for w in name.split("_") if w]
     for suffix in ("id", "ids", "stream", "streams"):
@@ -252,16 +273,21 @@ def derive_model(
     name: str | None = None,
     registry: EventRegistry = default_registry,
     specs: Iterable[Any] | None = None,
+    category: Callable[[str], str] | None = None,
 ) -> EventModel:
     """The event model of a module (its ``COMMANDS``, ``PROJECTIONS``, ``AUTOMATIONS``, ``SPECS`` if it
     lists them, else the classes it defines) or of an iterable of commands, projections and automations.
 
     The timeline puts each command in a slice of its own, in the order given, with the events it writes;
     each read model right after the last slice that writes an event it consumes; each automation after
-    the read model it watches.
+    the read model it watches. ``category`` gives the lane of a stream id when ids are not all
+    ``<category>-<id>`` (a module may define it as ``stream_category``); a command that decides by query
+    shows its query on its note (``Element.boundary``).
     """
     commands, projections, automations, found_specs, label = _collect(source)
-    model = EventModel(name or label)
+    if category is None and isinstance(source, types.ModuleType):
+        category = getattr(source, "stream_category", None)
+    model = EventModel(name or label, category=category)
     type_names = {registry.event_class(n): n for n in registry}
 
     def event_name(cls: type) -> str:
@@ -271,7 +297,8 @@ def derive_model(
         emits = command_emits(command)
         for cls, lanes in emits.items():
             model.add(
-                Element(Kind.EVENT, event_name(cls), lanes, _fields(cls), _doc(cls), cls), command.__name__
+                Element(Kind.EVENT, event_name(cls), lanes, _fields(cls), _doc(cls), cls, tags=_tags(cls)),
+                command.__name__,
             )
         model.add(
             Element(
@@ -281,6 +308,7 @@ def derive_model(
                 _fields(command),
                 _doc(command),
                 command,
+                query_boundary(command),
             ),
             command.__name__,
         )

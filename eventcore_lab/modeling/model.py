@@ -17,6 +17,20 @@ from typing import Any
 from ..core.errors import InvalidFormat
 
 
+def category(stream_id: str) -> str:
+    """The swimlane of a stream: the text before its first ``-`` (``account-7`` -> ``account``).
+
+    Ids of other shapes (``student-42-name``, whose lane is ``student-name``) need the domain's own
+    function: pass it as ``derive_model(..., category=...)`` or define ``stream_category`` in the module.
+    """
+    text = str(stream_id).strip()
+    head, sep, _ = text.partition("-")
+    return head if sep and head else text
+
+
+_by_first_dash = category
+
+
 class Kind(enum.StrEnum):
     """The four kinds of sticky note on an event-modeling board."""
 
@@ -36,6 +50,10 @@ class Element:
     fields: tuple[str, ...] = ()
     doc: str = ""
     source: Any = None  # the class or object it was derived from, if any
+    #: For a command deciding by query: what it reads, one line per query item ("types [tags]").
+    boundary: tuple[str, ...] = ()
+    #: For an event: the tag templates its class declares (``tags_from``), e.g. ``course:{course_id}``.
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,8 +137,11 @@ def automation(*, reads: Any, issues: Iterable[type], name: str | None = None) -
 class EventModel:
     """Sticky notes, arrows and slices. Elements are keyed by name; names are unique across kinds."""
 
-    def __init__(self, name: str = "event model") -> None:
+    def __init__(self, name: str = "event model", *, category: Callable[[str], str] | None = None) -> None:
         self.name = name
+        #: The lane of a stream id (history checks use it); the domain declares it when ids have
+        #: another shape than ``<category>-<id>``.
+        self.category: Callable[[str], str] = category or _by_first_dash
         self.elements: dict[str, Element] = {}
         self.flows: list[Flow] = []
         self.slices: list[Slice] = []
@@ -142,6 +163,7 @@ class EventModel:
             old.fields = old.fields or element.fields
             old.doc = old.doc or element.doc
             old.source = old.source if old.source is not None else element.source
+            old.tags = old.tags or element.tags
             return old
         self.elements[element.name] = element
         self.slice(slice_name or element.name).elements.append(element.name)

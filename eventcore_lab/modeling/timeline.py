@@ -390,6 +390,7 @@ def timeline(
     source: Any,
     *,
     streams: Iterable[str] | str | None = None,
+    query: Any = None,
     start: int | datetime | None = None,
     end: int | datetime | None = None,
     axis: str = "position",
@@ -398,7 +399,9 @@ def timeline(
 ) -> Timeline:
     """A timeline of a store (or of stored events), optionally narrowed to some streams and a window.
 
-    ``streams`` takes stream ids or shell patterns (``"account-*"``). ``start``/``end`` are inclusive
+    ``streams`` takes stream ids or shell patterns (``"account-*"``); ``query`` (a
+    :class:`~eventcore_lab.core.query.Query`) keeps the events it matches by type and tag, i.e. what a
+    query-based command decided on, whatever streams they are in. ``start``/``end`` are inclusive
     bounds, either global positions (int) or times (datetime, compared with ``recorded_at``).
     ``max_width`` (px) is how wide the picture may be before its events are drawn closer together;
     ``None`` keeps the usual spacing whatever the width.
@@ -409,6 +412,12 @@ def timeline(
         if not patterns:
             raise InvalidFormat("timeline(streams=...) got an empty selection; pass None for every stream")
         events = [e for e in events if any(fnmatch.fnmatchcase(e.stream_id, p) for p in patterns)]
+    if query is not None:
+        from ..core.query import Query
+
+        if not isinstance(query, Query):
+            raise InvalidFormat(f"timeline(query=...) takes a Query, got {query!r}")
+        events = [e for e in events if query.matches(e.event_type, getattr(e, "tags", ()))]
     for bound, keep in ((start, lambda v, b: v >= b), (end, lambda v, b: v <= b)):
         if bound is None:
             continue
@@ -453,7 +462,9 @@ def _as_uuid(value: str | None) -> Any:
 
 def _tooltip(event: Any) -> str:
     when = f"{event.recorded_at:%Y-%m-%d %H:%M:%S}"
+    tags = getattr(event, "tags", ())
+    tagged = f"\ntags: {', '.join(tags)}" if tags else ""
     return (
         f"{event.event_type} on {event.stream_id} (version {event.version}, position {event.position}, "
-        f"{when})\n{event.payload!r}"
+        f"{when}){tagged}\n{event.payload!r}"
     )

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
+from ..core.query import AppendCondition, Query
 from ..stores.health import StoreHealth, health_of
 from ._hook import notify
 from .events import Observer, StoreOperation
@@ -39,11 +40,18 @@ class ObservedStore:
         )
 
     def append(
-        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> list[StoredEvent]:
         started = time.perf_counter()
         try:
-            written = self.inner.append(events, expected)
+            if condition is None:
+                written = self.inner.append(events, expected)
+            else:
+                written = self.inner.append(events, expected, condition=condition)
         except BaseException:
             self._report("write", "append", started, 0, False)
             raise
@@ -90,6 +98,9 @@ class ObservedStore:
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         result: list[StoredEvent] = self._read("read_all", after=after, limit=limit)
         return result
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> Any:
+        return self._read("read_query", query, after=after, limit=limit)
 
     def stream_version(self, stream_id: str) -> int:
         return int(self.inner.stream_version(stream_id))

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ..core.authorization import CommandPolicy, StreamAccess
 from ..core.errors import TooLong
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.executor import Executor
 from ..core.ids import StreamId
+from ..core.query import AppendCondition, Query
 from ..core.retry import RetryConfig
-from ..stores.base import EventStore, StreamsRead, Subscription
+from ..stores.base import EventStore, Queries, QueryRead, StreamsRead, Subscription
 from ..stores.health import StoreHealth, health_of
 
 
@@ -108,7 +109,11 @@ class LimitedStore:
         return f"<LimitedStore {self.limits} around {self.inner!r}>"
 
     def append(
-        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> list[StoredEvent]:
         if isinstance(events, Sequence) and len(events) > self.limits.max_events_per_command:
             raise LimitExceeded(
@@ -120,7 +125,15 @@ class LimitedStore:
         streams = {str(StreamId(w.stream_id)) for w in events if isinstance(w, EventToWrite)}
         streams |= {str(StreamId(s)) for s in (expected or {})}
         self.limits.check_streams(len(streams), "the number of streams the append touches")
-        return self.inner.append(events, expected)
+        if condition is None:
+            return self.inner.append(events, expected)
+        return cast(Queries, self.inner).append(events, expected, condition=condition)
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryRead:
+        """A query read; a ``limit`` above ``max_read_page`` is refused (a decision's read has none)."""
+        if limit is not None and limit > self.limits.max_read_page:
+            raise LimitExceeded("max_read_page", limit, self.limits.max_read_page, "the read_query page size")
+        return cast(Queries, self.inner).read_query(query, after=after, limit=limit)
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         if limit is None or limit > self.limits.max_read_page:

@@ -15,17 +15,20 @@ caller's weaker expectation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from ..core.errors import VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent, VersionCheck
 from ..core.ids import StreamId
-from ..stores.base import EventStore, StreamsRead, Subscription
+from ..core.query import AppendCondition, Query
+from ..core.tags import template_fields
+from ..stores.base import EventStore, Queries, QueryRead, StreamsRead, Subscription
 from ..stores.health import StoreHealth, health_of
 from . import _crypto
 from ._crypto import REDACTED
@@ -44,6 +47,16 @@ KEY_CACHE_SIZE = 100_000
 #: How often an append re-reads versions when other writers keep moving a stream it had no exact
 #: expectation for.
 MAX_VERSION_RETRIES = 50
+
+
+def _refuse_personal_tags(cls: type, fields: PersonalFields) -> None:
+    """Tags are kept in clear and indexed: a template built from a personal-data field would leak it."""
+    personal = {name for name, _ in fields.fields} & template_fields(cls)
+    if personal:
+        raise PersonalDataError(
+            f"{cls.__qualname__}.tags_from uses the personal-data field(s) {', '.join(sorted(personal))}; "
+            "tags are stored in clear, so build them from other fields (e.g. the subject id)"
+        )
 
 
 def _replace(event: Any, changes: Mapping[str, Any]) -> Any:
@@ -155,13 +168,28 @@ class ProtectedStore:
         return opened
 
     def append(
-        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> list[StoredEvent]:
+        """Append with personal fields sealed; ``condition`` is checked by the inner store as given.
+
+        Tags are stored in clear, so a class whose ``tags_from`` names a personal-data field is refused.
+        """
+        if condition is None:
+            inner_append = self.inner.append
+        else:
+            inner_append = functools.partial(cast(Queries, self.inner).append, condition=condition)
         if type(events) is not list and (isinstance(events, str | bytes) or not isinstance(events, Sequence)):
-            return self.inner.append(events, expected)  # the store refuses it with its own error
+            return inner_append(events, expected)  # the store refuses it with its own error
         plan = [personal_fields(type(w.event)) if isinstance(w, EventToWrite) else None for w in events]
         if not any(plan) or not all(isinstance(w, EventToWrite) for w in events):
-            return self.inner.append(events, expected)
+            return inner_append(events, expected)
+        for write, fields in zip(events, plan, strict=True):
+            if fields is not None:
+                _refuse_personal_tags(type(write.event), fields)
         sids = [str(StreamId(w.stream_id)) for w in events]
         sensitive = list(dict.fromkeys(sid for sid, p in zip(sids, plan, strict=True) if p))
         given = {str(StreamId(k)): v for k, v in (expected or {}).items()}
@@ -190,9 +218,9 @@ class ProtectedStore:
                     sealed.append(write)
                     continue
                 event = self._seal(write.event, fields, sid, next_version[sid])
-                sealed.append(EventToWrite(write.stream_id, event, write.metadata))
+                sealed.append(EventToWrite(write.stream_id, event, write.metadata, write.tags))
             try:
-                stored = self.inner.append(sealed, checks)
+                stored = inner_append(sealed, checks)
             except VersionConflict as conflict:
                 if upgraded and set(conflict.streams) <= upgraded:
                     continue  # only our own exact check failed: another writer came first, so re-read
@@ -279,6 +307,11 @@ class ProtectedStore:
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         return self._open_all(self.inner.read_all(after=after, limit=limit))
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryRead:
+        found = cast(Queries, self.inner).read_query(query, after=after, limit=limit)
+        opened = self._open_all(found.events)
+        return found if opened is found.events else QueryRead(opened, found.position)
 
     def stream_version(self, stream_id: str) -> int:
         return self.inner.stream_version(stream_id)

@@ -57,10 +57,13 @@ ARROW_SCHEMA = pa.schema(
         ("metadata", pa.string()),
         ("recorded_at", pa.timestamp("us", tz="UTC")),
         ("schema_version", pa.int32()),
+        ("tags", pa.list_(pa.string())),
     ]
 )
 #: An optional column: the payload's schema version (files written before it existed read as 1).
 SCHEMA_VERSION_COLUMN = "schema_version"
+#: An optional column: the event's tags (files written before tags existed read as no tags).
+TAGS_COLUMN = "tags"
 
 #: Events per Arrow batch / Parquet row group when writing.
 CHUNK_SIZE = 100_000
@@ -109,6 +112,7 @@ class _Line(msgspec.Struct):
     metadata: FileMetadata
     recorded_at: datetime
     schema_version: int = 1
+    tags: tuple[str, ...] = ()
 
 
 _line_encoder = msgspec.json.Encoder()
@@ -191,6 +195,7 @@ def write_jsonl(
                 event.metadata,  # encodes exactly as FileMetadata
                 event.recorded_at,
                 schema_version_of(event.payload),
+                event.tags,
             )
             try:
                 encoded = _line_encoder.encode(line)
@@ -250,6 +255,7 @@ def _line_event(raw: bytes, registry: EventRegistry, where: str) -> StoredEvent:
         payload=payload,
         metadata=line.metadata.to_metadata(),
         recorded_at=_utc(line.recorded_at, where),
+        tags=line.tags,
     )
 
 
@@ -266,7 +272,7 @@ def events_to_arrow(events: Iterable[StoredEvent], registry: EventRegistry | Non
     """The events as an Arrow table with :data:`ARROW_SCHEMA` (payload and metadata as JSON text)."""
     registry = registry or default_registry
     columns: list[list[Any]] = [[] for _ in ARROW_SCHEMA]
-    position, event_id, stream, version, event_type, payload, metadata, recorded, schema = columns
+    position, event_id, stream, version, event_type, payload, metadata, recorded, schema, tags = columns
     for event in events:
         position.append(event.position)
         event_id.append(str(event.event_id))
@@ -277,6 +283,7 @@ def events_to_arrow(events: Iterable[StoredEvent], registry: EventRegistry | Non
         metadata.append(_metadata_encoder.encode(event.metadata))
         recorded.append(event.recorded_at)
         schema.append(schema_version_of(event.payload))
+        tags.append(event.tags)
     try:
         arrays = [
             pa.array(column, type=field.type) for column, field in zip(columns, ARROW_SCHEMA, strict=True)
@@ -303,7 +310,11 @@ def arrow_to_events(
         schema_versions = [v or 1 for v in table.column(SCHEMA_VERSION_COLUMN).to_pylist()]
     else:
         schema_versions = [1] * table.num_rows
-    for row, schema_version in zip(zip(*columns, strict=True), schema_versions, strict=True):
+    if TAGS_COLUMN in table.schema.names:
+        tag_lists = [tuple(t) if t else () for t in table.column(TAGS_COLUMN).to_pylist()]
+    else:
+        tag_lists = [()] * table.num_rows
+    for row, schema_version, tags in zip(zip(*columns, strict=True), schema_versions, tag_lists, strict=True):
         position, event_id, stream, version, event_type, payload, metadata, recorded = row
         where = f"the event at position {position}"
         if any(value is None for value in row):
@@ -332,6 +343,7 @@ def arrow_to_events(
             payload=decoded,
             metadata=meta,
             recorded_at=_utc(recorded, where),
+            tags=tags,
         )
 
 
@@ -386,9 +398,8 @@ def read_parquet(
     total = source.metadata.num_rows
     bar = progress_bar(total=total, desc=f"read {path.name}", progress=progress)
     try:
-        wanted = list(COLUMNS)
-        if SCHEMA_VERSION_COLUMN in source.schema_arrow.names:
-            wanted.append(SCHEMA_VERSION_COLUMN)
+        names = source.schema_arrow.names
+        wanted = [*COLUMNS, *(c for c in (SCHEMA_VERSION_COLUMN, TAGS_COLUMN) if c in names)]
         for batch in source.iter_batches(batch_size=batch_size, columns=wanted):
             yield from arrow_to_events(batch, registry)
             bar.update(batch.num_rows)

@@ -11,11 +11,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from ..core.errors import ConnectionFailed, InvalidArgument, TransactionError, VersionConflict
+from ..core.errors import (
+    AppendConditionFailed,
+    ConnectionFailed,
+    InvalidArgument,
+    TransactionError,
+    VersionConflict,
+)
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
-from .base import EventStore, StreamsRead, Subscription
+from ..core.query import AppendCondition, Query
+from .base import EventStore, Queries, QueryRead, StreamsRead, Subscription
 from .health import StoreHealth, health_of
 
 
@@ -30,12 +37,13 @@ class ChaosStats:
 
 
 class ChaosStore:
-    """Wraps ``inner`` and makes ``append``/``read_streams`` (the executor's calls) misbehave.
+    """Wraps ``inner`` and makes ``append``/``read_streams``/``read_query`` (the executor's calls) misbehave.
 
     Each call first waits a latency drawn uniformly from ``latency`` (seconds, via ``sleep``, which a
     simulation replaces with virtual time), then fails with probability ``failure_probability``
     (ConnectionFailed or a retriable TransactionError); an append that got this far conflicts with
-    probability ``conflict_probability`` (VersionConflict on the streams it checks). The defaults are the
+    probability ``conflict_probability`` (VersionConflict on the streams it checks; AppendConditionFailed
+    when it checks only a query). The defaults are the
     manual's: 10 % failures, 20 % conflicts, 50-200 ms latency. Other calls pass straight through.
     """
 
@@ -79,12 +87,19 @@ class ChaosStore:
     # -- the faulty calls ---------------------------------------------------------------------------
 
     def append(
-        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> list[StoredEvent]:
-        fail, conflict = self._draw(can_conflict=bool(expected))
+        fail, conflict = self._draw(can_conflict=bool(expected) or condition is not None)
         if fail is not None:
             raise fail
         if conflict:
+            if not expected and condition is not None:  # a query-only decision conflicts on its query
+                head = self.inner.head()
+                raise AppendConditionFailed(condition.fail_if_events_match, condition.after, head)
             checked = expected or {}
             raise VersionConflict(
                 {
@@ -92,13 +107,21 @@ class ChaosStore:
                     for sid, exp in checked.items()
                 }
             )
-        return self.inner.append(events, expected)
+        if condition is None:
+            return self.inner.append(events, expected)
+        return cast(Queries, self.inner).append(events, expected, condition=condition)
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         fail, _ = self._draw(can_conflict=False, can_fail=self.fail_reads)
         if fail is not None:
             raise fail
         return self.inner.read_streams(stream_ids)
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryRead:
+        fail, _ = self._draw(can_conflict=False, can_fail=self.fail_reads)
+        if fail is not None:
+            raise fail
+        return cast(Queries, self.inner).read_query(query, after=after, limit=limit)
 
     def _draw(self, *, can_conflict: bool, can_fail: bool = True) -> tuple[Exception | None, bool]:
         """Draw this call's latency and fault; always the same number of draws, so runs replay exactly."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
+import heapq
+import itertools
 import operator
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -14,17 +17,21 @@ import msgspec
 from ..core.errors import InvalidFormat
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.ids import StreamId, new_event_id
+from ..core.query import AppendCondition, Query, QueryItem
 from ..core.registry import EventRegistry, default_registry
-from .base import StreamsRead, Subscription
+from .base import QueryRead, StreamsRead, Subscription
 from .health import StoreHealth, measure_health
 from .rules import (
     MAX_PAYLOAD_BYTES,
     check_checkpoint_name,
+    check_condition,
+    check_condition_holds,
     check_expected,
     check_follows,
     check_limit,
     check_open,
     check_position,
+    check_query,
     prepare_append,
     prepare_import,
     stamp_events,
@@ -35,7 +42,8 @@ class MemoryStore:
     """A thread-safe store in process memory, indexed by stream and by position.
 
     Appends validate fully (stream ids, registered and serializable events) so that code that runs here
-    also runs on the durable stores.
+    also runs on the durable stores. Tags and event types are indexed (tag -> positions, type ->
+    positions), so a query read or an append condition looks at matching events only.
 
     ``clock`` (read once per append, for ``recorded_at``) and ``new_id`` (called once per event, for
     ``event_id``) default to the real time and :func:`new_event_id`. Simulations pass a virtual clock and
@@ -57,6 +65,8 @@ class MemoryStore:
         self._new_id = new_event_id if new_id is None else _checked_ids(new_id)
         self._log: list[StoredEvent] = []
         self._streams: dict[str, list[StoredEvent]] = {}
+        self._by_tag: dict[str, list[int]] = {}
+        self._by_type: dict[str, list[int]] = {}
         self._changed = threading.Condition(threading.Lock())
         self._checkpoints: dict[str, int] = {}
         self._closed = False
@@ -67,14 +77,20 @@ class MemoryStore:
     # -- writing -----------------------------------------------------------------------------------
 
     def append(
-        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> list[StoredEvent]:
         check_open(self._closed, "the MemoryStore")
         prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
+        condition = check_condition(condition)
         version_of = self._version_of
         with self._changed:
             check_open(self._closed, "the MemoryStore")
             check_expected(checks, version_of)
+            check_condition_holds(condition, self._first_match)
             stored, _ = stamp_events(prepared, version_of, len(self._log) + 1, self._clock(), self._new_id)
             self._commit(stored)
         return stored
@@ -98,13 +114,16 @@ class MemoryStore:
 
     def _commit(self, stored: list[StoredEvent]) -> None:
         """Publish built events; cannot fail, so an append is all-or-nothing. Caller holds the lock."""
-        streams = self._streams
+        streams, by_tag, by_type = self._streams, self._by_tag, self._by_type
         for event in stored:
             stream = streams.get(event.stream_id)
             if stream is None:
                 streams[event.stream_id] = [event]
             else:
                 stream.append(event)
+            by_type.setdefault(event.event_type, []).append(event.position)
+            for tag in event.tags:
+                by_tag.setdefault(tag, []).append(event.position)
         self._log.extend(stored)
         self._changed.notify_all()
 
@@ -139,6 +158,41 @@ class MemoryStore:
         after, limit = check_position(after), check_limit(limit)
         end = None if limit is None else after + limit
         return self.registry.current(self._log[after:end])
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryRead:
+        """Events matching ``query`` with position > ``after`` (at most ``limit``), and the head."""
+        check_open(self._closed, "the MemoryStore")
+        query, after, limit = check_query(query), check_position(after), check_limit(limit)
+        log = self._log
+        with self._changed:
+            head = len(log)
+            positions = itertools.islice(self._matching(query, after, head), limit)
+            found = [log[p - 1] for p in positions]
+        return QueryRead(self.registry.current(found), head)
+
+    def _first_match(self, query: Query, after: int) -> int | None:
+        return next(self._matching(query, after, len(self._log)), None)
+
+    def _matching(self, query: Query, after: int, head: int) -> Iterator[int]:
+        """Positions in (after, head] matching ``query``, ascending, each once. Caller holds the lock."""
+        if query.matches_all:
+            return iter(range(after + 1, head + 1))
+        runs = [self._item_matching(item, after, head) for item in query.items]
+        if len(runs) == 1:
+            return runs[0]
+        return (p for p, _ in itertools.groupby(heapq.merge(*runs)))
+
+    def _item_matching(self, item: QueryItem, after: int, head: int) -> Iterator[int]:
+        if item.tags:  # walk the rarest tag's positions, check the rest on the event
+            rarest = min((self._by_tag.get(t, ()) for t in item.tags), key=len)
+            log = self._log
+            return (
+                p
+                for p in _between(rarest, after, head)
+                if item.matches(log[p - 1].event_type, log[p - 1].tags)
+            )
+        runs = [_between(self._by_type.get(t, ()), after, head) for t in item.types]
+        return runs[0] if len(runs) == 1 else heapq.merge(*runs)
 
     def stream_version(self, stream_id: str) -> int:
         check_open(self._closed, "the MemoryStore")
@@ -195,6 +249,14 @@ class MemoryStore:
 
 
 _by_position = operator.attrgetter("position")
+
+
+def _between(positions: Sequence[int], after: int, head: int) -> Iterator[int]:
+    """The ascending ``positions`` in (after, head]; later appends past ``head`` are not seen."""
+    start, end = bisect.bisect_right(positions, after), bisect.bisect_right(positions, head)
+    return iter(positions[start:end])
+
+
 _utc_now = functools.partial(datetime.now, UTC)
 
 

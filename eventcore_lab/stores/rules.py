@@ -11,6 +11,11 @@ own class's constraints (``Annotated[int, Meta(gt=0)]`` holding -5), non-finite 
 infinity: they would be stored as ``null``) and values of untyped (``Any``) fields that JSON would change
 (bytes, tuples, sets, datetimes, non-string keys). Refusing is chosen over keeping such values exactly
 because every store, and every export file, then holds plain JSON that any reader understands.
+
+Tags (:mod:`eventcore_lab.core.tags`) are derived and checked here, in :func:`prepare_append`, so every
+store keeps the same tags for the same write; queries and append conditions are checked by
+:func:`check_query` and :func:`check_condition`, and a condition is enforced by
+:func:`check_condition_holds` (in-process stores) or by the database in the same transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 import msgspec
 
 from ..core.errors import (
+    AppendConditionFailed,
     EmptyValue,
     EventTypeMismatch,
     InvalidArgument,
@@ -36,7 +42,9 @@ from ..core.errors import (
 )
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ..core.ids import StreamId
+from ..core.query import AppendCondition, Query
 from ..core.registry import EventRegistry, UnknownEvent
+from ..core.tags import check_tag, check_tags, tags_of
 
 #: Payloads larger than this (as JSON) are refused, so one bad event cannot bloat or stall a store.
 MAX_PAYLOAD_BYTES = 1 << 20
@@ -57,6 +65,7 @@ class PreparedEvent(msgspec.Struct, frozen=True):
     payload_json: bytes
     metadata: Metadata
     metadata_json: bytes
+    tags: tuple[str, ...] = ()
 
 
 class PreparedImport(msgspec.Struct, frozen=True):
@@ -98,7 +107,8 @@ def prepare_append(
         meta = metadata_seen.get(id(metadata))
         if meta is None:  # the events of one command share their metadata
             meta = metadata_seen[id(metadata)] = encode_metadata(metadata, sid)
-        prepared.append(PreparedEvent(sid, event_type, write.event, data, metadata, meta))
+        tags = tags_of(write.event, write.tags, _ForStream(sid))
+        prepared.append(PreparedEvent(sid, event_type, write.event, data, metadata, meta, tags))
     checks: dict[StreamId, ExpectedVersion] = {}
     if expected:
         if type(expected) is not dict and not isinstance(expected, Mapping):
@@ -157,6 +167,18 @@ class _At:
 
     def __str__(self) -> str:
         return f"in stream {self.stream_id!r} at version {self.version!r}"
+
+
+class _ForStream:
+    """ "for stream ..." in messages, formatted only when an error names it."""
+
+    __slots__ = ("stream_id",)
+
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+
+    def __str__(self) -> str:
+        return f"for stream {self.stream_id!r}"
 
 
 def _place(where: str | _At) -> str:
@@ -276,6 +298,7 @@ def stamp_events(
                 payload=item.payload,
                 metadata=item.metadata,
                 recorded_at=now,
+                tags=item.tags,
             )
         )
         position += 1
@@ -370,8 +393,15 @@ def prepare_import(
             )
         if recorded.tzinfo is not UTC:
             recorded = recorded.astimezone(UTC)
-        if sid != event.stream_id or recorded is not event.recorded_at:
-            event = msgspec.structs.replace(event, stream_id=sid, recorded_at=recorded)
+        tags = event.tags
+        if tags:
+            tags = check_tags(tags, where)
+            if len(tags) != len(event.tags):
+                raise InvalidFormat(f"the event {where} carries a tag twice: {list(event.tags)!r}")
+        elif type(tags) is not tuple:
+            tags = ()
+        if sid != event.stream_id or recorded is not event.recorded_at or tags is not event.tags:
+            event = msgspec.structs.replace(event, stream_id=sid, recorded_at=recorded, tags=tags)
         kept.append(event)
         payloads.append(data)
         metadata_json.append(meta)
@@ -415,6 +445,48 @@ def check_follows(first_versions: Mapping[str, int], version_of: Callable[[str],
             conflicts[sid] = (f"version {version - 1}", current)
     if conflicts:
         raise VersionConflict(conflicts)
+
+
+# -- queries and append conditions -------------------------------------------------------------------
+
+
+def check_query(query: object) -> Query:
+    """A ``read_query`` argument: a Query whose tags are tags a store could hold."""
+    if type(query) is not Query:
+        raise InvalidArgument(f"read_query expects a Query (eventcore_lab.core.query), got {query!r}")
+    for item in query.items:
+        for tag in item.tags:
+            check_tag(tag, "in a query")
+    return query
+
+
+def check_condition(condition: object) -> AppendCondition | None:
+    """An ``append(condition=...)`` argument: None or an AppendCondition with a valid query."""
+    if condition is None:
+        return None
+    if type(condition) is not AppendCondition:
+        raise InvalidArgument(
+            f"append(condition=...) expects an AppendCondition (eventcore_lab.core.query), got {condition!r}"
+        )
+    check_query(condition.fail_if_events_match)
+    return condition
+
+
+def check_condition_holds(
+    condition: AppendCondition | None, first_match: Callable[[Query, int], int | None]
+) -> None:
+    """Raise AppendConditionFailed when an event matching the condition's query lies above its position.
+
+    ``first_match(query, after)`` is the store's lookup: the lowest matching position above ``after``
+    (None when there is none). Stores call this under the same lock/transaction as :func:`check_expected`,
+    after it: a stream conflict is reported before a condition failure.
+    """
+    if condition is None:
+        return
+    query, after = condition.fail_if_events_match, condition.after
+    found = first_match(query, after or 0)
+    if found is not None:
+        raise AppendConditionFailed(query, after, found)
 
 
 # -- reads, checkpoints, lifecycle ------------------------------------------------------------------

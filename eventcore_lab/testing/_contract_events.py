@@ -69,3 +69,28 @@ def write(stream_id: str, text: str, metadata: Metadata | None = None) -> EventT
 def snapshot(store: EventStore) -> list[tuple[str, int, int, str]]:
     """Everything a store holds, to show that a failed call changed nothing."""
     return [(e.stream_id, e.version, e.position, e.payload.text) for e in store.read_all()]
+
+
+class ContractJoined(Event):
+    """A tagged event of the query contract: tags derived from its fields (``tags_from``)."""
+
+    registration = "on_first_use"
+    event_type = "eventcore.contract.Joined"
+    tags_from = ("student:{student}", "course:{course}")
+    student: str
+    course: str | None = None
+
+
+class ContractClaimed(Event):
+    """A second tagged type (a username claim, an invoice number) for the query contract."""
+
+    registration = "on_first_use"
+    event_type = "eventcore.contract.Claimed"
+    tags_from = ("claim:{name}",)
+    name: str
+    number: int = 0
+
+
+def tagged(stream_id: str, text: str, *tags: str) -> EventToWrite:
+    """A ContractNote carrying explicit ``tags``."""
+    return EventToWrite(stream_id, note(text), tags=tags)

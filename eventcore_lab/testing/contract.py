@@ -26,7 +26,8 @@ import pytest
 
 from ..core.errors import SerializationError, TooLong, UnknownEventType, ValidationError, VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
-from ._contract_events import ContractNote, NotRegistered, Unserializable, note, snapshot, write
+from ._contract_events import ContractNote, NotRegistered, Unserializable, note, snapshot, tagged, write
+from ._contract_queries import QueriesContract
 from ._contract_rules import PersistentRulesContract, RulesContract
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Unserializable",
     "note",
     "snapshot",
+    "tagged",
     "write",
 ]
 
@@ -48,7 +50,7 @@ NO_STREAM, ANY, NO_CHECK, exact = (
 )
 
 
-class StoreContract(RulesContract):
+class StoreContract(RulesContract, QueriesContract):
     """The behaviour every store shares. Override the ``store`` fixture."""
 
     @pytest.fixture

@@ -8,7 +8,9 @@ by a fixed public sentence; the others are the library's own messages, which nam
 Where the manual is silent we chose: a timeout is 504 (the server gave up waiting on itself), a
 transient store failure (connection lost, pool exhausted, transient transaction error, also after the
 retries ran out) is 503 with ``Retry-After``; a concurrency conflict stays 409 even after the retries ran
-out, as the manual maps it.
+out, as the manual maps it, and so do a store's VersionConflict and AppendConditionFailed. A domain's own
+refusal class maps like its nearest base: a BusinessRuleViolation subclass is 422 with its own message, a
+direct DomainRefusal subclass 422 DOMAIN_REFUSAL.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..core.errors import (
+    AppendConditionFailed,
     BusinessRuleViolation,
     ConcurrencyConflict,
     ConnectionFailed,
     ConnectionPoolExhausted,
+    DomainRefusal,
     EventCoreError,
     StreamNotFound,
     Timeout,
@@ -28,6 +32,7 @@ from ..core.errors import (
     Unauthorized,
     ValidationError,
     ValidationFailed,
+    VersionConflict,
 )
 
 
@@ -125,6 +130,8 @@ ERROR_STATUS: dict[type[BaseException], ErrorRule] = {
     ValidationFailed: ErrorRule(400, "VALIDATION_FAILED"),
     ValidationError: ErrorRule(400, "INVALID_VALUE"),
     BusinessRuleViolation: ErrorRule(422, "BUSINESS_RULE_VIOLATION"),
+    # a domain's own refusal (require(cond, CourseFull)) that derives from neither row above
+    DomainRefusal: ErrorRule(422, "DOMAIN_REFUSAL"),
     IdempotencyKeyReused: ErrorRule(422, "IDEMPOTENCY_KEY_REUSED"),
     StreamNotFound: ErrorRule(404, "RESOURCE_NOT_FOUND"),
     ResourceNotFound: ErrorRule(404, "RESOURCE_NOT_FOUND"),
@@ -134,6 +141,11 @@ ERROR_STATUS: dict[type[BaseException], ErrorRule] = {
         "Resource was modified by another request",
         help="The resource was modified. Please refresh and try again.",
         retry_after=1,
+    ),
+    # a store's own conflicts, when code appends without the executor (which turns them into the above)
+    VersionConflict: ErrorRule(409, "CONFLICT", "Resource was modified by another request", retry_after=1),
+    AppendConditionFailed: ErrorRule(
+        409, "CONFLICT", "Resource was modified by another request", retry_after=1
     ),
     RequestInProgress: ErrorRule(409, "REQUEST_IN_PROGRESS", retry_after=1),
     NotAuthenticated: ErrorRule(401, "UNAUTHORIZED"),

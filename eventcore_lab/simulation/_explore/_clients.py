@@ -19,9 +19,10 @@ from ...core.command import Command
 from ...core.errors import ConcurrencyConflict, EventCoreError, InvalidFormat
 from ...core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ...core.executor import ExecutionResult, Executor, Phase
+from ...core.query import AppendCondition, Query
 from ...core.retry import RetryConfig
 from ...modeling.checks import COMMAND_KEY
-from ...stores.base import EventStore, StreamsRead
+from ...stores.base import EventStore, QueryRead, StreamsRead
 
 #: Labels of the steps a command client takes (the ``phase`` column of a counterexample's table).
 READ, DECIDE, COMMIT, BACKOFF, REJECTED, GAVE_UP = (
@@ -82,7 +83,7 @@ class _Progress:
     command: int = 0  # index of the command under way
     attempt: int = 1
     steps: int = 0  # next() calls made in the current attempt
-    reads: tuple[StreamsRead, ...] = ()  # the current attempt's read_streams answers, for replay
+    reads: tuple[StreamsRead | QueryRead, ...] = ()  # the current attempt's read answers, for replay
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,10 @@ class CommandClient:
         return local.command >= len(self.commands)
 
     def key(self, local: _Progress) -> Hashable:
-        seen = tuple(tuple(sorted(r.versions.items())) for r in local.reads)
+        seen = tuple(
+            tuple(sorted(r.versions.items())) if isinstance(r, StreamsRead) else (r.position, len(r.events))
+            for r in local.reads
+        )
         return (local.command, local.attempt, local.steps, seen)
 
     def metadata(self, index: int) -> Metadata:
@@ -188,24 +192,38 @@ class _ReplayStore:
     """Answers the replayed phases from the record, then (once ``live``) forwards to the real store and
     records the new answers."""
 
-    def __init__(self, store: Any, recorded: Sequence[StreamsRead]) -> None:
+    def __init__(self, store: Any, recorded: Sequence[StreamsRead | QueryRead]) -> None:
         self.store = store
         self.recorded = iter(recorded)
         self.live = False
-        self.answers: list[StreamsRead] = []
+        self.answers: list[StreamsRead | QueryRead] = []
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         if not self.live:
-            return next(self.recorded)
+            return cast(StreamsRead, next(self.recorded))
         answer: StreamsRead = self.store.read_streams(stream_ids)
         self.answers.append(answer)
         return answer
 
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryRead:
+        if not self.live:
+            return cast(QueryRead, next(self.recorded))
+        answer: QueryRead = self.store.read_query(query, after=after, limit=limit)
+        self.answers.append(answer)
+        return answer
+
     def append(
-        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> list[StoredEvent]:
         if not self.live:  # a replay never reaches a commit: it ends the attempt
             raise InvalidFormat("replayed phases reached a commit; the recorded progress is inconsistent")
+        if condition is not None:
+            with_condition: list[StoredEvent] = self.store.append(events, expected, condition=condition)
+            return with_condition
         stored: list[StoredEvent] = self.store.append(events, expected)
         return stored
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
-from ...stores.base import StreamsRead
+from ...core.query import AppendCondition, Query
+from ...stores.base import QueryRead, StreamsRead
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +75,24 @@ class RecordingStore:
         self._everything = True
         return int(self.inner.head())
 
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryRead:
+        self._everything = True  # a query may match an event of any stream
+        result: QueryRead = self.inner.read_query(query, after=after, limit=limit)
+        return result
+
     def append(
-        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> list[StoredEvent]:
         self._reads.update(str(s) for s in (expected or {}))
-        stored: list[StoredEvent] = self.inner.append(events, expected)
+        if condition is not None:
+            self._everything = True
+            stored: list[StoredEvent] = self.inner.append(events, expected, condition=condition)
+            self._writes.update(e.stream_id for e in stored)
+            return stored
+        stored = self.inner.append(events, expected)
         self._writes.update(e.stream_id for e in stored)
         return stored

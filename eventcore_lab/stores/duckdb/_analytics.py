@@ -30,6 +30,7 @@ from ...core.errors import (
 from ...core.events import StoredEvent
 from ...core.ids import StreamId
 from ...core.registry import EventRegistry, schema_version_of
+from ...core.tags import MAX_TAGS_PER_EVENT, check_tag
 from .. import bulk
 from ..base import EventStore
 from ..rules import (
@@ -277,6 +278,7 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         rows.metadata = batch.metadata
         rows.recorded = [e.recorded_at for e in batch.events]
         rows.schema_versions = [schema_version_of(e.payload) for e in batch.events]
+        rows.tags = [e.tags for e in batch.events]
         with self._lock:
             self._check_writable()
             check_follows(batch.first_versions, self._version_with_pending)
@@ -299,8 +301,8 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
             head = self._head
             con.execute(
                 "copy (select position, event_id::varchar as event_id, stream_id, version, event_type, "
-                "payload::varchar as payload, metadata::varchar as metadata, recorded_at, schema_version "
-                "from events "
+                "payload::varchar as payload, metadata::varchar as metadata, recorded_at, schema_version, "
+                "tags from events "
                 f"where position > {int(after)} and position <= {int(head)} order by position) "
                 f"to {_sql_string(str(target))} (format parquet, compression zstd)"
             )
@@ -358,6 +360,7 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
             )
         for event_type in types:
             check_event_type(event_type)
+        _check_parquet_tags(con, parquet)
         self._check_parquet_rows(con, parquet)
         parquet.count = count
         first: dict[str, int] = {}
@@ -416,6 +419,27 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
                         ) from exc
         finally:
             reader.close()
+
+
+def _check_parquet_tags(con: duckdb.DuckDBPyConnection, parquet: _ParquetImport) -> None:
+    """Hold a Parquet import's tags to the rules of :mod:`eventcore_lab.core.tags`: at most 32 distinct
+    tags per row, each distinct tag checked once (in Python, so the rule is the same as everywhere)."""
+    tags = parquet.tags_column(con)
+    if tags == parquet.NO_TAGS:
+        return
+    [(bad_rows, distinct)] = con.execute(
+        f"select count(*) filter (where len({tags}) > {MAX_TAGS_PER_EVENT} "
+        f"or len(list_distinct({tags})) != len({tags}) or list_contains({tags}, null)), "
+        f"(select list(distinct t) from (select unnest({tags}) as t from {parquet.source()})) "
+        f"from {parquet.source()}"
+    ).fetchall()
+    if bad_rows:
+        raise InvalidEventFile(
+            f"{parquet.path.name}: {bad_rows} rows carry more than {MAX_TAGS_PER_EVENT} tags, a tag "
+            "twice or a missing tag"
+        )
+    for tag in distinct or ():
+        check_tag(tag, f"in {parquet.path.name}")
 
 
 class _Upcast:

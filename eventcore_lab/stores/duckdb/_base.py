@@ -45,6 +45,8 @@ class _DuckDBBase:
     _pending: dict[str, int]
     _next_position: int
     _queue: list[_Batch]
+    _in_flight: list[_Batch]
+    _condition_cursor: duckdb.DuckDBPyConnection | None
     _committing: bool
     _work: threading.Condition
     _writer: threading.Thread | None

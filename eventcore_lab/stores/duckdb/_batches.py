@@ -28,8 +28,8 @@ def _sql_string(text: str) -> str:
 
 
 _COLUMNS = ", ".join(bulk.COLUMNS)
-#: The events table's columns in order: the bulk columns, then the payload's schema version.
-_TABLE_COLUMNS = f"{_COLUMNS}, schema_version"
+#: The events table's columns in order: the bulk columns, the payload's schema version, the tags.
+_TABLE_COLUMNS = f"{_COLUMNS}, schema_version, tags"
 
 
 # The bulk file schema, except that event ids go into DuckDB as native UUIDs rather than text.
@@ -65,6 +65,7 @@ class _Rows:
         "recorded",
         "schema_versions",
         "streams",
+        "tags",
         "types",
         "versions",
     )
@@ -79,6 +80,7 @@ class _Rows:
         self.metadata: list[bytes] = []
         self.recorded: list[datetime] = []
         self.schema_versions: list[int] = []
+        self.tags: list[tuple[str, ...]] = []
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -109,6 +111,7 @@ class _Rows:
                 pa.array(self.metadata[cut], pa.string()),
                 recorded.view(pa.timestamp("us", tz="UTC")),
                 pa.array(self.schema_versions[cut], pa.int32()),
+                pa.array(self.tags[cut], pa.list_(pa.string())),
             ],
             schema=_ARROW_SCHEMA,
         )
@@ -123,6 +126,7 @@ class _ParquetImport:
         self.count = 0
         self.signature = self._signature()
         self._schema_version: str | None = None
+        self._tags: str | None = None
 
     def _signature(self) -> tuple[int, int]:
         stat = self.path.stat()
@@ -140,6 +144,17 @@ class _ParquetImport:
             found = "schema_version" in names
             self._schema_version = "coalesce(schema_version, 1)::integer" if found else "1"
         return self._schema_version
+
+    #: The SQL for the tags of a file written before tags existed.
+    NO_TAGS = "[]::varchar[]"
+
+    def tags_column(self, con: duckdb.DuckDBPyConnection) -> str:
+        """The SQL for each row's tags: the file's column, or none for files written before it."""
+        if self._tags is None:
+            empty = con.execute(f"select * from {self.source()} limit 0")
+            found = bulk.TAGS_COLUMN in [column[0] for column in empty.description]
+            self._tags = f"coalesce({bulk.TAGS_COLUMN}, [])::varchar[]" if found else self.NO_TAGS
+        return self._tags
 
     def check_unchanged(self) -> None:
         try:

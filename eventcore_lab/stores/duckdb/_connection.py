@@ -22,10 +22,13 @@ from ...core.errors import (
 from ._base import _DuckDBBase
 
 #: Version of the tables this module writes; stored in ``eventcore_schema`` for future migrations.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Adds the schema version column to a table made by schema version 1; its rows read as version 1.
 #: (Also run on a fresh file, in case an events table was made there beforehand.)
 _MIGRATE_1_TO_2 = "alter table events add column if not exists schema_version integer default 1"
+#: Adds the tags list column (schema version 3); rows written before it carry no tags.
+_MIGRATE_2_TO_3 = "alter table events add column if not exists tags varchar[] default []"
+_UPGRADES = {1: (_MIGRATE_1_TO_2, _MIGRATE_2_TO_3), 2: (_MIGRATE_2_TO_3,)}
 
 
 _SCHEMA = """
@@ -42,7 +45,8 @@ create table if not exists events (
     payload json not null,
     metadata json not null,
     recorded_at timestamptz not null,
-    schema_version integer not null default 1
+    schema_version integer not null default 1,
+    tags varchar[] not null default []
 );
 create table if not exists checkpoints (
     name varchar primary key,
@@ -130,9 +134,10 @@ class _ConnectionMixin(_DuckDBBase):
                     )
                 if found == SCHEMA_VERSION:
                     return
-                if found == 1 and not self.read_only:
+                if found in _UPGRADES and not self.read_only:
                     con.execute("begin")
-                    con.execute(_MIGRATE_1_TO_2)
+                    for statement in _UPGRADES[found]:
+                        con.execute(statement)
                     con.execute("insert into eventcore_schema values (?, now())", [SCHEMA_VERSION])
                     con.execute("commit")
                     return
@@ -144,6 +149,7 @@ class _ConnectionMixin(_DuckDBBase):
             con.execute("begin")
             con.execute(_SCHEMA)
             con.execute(_MIGRATE_1_TO_2)
+            con.execute(_MIGRATE_2_TO_3)
             con.execute("insert into eventcore_schema values (?, now())", [SCHEMA_VERSION])
             con.execute("commit")
         except duckdb.Error as exc:

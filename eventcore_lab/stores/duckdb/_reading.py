@@ -98,7 +98,18 @@ class _ReadingMixin(_DuckDBBase):
     def _decode(self, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
         decode = self.registry.read_event
         events = []
-        for position, event_id, stream, version, event_type, payload, metadata, recorded, schema in rows:
+        for (
+            position,
+            event_id,
+            stream,
+            version,
+            event_type,
+            payload,
+            metadata,
+            recorded,
+            schema,
+            tags,
+        ) in rows:
             current_type, decoded = decode(event_type, payload, schema)
             events.append(
                 StoredEvent(
@@ -110,6 +121,7 @@ class _ReadingMixin(_DuckDBBase):
                     payload=decoded,
                     metadata=_metadata_decoder.decode(metadata),
                     recorded_at=recorded.astimezone(UTC),
+                    tags=tuple(tags) if tags else (),
                 )
             )
         return events

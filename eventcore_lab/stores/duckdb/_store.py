@@ -10,14 +10,19 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from ...core.errors import AppendConditionFailed
 from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
-from ...core.ids import new_event_id
+from ...core.ids import StreamId, new_event_id
+from ...core.query import AppendCondition
 from ...core.registry import EventRegistry, default_registry, schema_version_of
 from .._stream_cache import StreamCache
 from ..base import Subscription
 from ..health import StoreHealth, measure_health
 from ..rules import (
     MAX_PAYLOAD_BYTES,
+    PreparedEvent,
+    check_condition,
+    check_condition_holds,
     check_expected,
     check_position,
     prepare_append,
@@ -25,6 +30,7 @@ from ..rules import (
 )
 from ._analytics import _AnalyticsMixin
 from ._batches import (
+    _Batch,
     _Rows,
 )
 from ._connection import (
@@ -32,9 +38,13 @@ from ._connection import (
     _connect,
     _ConnectionMixin,
 )
+from ._queries import _QueryMixin
+
+#: How long a failed append condition waits for the matching event, queued ahead, to be readable.
+_PUBLISH_WAIT_SECONDS = 10.0
 
 
-class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
+class DuckDBStore(_ConnectionMixin, _QueryMixin, _AnalyticsMixin):
     """An event store in a DuckDB file (or ``":memory:"``); see the package docstring for the design.
 
     ``cache_events`` bounds the events kept for recently used streams; ``tail_events`` the newest events
@@ -93,6 +103,8 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
         self._pending = {}
         self._next_position = 1
         self._queue = []
+        self._in_flight = []  # the group the writer is committing, until it is published
+        self._condition_cursor = None  # DuckDB cursor for append conditions, made on first use
         self._committing = False
         self._work = threading.Condition(self._lock)  # wakes the writer thread
         self._writer = None
@@ -109,34 +121,69 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
         return f"<DuckDBStore {self.path!r} ({mode}): {self._head} events in {len(self._versions)} streams>"
 
     def append(
-        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> list[StoredEvent]:
+        """Validate, check and queue ``events``; return once they are committed.
+
+        Stream expectations and an append ``condition`` are checked under ``_lock`` against what is
+        committed and what is queued ahead (see :mod:`._queries`), then the batch is queued.
+        """
         prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
+        condition = check_condition(condition)
         self._check_writable()
-        if not prepared:
-            with self._lock:
-                check_expected(checks, self._version_with_pending)
-            return []
-        rows = _Rows()
         with self._lock:
-            check_expected(checks, self._version_with_pending)
-            stored, versions = stamp_events(
-                prepared, self._version_with_pending, self._next_position, datetime.now(UTC), new_event_id
-            )
-            for item, event in zip(prepared, stored, strict=True):
-                rows.positions.append(event.position)
-                rows.event_ids.append(event.event_id)
-                rows.streams.append(event.stream_id)
-                rows.versions.append(event.version)
-                rows.types.append(event.event_type)
-                rows.payloads.append(item.payload_json)
-                rows.metadata.append(item.metadata_json)
-                rows.recorded.append(event.recorded_at)
-                rows.schema_versions.append(schema_version_of(item.payload))
-            batch = self._enqueue(rows, stored, versions, stored[-1].position + 1, checked=checks)
+            self._check_open()
+            try:
+                batch = self._queue_append(prepared, checks, condition)
+            except AppendConditionFailed as failed:
+                # The matching event may still wait in the queue: return once it is readable, so that
+                # the caller's next read sees it (else a retry would only meet the same failure).
+                self._await_readable(failed.position)
+                raise
+        if batch is None:
+            return []
         self._wait_durable(batch)
         assert batch.events is not None
         return batch.events  # positions may have moved down if an append queued before it failed
+
+    def _await_readable(self, position: int) -> None:
+        """Wait until ``position`` is published, or nothing is queued any more. Caller holds ``_lock``."""
+        self._changed.wait_for(
+            lambda: self._head >= position or self._closed or not (self._queue or self._in_flight),
+            timeout=_PUBLISH_WAIT_SECONDS,
+        )
+
+    def _queue_append(
+        self,
+        prepared: list[PreparedEvent],
+        checks: Mapping[StreamId, ExpectedVersion],
+        condition: AppendCondition | None,
+    ) -> _Batch | None:
+        """Check and queue a validated append (None when it writes nothing). Caller holds ``_lock``."""
+        check_expected(checks, self._version_with_pending)
+        check_condition_holds(condition, self._first_match)
+        if not prepared:
+            return None
+        rows = _Rows()
+        stored, versions = stamp_events(
+            prepared, self._version_with_pending, self._next_position, datetime.now(UTC), new_event_id
+        )
+        for item, event in zip(prepared, stored, strict=True):
+            rows.positions.append(event.position)
+            rows.event_ids.append(event.event_id)
+            rows.streams.append(event.stream_id)
+            rows.versions.append(event.version)
+            rows.types.append(event.event_type)
+            rows.payloads.append(item.payload_json)
+            rows.metadata.append(item.metadata_json)
+            rows.recorded.append(event.recorded_at)
+            rows.schema_versions.append(schema_version_of(item.payload))
+            rows.tags.append(item.tags)
+        return self._enqueue(rows, stored, versions, stored[-1].position + 1, checked=checks)
 
     def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
         self._check_open()
@@ -153,6 +200,8 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
             self._changed.notify_all()
         with self._db_lock:
             with contextlib.suppress(duckdb.Error):
+                if self._condition_cursor is not None:
+                    self._condition_cursor.close()
                 self._con.close()
             self._release()
 

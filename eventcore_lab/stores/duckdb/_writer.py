@@ -67,6 +67,7 @@ def _insert_small(appender: Any, rows: _Rows) -> None:
                 [m.decode() for m in rows.metadata],
                 rows.recorded,
                 rows.schema_versions,
+                [list(t) for t in rows.tags],
                 strict=True,
             )
         )
@@ -150,6 +151,7 @@ class _WriterMixin(_DuckDBBase):
                     if not self._queue:
                         return
                     group, self._queue = self._queue, []
+                    self._in_flight = group  # searched by append conditions until published
                     self._committing = True
                     self._lock.release()
                     try:
@@ -160,6 +162,7 @@ class _WriterMixin(_DuckDBBase):
                         self._publish(group)
                     else:
                         self._recover(group, error)
+                    self._in_flight = []
                     self._committing = False
                     self._changed.notify_all()
             except BaseException as exc:  # a bug here must not leave appenders waiting forever
@@ -167,6 +170,7 @@ class _WriterMixin(_DuckDBBase):
                 raise
             finally:
                 self._writer = None
+                self._in_flight = []
                 self._committing = False
                 self._changed.notify_all()
 
@@ -229,7 +233,8 @@ class _WriterMixin(_DuckDBBase):
                     [(inserted,)] = con.execute(
                         f"insert into events select {int(first)} + file_row_number, event_id::uuid, "
                         "stream_id, version, event_type, payload::json, metadata::json, "
-                        f"recorded_at::timestamptz, {parquet.schema_version_column(con)} "
+                        f"recorded_at::timestamptz, {parquet.schema_version_column(con)}, "
+                        f"{parquet.tags_column(con)} "
                         f"from {parquet.source()}"
                     ).fetchall()
                     if inserted != parquet.count:

@@ -41,6 +41,15 @@ millisecond; rolled-back appends (after their positions were drawn) leave perman
 are increasing but not always consecutive. ``head()`` is the highest committed position, which a
 pending gap may keep ``read_all`` from reaching yet.
 
+**Queries and append conditions** (migration 4). Events carry ``tags text[]`` (GIN index; an
+``(event_type, position)`` index serves items naming types only). ``append(..., condition=...)`` checks
+the condition inside the append function after the stream versions, in the same round trip, and
+raises SQLSTATE ``ECA01`` (AppendConditionFailed). Because positions commit out of order, the check is
+serialised by advisory locks, not by positions alone: writers hold shared keys of the types and tags
+they write, conditions and ``read_query`` take exclusive keys of their query items, all in the one
+sorted pass with the stream locks (the argument is written in ``_schema_4.sql``; the lock names come
+from ``lock_names`` in ``_reading.py``). So ``read_query(...).position`` is a safe ``after``.
+
 **Immutability.** Triggers refuse UPDATE, DELETE and TRUNCATE on ``<schema>.events``.
 
 **Subscriptions.** After its writes commit, each store NOTIFYs channel ``eventcore_<schema>`` from a

@@ -39,6 +39,7 @@ class _PostgresBase:
     _sql_read_after: str
     _sql_append_within: str
     _sql_read_within: str
+    _sql_read_query: str
     _sql_version: str
     _sql_notify: str
     _sql_head: str

@@ -20,6 +20,7 @@ from psycopg_pool import PoolTimeout
 
 from ...core._deadline import remaining
 from ...core.errors import (
+    AppendConditionFailed,
     ConnectionFailed,
     ConnectionPoolExhausted,
     Timeout,
@@ -35,6 +36,7 @@ DSN_ENV = "EVENTCORE_DATABASE_URL"
 
 
 _CONFLICT = "ECV01"
+_CONDITION_FAILED = "ECA01"
 
 
 _IMMUTABLE = "ECI01"
@@ -194,6 +196,8 @@ class _ConnectionMixin(_PostgresBase):
                     for sid, (kind, version, actual) in detail.items()
                 }
             )
+        if state == _CONDITION_FAILED:  # the caller names the condition (see the writer)
+            return AppendConditionFailed(None, None, int(exc.diag.message_detail or 0))
         if state == _IMMUTABLE:
             return TransactionError(f"refused by PostgreSQL: {exc.diag.message_primary}")
         if state is None or state.startswith("08") or state.startswith("57P"):

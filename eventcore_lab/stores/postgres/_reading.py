@@ -16,20 +16,22 @@ from psycopg import sql
 from ...core._deadline import remaining
 from ...core.events import Metadata, StoredEvent
 from ...core.ids import StreamId
+from ...core.query import AppendCondition, Query
 from .. import bulk
 from .._stream_cache import StreamCache
-from ..base import StreamsRead
+from ..base import QueryRead, StreamsRead
 from ..rules import (
     check_checkpoint_name,
     check_limit,
     check_position,
+    check_query,
 )
 from ._connection import _lock_timeout
 from ._notify import _NotifyMixin
 
 _COLUMNS = (
     "event_id, stream_id, version, position, event_type, payload::text, metadata::text, recorded_at, "
-    "schema_version"
+    "schema_version, tags"
 )
 
 
@@ -37,6 +39,38 @@ _metadata_decoder = msgspec.json.Decoder(Metadata)
 
 
 _position = operator.attrgetter("position")
+
+
+def query_json(query: Query, condition: AppendCondition | None = None) -> str:
+    """A query (and the position of a condition) as the JSON the schema's functions take."""
+    document: dict[str, Any] = {"items": [{"types": i.types, "tags": i.tags} for i in query.items]}
+    if condition is not None:
+        document["after"] = condition.after
+    return msgspec.json.encode(document).decode()
+
+
+#: Beyond this many distinct type and tag keys an append takes the key '*' exclusively instead.
+MAX_LOCK_KEYS = 64
+
+
+def lock_names(
+    types: Iterable[str], tags: Iterable[tuple[str, ...]], query: Query | None
+) -> tuple[list[str], list[bool]]:
+    """The advisory lock names (and exclusive flags) of an append or query read: the rule argued in
+    migration 4, written once. Shared: each type ('y' + type) and tag ('t' + tag) written, and '*'.
+    Exclusive: per query item its first tag, or each of its types when it names no tag; '*' for a query
+    of every event, or when more than MAX_LOCK_KEYS type and tag keys would be written."""
+    names = dict.fromkeys(["y" + t for t in types] + ["t" + tag for group in tags for tag in group], False)
+    everything = len(names) > MAX_LOCK_KEYS
+    if everything:
+        names = {}
+    if query is not None:
+        everything = everything or query.matches_all
+        for item in query.items:
+            for name in ("t" + item.tags[0],) if item.tags else ["y" + t for t in item.types]:
+                names[name] = True
+    names["*"] = everything
+    return list(names), list(names.values())
 
 
 def _name(name: str) -> str:
@@ -51,7 +85,9 @@ class _ReadingMixin(_NotifyMixin):
         return [self._to_event(row) for row in self._run(query, params)]
 
     def _to_event(self, row: Sequence[Any]) -> StoredEvent:
-        event_id, sid, version, position, event_type, payload, metadata, recorded_at, schema_version = row
+        event_id, sid, version, position, event_type, payload, metadata, recorded_at, schema_version, tags = (
+            row
+        )
         current_type, decoded = self.registry.read_event(event_type, payload, schema_version)
         return StoredEvent(
             event_id=event_id,
@@ -62,6 +98,7 @@ class _ReadingMixin(_NotifyMixin):
             payload=decoded,
             metadata=_metadata_decoder.decode(metadata),
             recorded_at=recorded_at,
+            tags=tuple(tags) if tags else (),
         )
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
@@ -156,6 +193,25 @@ class _ReadingMixin(_NotifyMixin):
                     break  # stop before the gap; a later call continues from here
         return [self._to_event(row) for row in rows]
 
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryRead:
+        """Events matching ``query`` with position > ``after`` (at most ``limit``), and the head they were
+        read at, in one round trip. Writers of matching events still in flight are waited for first, so
+        that the head is a safe ``after`` for an append condition (see migration 4)."""
+        self._check_open()
+        query, after, limit = check_query(query), check_position(after), check_limit(limit)
+        budget = remaining()
+        timeout = None if budget is None else _lock_timeout(budget)
+        names, exclusive = lock_names((), (), query)
+        rows = self._events_raw(
+            self._sql_read_query, (timeout, query_json(query), after, limit, names, exclusive)
+        )
+        head = int(rows[0][0])
+        return QueryRead([self._to_event(row[1:]) for row in rows[1:]], head)
+
+    def _events_raw(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        self._ready()
+        return self._run(query, params)
+
     def _settle(self, conn: psycopg.Connection[Any], start: int, end: int) -> str:
         """Judge the missing positions ``start..end`` (a later position is visible): see settle_gap.
 
@@ -223,7 +279,9 @@ class _ReadingMixin(_NotifyMixin):
             "TO STDOUT (FORMAT BINARY)"
         ).format(self._q, sql.Literal(int(after)))
         with self._connection() as conn, conn.cursor().copy(query) as copy:
-            copy.set_types(["uuid", "text", "int8", "int8", "text", "text", "text", "timestamptz", "int4"])
+            copy.set_types(
+                ["uuid", "text", "int8", "int8", "text", "text", "text", "timestamptz", "int4", "text[]"]
+            )
             for row in copy.rows():
                 yield self._to_event(row)
 

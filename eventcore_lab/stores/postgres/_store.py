@@ -108,7 +108,7 @@ class PostgresStore(_WriterMixin):
         t = f'"{schema}"'
         self._sql_append = (
             f"SELECT * FROM {t}.append_events(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::int8[], %s::int4[])"
+            "%s::text[], %s::text[], %s::int8[], %s::int4[], %s::jsonb, %s::jsonb, %s::text[], %s::bool[])"
         )
         self._sql_read_all = (
             f"SELECT {_COLUMNS} FROM {t}.events WHERE position > %s ORDER BY position LIMIT %s"
@@ -126,7 +126,11 @@ class PostgresStore(_WriterMixin):
         )
         self._sql_append_within = (
             f"SELECT * FROM {t}.append_events_within(%s, %s::text[], %s::uuid[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::text[], %s::int8[], %s::int4[])"
+            "%s::text[], %s::text[], %s::text[], %s::int8[], %s::int4[], %s::jsonb, %s::jsonb, %s::text[], "
+            "%s::bool[])"
+        )
+        self._sql_read_query = (
+            f"SELECT * FROM {t}.read_query(%s::text, %s::jsonb, %s::int8, %s::int8, %s::text[], %s::bool[])"
         )
         self._sql_read_within = f"SELECT * FROM {t}.read_streams_within(%s, %s::text[], %s::int8[])"
         self._sql_version = f"SELECT coalesce(max(version), 0) FROM {t}.events WHERE stream_id = %s"

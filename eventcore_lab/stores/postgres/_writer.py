@@ -6,19 +6,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import msgspec
 from psycopg import sql
 
 from ...core._deadline import remaining
-from ...core.errors import InvalidFormat
+from ...core.errors import AppendConditionFailed, InvalidFormat
 from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ...core.ids import new_event_id
+from ...core.query import AppendCondition
 from ...core.registry import schema_version_of
 from ..rules import (
+    PreparedEvent,
+    check_condition,
     prepare_append,
     prepare_import,
 )
 from ._connection import _lock_timeout
-from ._reading import _ReadingMixin
+from ._reading import _ReadingMixin, lock_names, query_json
 
 _COPY_TYPES = [
     "int8",
@@ -30,7 +34,26 @@ _COPY_TYPES = [
     "text",
     "timestamptz",
     "int4",
+    "text[]",
 ]  # json travels as its text
+
+
+def _tags_json(tags: list[tuple[str, ...]]) -> str | None:
+    """Each event's tags as a JSON array of arrays; None when no event has any (the common case)."""
+    return _encode(tags).decode() if any(tags) else None
+
+
+_encode = msgspec.json.encode
+
+
+def _lock_arrays(prepared: list[PreparedEvent], condition: AppendCondition | None) -> tuple[str, str]:
+    """The lock names of an append and their exclusive flags, as array literals (see lock_names)."""
+    names, exclusive = lock_names(
+        (p.event_type for p in prepared),
+        (p.tags for p in prepared),
+        None if condition is None else condition.fail_if_events_match,
+    )
+    return _text_array(names), "{" + ",".join("t" if x else "f" for x in exclusive) + "}"
 
 
 def _text_array(items: Sequence[str]) -> str:
@@ -42,17 +65,25 @@ class _WriterMixin(_ReadingMixin):
     """Appending and bulk import."""
 
     def append(
-        self, events: Sequence[EventToWrite], expected: Mapping[str, ExpectedVersion] | None = None
+        self,
+        events: Sequence[EventToWrite],
+        expected: Mapping[str, ExpectedVersion] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> list[StoredEvent]:
+        """Append in one round trip: the schema's append function locks, checks the stream versions and
+        the ``condition`` (see migration 4 for why no concurrent append can slip past it), numbers and
+        inserts, all in one transaction."""
         self._check_open()
         prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
+        condition = check_condition(condition)
         check_streams, kinds, versions = [], [], []
         for sid, exp in checks.items():
             if exp.kind != "no_check":
                 check_streams.append(sid)
                 kinds.append(exp.kind)
                 versions.append(exp.version)
-        if not prepared and not check_streams:
+        if not prepared and not check_streams and condition is None:
             return []
         for item in prepared:
             if "\x00" in item.event_type:
@@ -70,6 +101,9 @@ class _WriterMixin(_ReadingMixin):
             "{" + ",".join(kinds) + "}",
             "{" + ",".join("NULL" if v is None else str(v) for v in versions) + "}",
             "{" + ",".join(str(schema_version_of(p.payload)) for p in prepared) + "}",
+            _tags_json([p.tags for p in prepared]),
+            None if condition is None else query_json(condition.fail_if_events_match, condition),
+            *_lock_arrays(prepared, condition),
         )
         self._ready()
         cache = self._cache
@@ -80,6 +114,11 @@ class _WriterMixin(_ReadingMixin):
                 [row] = self._run(self._sql_append, params)
             else:
                 [row] = self._run(self._sql_append_within, (_lock_timeout(budget), *params))
+        except AppendConditionFailed as failed:  # nothing written: the cache is still right
+            assert condition is not None
+            raise AppendConditionFailed(
+                condition.fail_if_events_match, condition.after, failed.position
+            ) from None
         except BaseException:  # a conflict, or an outcome unknown: what is cached of these may be stale
             if cache is not None:
                 cache.drop([*(p.stream_id for p in prepared), *check_streams])
@@ -96,6 +135,7 @@ class _WriterMixin(_ReadingMixin):
                 payload=item.payload,
                 metadata=item.metadata,
                 recorded_at=recorded_at,
+                tags=item.tags,
             )
             for item, event_id, number, position in zip(prepared, ids, numbers, positions, strict=True)
         ]
@@ -130,7 +170,7 @@ class _WriterMixin(_ReadingMixin):
         q = self._q
         copy_sql = sql.SQL(
             "COPY {}.events (position, stream_id, version, event_id, event_type, payload, metadata, "
-            "recorded_at, schema_version) FROM STDIN (FORMAT BINARY)"
+            "recorded_at, schema_version, tags) FROM STDIN (FORMAT BINARY)"
         ).format(q)
         from ..bulk import progress_bar
 
@@ -172,6 +212,7 @@ class _WriterMixin(_ReadingMixin):
                 metadata.decode(),
                 e.recorded_at,
                 schema_version_of(e.payload),
+                list(e.tags),
             )
             for e, payload, metadata in zip(batch.events, batch.payloads, batch.metadata, strict=True)
         ]
