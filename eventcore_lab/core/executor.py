@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ._deadline import reset_deadline, set_deadline
+from ._guessing import Guesses, GuessingReads
 from .authorization import CommandPolicy, StreamAccess
 from .command import Command, CommandContext
 from .errors import (
@@ -115,6 +116,8 @@ class Executor:
         #: snapshots of folded state (eventcore_lab.snapshots): a fold resumes from one; versions still
         #: come from the store, so the optimistic check guards every decision as before
         self.snapshots = snapshots
+        # a store that may guess unseen streams empty (see _guessing): not with snapshots, which keep state
+        self._guessing = snapshots is None and isinstance(store, GuessingReads)
 
     def execute(
         self,
@@ -231,14 +234,22 @@ class Executor:
         principal: Any,
     ) -> Generator[_RawStep, None, ExecutionResult]:
         attempt = 1
+        guessing = self._guessing
         while True:
+            guesses = Guesses() if guessing else None
             try:
-                written = yield from self._attempt(command, metadata, attempt, watch, principal)
+                written = yield from self._attempt(command, metadata, attempt, watch, principal, guesses)
+                if guessing and not written and self._guessed_wrong(guesses, None):
+                    guessing = False
+                    continue
                 streams = tuple(dict.fromkeys(e.stream_id for e in written))
                 if watch is not None:
                     watch.succeeded(attempt, len(written), streams)
                 return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
             except EventCoreError as error:
+                if guessing and self._guessed_wrong(guesses, error):
+                    guessing = False
+                    continue
                 if not self.retry.should_retry(error, attempt - 1):
                     final = error.with_attempts(attempt)
                     if watch is not None:
@@ -250,9 +261,20 @@ class Executor:
                 yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
                 attempt += 1
             except Exception as error:
+                if guessing and self._guessed_wrong(guesses, error):
+                    guessing = False
+                    continue
                 if watch is not None:
                     watch.failed(error, attempt)
                 raise
+
+    def _guessed_wrong(self, guesses: Guesses | None, error: BaseException | None) -> bool:
+        """Whether the attempt's outcome may rest on a wrong guess; the store is told, and the command
+        runs again at once on a real read (see ``_guessing``)."""
+        if guesses is None or not guesses.wrong(error):
+            return False
+        self.store.guess_missed(guesses.streams)  # type: ignore[attr-defined]
+        return True
 
     def _watch(self, command: Command[Any]) -> CommandWatch | None:
         if not self.observers:
@@ -268,6 +290,7 @@ class Executor:
         attempt: int,
         watch: CommandWatch | None = None,
         principal: Any = None,
+        guesses: Guesses | None = None,
         use_snapshot: bool = True,
     ) -> Generator[_RawStep, None, list[StoredEvent]]:
         versions: dict[str, int] = {}
@@ -283,7 +306,11 @@ class Executor:
                 found = start.read(self.store) if start is not None and iteration == 0 else None
                 if found is None:
                     start = None  # no snapshot, or one that does not fit the store: fold from scratch
-                    found = self.store.read_streams(to_read)
+                    if guesses is None:
+                        found = self.store.read_streams(to_read)
+                    else:
+                        found, guessed = self.store.read_streams_guessing(to_read)  # type: ignore[attr-defined]
+                        guesses.streams.update(guessed)
                 versions.update(found.versions)
                 if found.events:
                     by_stream.append(found.events)
@@ -353,6 +380,8 @@ class Executor:
         ]
         expected = {sid: ExpectedVersion.exact(v) for sid, v in versions.items()}
         mark = time.time_ns() if watch is not None else 0
+        if guesses is not None:
+            guesses.appending = True
         try:
             written = list(self.store.append(writes, expected))
         except VersionConflict as conflict:
