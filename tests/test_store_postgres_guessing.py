@@ -15,6 +15,7 @@ from eventcore_lab.examples.banking import (
     AccountOpened,
     Deposit,
     MoneyDeposited,
+    MoneyTransferred,
     OpenAccount,
     TransferMoney,
     account_stream,
@@ -156,3 +157,24 @@ def test_a_guessed_stream_written_concurrently_by_another_store_ends_in_one_corr
     [opened] = first.store.read_stream(sid)
     assert opened.payload.owner == "ann"
     assert second.store.guess_stats["confirmed"] == 1
+
+
+def test_streams_cached_at_different_moments_are_served_and_a_refusal_on_them_is_confirmed(
+    stores: tuple[Recording, Recording],
+) -> None:
+    """Two accounts opened by separate appends are cached from different moments: a transfer uses them
+    without a read (the append checks both); a refusal on them is confirmed by one real read."""
+    first, _ = stores
+    executor = Executor(first.store)
+    executor.execute(OpenAccount(account_stream(6), "ann", 10))
+    executor.execute(OpenAccount(account_stream(7), "cy", 0))
+    executor.execute(TransferMoney(account_stream(6), account_stream(7), 4))
+    assert first.reads == []
+    executor.execute(Deposit(account_stream(6), 100))  # account 6 is now cached from a later moment
+    with pytest.raises(ValidationFailed, match="insufficient"):
+        executor.execute(TransferMoney(account_stream(7), account_stream(6), 1_000))
+    assert first.reads == [[account_stream(7), account_stream(6)]]  # confirmed on a real read first
+    assert [type(e.payload) for e in first.store.read_stream(account_stream(7))] == [
+        AccountOpened,
+        MoneyTransferred,
+    ]

@@ -136,13 +136,15 @@ class _ReadingMixin(_NotifyMixin):
         return StreamsRead(self.registry.current(merged), {sid: len(found[sid]) for sid in ids})
 
     def read_streams_guessing(self, stream_ids: Iterable[str]) -> tuple[StreamsRead, frozenset[str]]:
-        """``read_streams`` for a command, which appends with the exact version of every stream it read:
-        streams this store has never seen count as empty, without a round trip, when that saves one.
+        """``read_streams`` for a command, which appends with the exact version of every stream it read,
+        without a round trip where a guess can stand in for one.
 
-        Returns the read and the streams guessed. A wrong guess cannot be committed (the append's
-        version check refuses it); a decision that writes nothing must be confirmed by a real read
-        (:meth:`guess_missed` first), which the executor does. Without the cache, or with
-        ``guess_unseen=False``, this is ``read_streams``.
+        Streams this store has never seen count as empty; cached streams from different moments
+        (stamps) are served as they are, instead of re-read together as one snapshot. Returns the read
+        and the streams so guessed. A wrong guess cannot be committed (the append's version check
+        refuses it); a decision that writes nothing or fails before the append must be confirmed by
+        a real read (:meth:`guess_missed` first), which the executor does. When some stream must be
+        read anyway, this is ``read_streams``, as it is without the cache or with ``guess_unseen=False``.
         """
         cache = self._cache
         if cache is None or not self._guess_unseen:
@@ -157,11 +159,13 @@ class _ReadingMixin(_NotifyMixin):
         else:  # cached entries may be stale (see _read_cached); a guess needs no notifications
             found, missing, stamps = {}, wanted, set()
         guess = cache.unseen(missing)
-        if not guess or len(guess) != len(missing) or len(stamps) > 1:
+        if len(guess) != len(missing):
             return self._read_cached(ids, cache), frozenset()  # a read is needed anyway: no guess
-        cache.guesses(len(guess))
+        if guess:
+            cache.guesses(len(guess))
         served: dict[str, Sequence[StoredEvent]] = {**found, **dict.fromkeys(guess, ())}
-        return self._served(ids, wanted, served), frozenset(guess)
+        unsure = [*guess, *found] if len(stamps) > 1 else guess
+        return self._served(ids, wanted, served), frozenset(unsure)
 
     @property
     def guess_stats(self) -> dict[str, int]:
