@@ -13,8 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from benchmarks import scaling, workbench
 from benchmarks.domain import BenchCredited
 from benchmarks.ours import make_history
