@@ -71,8 +71,9 @@ the missing streams together with whatever follows the cached ones (shared cache
 
 **Guessing new streams** (with the cache, on unless ``guess_unseen=False``). A command on a stream this
 store has never seen (every create) would still need a read round trip; instead the executor's read
-(``read_streams_guessing``) treats such streams as empty, so the command costs only the append. That
-never decides wrongly: the append checks the exact version of every stream read, so a wrong guess ends
+(``read_streams_guessing``) treats such streams as empty, and serves cached streams from different
+moments as they are (rather than re-reading them as one snapshot), so the command costs only the
+append. That never decides wrongly: the append checks the exact version of every stream read, so a wrong guess ends
 in VersionConflict and the executor runs the command again at once on a real read; a decision that
 writes nothing or an error before the append (an account "does not exist") is confirmed the same way.
 A stream once confirmed, cached, written or dropped is never guessed again (the cache remembers the
