@@ -64,7 +64,7 @@ def history_curve(b: Backends, backend: str, sizes: list[int], *, per_stream: bo
         with _history_store(b, backend) as store:
             history = ours.make_history(size, 1 if per_stream else max(1, size // 10))
             target = history[0].stream_id
-            store.import_events(history)
+            _import_by_streams(store, history)
             del history
             executor = _executor(store)
             count = max(5, min(300, 3_000_000 // (size if per_stream else 10)))
@@ -73,6 +73,17 @@ def history_curve(b: Backends, backend: str, sizes: list[int], *, per_stream: bo
         what = "stream" if per_stream else "log"
         log(f"{backend} {what} of {size:,} events: {sample.rate:,.1f} commands/s")
     return out
+
+
+def _import_by_streams(store: Any, history: list[Any], streams_per_call: int = 5_000) -> None:
+    """Import whole streams, at most ``streams_per_call`` per call: PostgreSQL's import takes a lock per
+    stream in one transaction, and 100,000 of them exhaust ``max_locks_per_transaction``."""
+    by_stream: dict[str, list[Any]] = {}
+    for event in history:
+        by_stream.setdefault(event.stream_id, []).append(event)
+    groups = list(by_stream.values())
+    for start in range(0, len(groups), streams_per_call):
+        store.import_events([e for group in groups[start : start + streams_per_call] for e in group])
 
 
 def _executor(store: Any) -> Any:
@@ -166,10 +177,12 @@ def main(argv: list[str] | None = None) -> int:
                     lambda bk=backend: history_curve(b, bk, _ints(args.log_sizes), per_stream=False),
                 )
             )
+        args.out.mkdir(parents=True, exist_ok=True)
         for name, backend, run in runs:
             curves[name][backend] = run()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scaling.json").write_text(json.dumps(curves, indent=2) + "\n")
+            (args.out / "scaling.json").write_text(
+                json.dumps(curves, indent=2) + "\n"
+            )  # kept if a later one fails
     for path in plot(curves, args.out):
         log(f"wrote {path}")
     print(json.dumps(curves, indent=2))

@@ -72,8 +72,9 @@ def drawing(events: int, repeats: int) -> dict[str, float]:
     return {"timeline_svg_s": seconds}
 
 
-def widgets_on_duckdb(events: int, repeats: int, workdir: Path) -> dict[str, float]:
-    """The stream explorer and the timeline slider on a DuckDB store of ``events`` events."""
+def widgets_on_duckdb(events: int, repeats: int, workdir: Path, parts: list[str]) -> dict[str, float]:
+    """The stream explorer and the timeline slider (as ``parts`` asks) on a DuckDB store of ``events``
+    events over ``events // 100`` streams."""
     from eventcore_lab.stores.duckdb import DuckDBStore
     from eventcore_lab.widgets.explorer import StreamExplorer
     from eventcore_lab.widgets.slider import TimelineSlider
@@ -96,18 +97,20 @@ def widgets_on_duckdb(events: int, repeats: int, workdir: Path) -> dict[str, flo
         store.import_events(history, progress=False)
         streams = sorted({e.stream_id for e in history[:1000]})
         del history
-        started = time.perf_counter()
-        explorer = StreamExplorer(store)
-        out["explorer_open_s"] = time.perf_counter() - started
-        picks = iter(streams * repeats)
-        out["explorer_pick_stream_s"] = timed(
-            lambda: setattr(explorer.stream_picker, "value", next(picks)), repeats
-        )
-        started = time.perf_counter()
-        slider = TimelineSlider(store, Total)
-        out["slider_open_s"] = time.perf_counter() - started
-        moves = iter([events // 2, events // 4, events - 1, 10] * repeats)
-        out["slider_move_s"] = timed(lambda: setattr(slider.slider, "value", next(moves)), repeats)
+        if "explorer" in parts:
+            started = time.perf_counter()
+            explorer = StreamExplorer(store)
+            out["explorer_open_s"] = time.perf_counter() - started
+            picks = iter(streams * repeats)
+            out["explorer_pick_stream_s"] = timed(
+                lambda: setattr(explorer.stream_picker, "value", next(picks)), repeats
+            )
+        if "slider" in parts:
+            started = time.perf_counter()
+            slider = TimelineSlider(store, Total)
+            out["slider_open_s"] = time.perf_counter() - started
+            moves = iter([events // 2, events // 4, events - 1, 10] * repeats)
+            out["slider_move_s"] = timed(lambda: setattr(slider.slider, "value", next(moves)), repeats)
     finally:
         store.close()
         path.unlink(missing_ok=True)
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draw-events", type=int, default=100_000, help="timeline size")
     parser.add_argument("--simulated", type=int, default=20_000, help="simulated commands per run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="simulator,drawing,widgets,frame")
+    parser.add_argument("--only", default="simulator,drawing,explorer,slider,frame")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
@@ -161,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         result["simulator_commands_per_s"] = simulator(args.simulated, args.repeats)
     if "drawing" in parts:
         result["drawing"] = drawing(args.draw_events, args.repeats)
-    if "widgets" in parts:
+    if "explorer" in parts or "slider" in parts:
         with tempfile.TemporaryDirectory(prefix="eventcore-workbench-") as workdir:
-            result["widgets"] = widgets_on_duckdb(args.events, args.repeats, Path(workdir))
+            result["widgets"] = widgets_on_duckdb(args.events, args.repeats, Path(workdir), parts)
     if "frame" in parts:
         result["frame"] = frame_from_postgres(args.events, args.repeats)
     text = json.dumps(result, indent=2, default=str)
