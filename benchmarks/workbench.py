@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .ours import make_history
+from .scaling import _import_by_streams
 
 RESULTS: dict[str, Any] = {}
 
@@ -134,7 +135,7 @@ def frame_from_postgres(events: int, repeats: int) -> dict[str, float]:
     schema = f"bench_wb_{uuid.uuid4().hex[:8]}"
     try:
         with PostgresStore(dsn, schema=schema) as store:
-            store.import_events(make_history(events, max(1, events // 100)), progress=False)
+            _import_by_streams(store, make_history(events, max(1, events // 100)))  # lock limits
             seconds = timed(lambda: events_frame(store, progress=False), repeats)
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
