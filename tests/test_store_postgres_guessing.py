@@ -9,6 +9,7 @@ import pytest
 
 from eventcore_lab import Command, Event, EventToWrite, StoredEvent, emit, stream
 from eventcore_lab.core.command import CommandContext
+from eventcore_lab.core.errors import TooLong
 from eventcore_lab.core.executor import Executor
 from eventcore_lab.errors import BusinessRuleViolation, ValidationFailed
 from eventcore_lab.examples.banking import (
@@ -178,3 +179,33 @@ def test_streams_cached_at_different_moments_are_served_and_a_refusal_on_them_is
         AccountOpened,
         MoneyTransferred,
     ]
+
+
+class NoteOnce(Command[int]):
+    """On an empty stream it writes a long note, which the store refuses; otherwise a short one."""
+
+    subject: str = stream()
+
+    def initial_state(self) -> int:
+        return 0
+
+    def apply(self, state: int, event: StoredEvent) -> int:
+        return state + 1
+
+    def handle(self, state: int, ctx: CommandContext) -> Sequence[EventToWrite]:
+        return [emit(self.subject, Noted(text="short" if state else "long " * 100))]
+
+
+def test_an_append_refusing_what_a_guess_decided_is_confirmed_by_a_real_read(
+    pg_url: str, pg_schema: str
+) -> None:
+    with PostgresStore(pg_url, schema=pg_schema, max_payload_bytes=200) as first:
+        first.append([emit("o-1", Noted(text="first"))])
+    small = Recording(pg_url, pg_schema, cache_events=1000, max_payload_bytes=200)
+    with small.store as store:
+        result = Executor(store).execute(NoteOnce("o-1"))  # guessed empty: a long note, refused
+        assert [e.payload for e in result.events_written] == [Noted(text="short")]
+        assert small.reads == [["o-1"]] and store.guess_stats == {"guessed": 1, "confirmed": 1}
+        with pytest.raises(TooLong):  # truly empty: the long note is refused, as without guessing
+            Executor(store).execute(NoteOnce("o-2"))
+        assert store.read_stream("o-2") == []

@@ -1,10 +1,10 @@
 """Reads that guess: a store may treat streams it has never seen as empty, and the executor confirms.
 
 A command appends with the exact version of every stream it read, so a decision made on a wrong guess
-can never be committed: the append's version check refuses it. Only two outcomes escape that check, a
-decision that writes nothing and an error raised before the append (a rule refusing the command, a
-required stream found empty); the executor runs those again on a real read. So does a conflict on a
-guessed stream, at once and without backoff: it is the guess being corrected, not contention.
+can never be committed: the append's version check refuses it. Every other outcome of an attempt that
+guessed (a refusal, a decision that writes nothing, a required stream found empty, the conflict itself,
+an append refusing the events) is not reported: the executor runs the command again at once, without
+backoff and on a real read, and reports what that run does.
 """
 
 from __future__ import annotations
@@ -30,18 +30,11 @@ class GuessingReads(Protocol):
 
 
 class Guesses:
-    """What one attempt guessed, and whether it reached the append (errors after that are the store's)."""
+    """The streams one attempt read as guesses. Any outcome but a committed write may rest on them:
+    a refusal, an empty decision, a conflict, even an append refusing the events (a payload the real
+    state would never have produced); the executor runs the command again on a real read."""
 
-    __slots__ = ("appending", "streams")
+    __slots__ = ("streams",)
 
     def __init__(self) -> None:
         self.streams: set[str] = set()
-        self.appending = False
-
-    def wrong(self, error: BaseException | None) -> bool:
-        """Whether this attempt's outcome (``error``, or None: nothing written) may rest on a wrong guess."""
-        if not self.streams:
-            return False
-        if error is None or not self.appending:
-            return True
-        return not self.streams.isdisjoint(getattr(error, "streams", ()))

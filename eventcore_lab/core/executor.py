@@ -239,7 +239,7 @@ class Executor:
             guesses = Guesses() if guessing else None
             try:
                 written = yield from self._attempt(command, metadata, attempt, watch, principal, guesses)
-                if guessing and not written and self._guessed_wrong(guesses, None):
+                if guessing and not written and self._guessed_wrong(guesses):
                     guessing = False
                     continue
                 streams = tuple(dict.fromkeys(e.stream_id for e in written))
@@ -247,7 +247,7 @@ class Executor:
                     watch.succeeded(attempt, len(written), streams)
                 return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
             except EventCoreError as error:
-                if guessing and self._guessed_wrong(guesses, error):
+                if guessing and self._guessed_wrong(guesses):
                     guessing = False
                     continue
                 if not self.retry.should_retry(error, attempt - 1):
@@ -261,17 +261,17 @@ class Executor:
                 yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
                 attempt += 1
             except Exception as error:
-                if guessing and self._guessed_wrong(guesses, error):
+                if guessing and self._guessed_wrong(guesses):
                     guessing = False
                     continue
                 if watch is not None:
                     watch.failed(error, attempt)
                 raise
 
-    def _guessed_wrong(self, guesses: Guesses | None, error: BaseException | None) -> bool:
-        """Whether the attempt's outcome may rest on a wrong guess; the store is told, and the command
-        runs again at once on a real read (see ``_guessing``)."""
-        if guesses is None or not guesses.wrong(error):
+    def _guessed_wrong(self, guesses: Guesses | None) -> bool:
+        """Whether the attempt's outcome (anything but a committed write) may rest on a guess; the store
+        is told, and the command runs again at once on a real read (see ``_guessing``)."""
+        if guesses is None or not guesses.streams:
             return False
         self.store.guess_missed(guesses.streams)  # type: ignore[attr-defined]
         return True
@@ -380,8 +380,6 @@ class Executor:
         ]
         expected = {sid: ExpectedVersion.exact(v) for sid, v in versions.items()}
         mark = time.time_ns() if watch is not None else 0
-        if guesses is not None:
-            guesses.appending = True
         try:
             written = list(self.store.append(writes, expected))
         except VersionConflict as conflict:

@@ -142,8 +142,8 @@ class _ReadingMixin(_NotifyMixin):
         Streams this store has never seen count as empty; cached streams from different moments
         (stamps) are served as they are, instead of re-read together as one snapshot. Returns the read
         and the streams so guessed. A wrong guess cannot be committed (the append's version check
-        refuses it); a decision that writes nothing or fails before the append must be confirmed by
-        a real read (:meth:`guess_missed` first), which the executor does. When some stream must be
+        refuses it); any other outcome (a refusal, an empty decision, an append refusing the events)
+        must be confirmed by a real read (:meth:`guess_missed` first), which the executor does. When some stream must be
         read anyway, this is ``read_streams``, as it is without the cache or with ``guess_unseen=False``.
         """
         cache = self._cache
