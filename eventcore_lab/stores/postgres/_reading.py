@@ -143,8 +143,9 @@ class _ReadingMixin(_NotifyMixin):
         (stamps) are served as they are, instead of re-read together as one snapshot. Returns the read
         and the streams so guessed. A wrong guess cannot be committed (the append's version check
         refuses it); any other outcome (a refusal, an empty decision, an append refusing the events)
-        must be confirmed by a real read (:meth:`guess_missed` first), which the executor does. When some stream must be
-        read anyway, this is ``read_streams``, as it is without the cache or with ``guess_unseen=False``.
+        must be confirmed by a real read (:meth:`guess_missed` first), which the executor does. When
+        some stream must be read anyway, this is ``read_streams``, as it is without the cache or with
+        ``guess_unseen=False``.
         """
         cache = self._cache
         if cache is None or not self._guess_unseen:
