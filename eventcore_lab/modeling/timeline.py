@@ -90,7 +90,8 @@ class Timeline:
         self.axis = axis
         self.title = title
         self.marker = marker
-        self._laid_out: _Layout | None = None  # the marker does not move anything: with_marker shares it
+        # layout and SVG body, which the marker does not change: shared with the with_marker copies
+        self._memo: dict[str, Any] = {}
 
     @property
     def streams(self) -> list[str]:
@@ -112,7 +113,7 @@ class Timeline:
     def with_marker(self, position: int | None) -> Timeline:
         """The same timeline with a vertical line at ``position`` (what a slider shows)."""
         marked = Timeline(self.events, axis=self.axis, title=self.title, marker=position)
-        marked._laid_out = self._laid_out
+        marked._memo = self._memo
         return marked
 
     def to_frame(self) -> Any:
@@ -153,8 +154,9 @@ class Timeline:
         row and of the axis. Rows grow to fit their stacked labels. Computed once per timeline (and
         shared with its marked copies): every event is visited a fixed number of times, not once per
         stream, which made 100,000 events over 1,000 streams take minutes."""
-        if self._laid_out is not None:
-            return self._laid_out
+        laid_out: _Layout | None = self._memo.get("layout")
+        if laid_out is not None:
+            return laid_out
         xs = self._x()
         commits = self.commits()
         centres = [sum(xs[e.position] for e in c.events) / len(c.events) for c in commits]
@@ -179,8 +181,9 @@ class Timeline:
         for stream_id, depth in depths.items():
             y += 20 + _LEVEL * (depth + 1)
             rows[stream_id] = y
-        self._laid_out = (xs, command_levels, event_levels, command_y, rows, y + 26)
-        return self._laid_out
+        laid_out = (xs, command_levels, event_levels, command_y, rows, y + 26)
+        self._memo["layout"] = laid_out
+        return laid_out
 
     def size(self) -> tuple[float, float]:
         xs, *_, axis_y = self._layout()
@@ -197,7 +200,7 @@ class Timeline:
             before = [xs[e.position] for e in self.events if e.position <= position]
         return (max(before) + _STEP / 2) if before else _LEFT - _STEP / 2
 
-    def shapes(self) -> list[Shape]:
+    def _unmarked_shapes(self) -> list[Shape]:
         xs, command_levels, event_levels, command_y, row, axis_y = self._layout()
         width, _ = self.size()
         out: list[Shape] = []
@@ -256,13 +259,21 @@ class Timeline:
             labels.append(Shape("text", x, label_y, text=event.event_type, x2=1, halo=True, tip=tip))
         out.extend(self._axis(xs, axis_y, width))
         out.extend(labels)
-        if self.marker is not None and self.events:
-            mx = self.marker_x(self.marker)
-            out.append(Shape("line", mx, command_y - 8, mx, axis_y, colour="#e53935"))
-            out.append(
-                Shape("text", mx + 4, axis_y - 4, text=f"position {self.marker}", colour="#e53935", halo=True)
-            )
         return out
+
+    def shapes(self) -> list[Shape]:
+        return self._unmarked_shapes() + self._marker_shapes()
+
+    def _marker_shapes(self) -> list[Shape]:
+        """The marker's line and label, drawn over everything else."""
+        if self.marker is None or not self.events:
+            return []
+        _, _, _, command_y, _, axis_y = self._layout()
+        mx = self.marker_x(self.marker)
+        return [
+            Shape("line", mx, command_y - 8, mx, axis_y, colour="#e53935"),
+            Shape("text", mx + 4, axis_y - 4, text=f"position {self.marker}", colour="#e53935", halo=True),
+        ]
 
     def _axis(self, xs: dict[int, float], y: float, width: float) -> list[Shape]:
         """A position or time axis under the rows, with ticks labelled where there is room."""
@@ -293,40 +304,17 @@ class Timeline:
     # -- output -----------------------------------------------------------------------------------------
 
     def svg(self) -> str:
-        width, height = self.size()
-        parts = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif">',
-            '<rect width="100%" height="100%" fill="white"/>',
-        ]
-        for s in self.shapes():
-            if s.kind == "line":
-                dash = ' stroke-dasharray="4 3"' if s.dashed else ""
-                parts.append(
-                    f'<line x1="{s.x:.1f}" y1="{s.y:.1f}" x2="{s.x2:.1f}" y2="{s.y2:.1f}" '
-                    f'stroke="{s.colour}"{dash}/>'
-                )
-            elif s.kind == "circle":
-                parts.append(
-                    f'<circle cx="{s.x:.1f}" cy="{s.y:.1f}" r="7" fill="{s.colour}" stroke="#e65100">'
-                    f"<title>{html.escape(s.tip or s.text)}</title></circle>"
-                )
-            elif s.kind == "rect":
-                parts.append(
-                    f'<rect x="{s.x - 6:.1f}" y="{s.y - 6:.1f}" width="12" height="12" rx="2" '
-                    f'fill="{s.colour}">'
-                    f"<title>{html.escape(s.tip or s.text)}</title></rect>"
-                )
-            else:
-                anchor = ' text-anchor="middle"' if s.x2 else ""
-                halo = ' stroke="white" stroke-width="3" paint-order="stroke"' if s.halo else ""
-                tip = f"<title>{html.escape(s.tip)}</title>" if s.tip else ""
-                parts.append(
-                    f'<text x="{s.x:.1f}" y="{s.y:.1f}" font-size="{s.size:g}" fill="{s.colour}"'
-                    f"{anchor}{halo}>{tip}{html.escape(s.text)}</text>"
-                )
-        parts.append("</svg>")
-        return "\n".join(parts)
+        body: str | None = self._memo.get("svg")
+        if body is None:  # everything but the marker, rendered once (a slider move only adds the marker)
+            width, height = self.size()
+            parts = [
+                f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+                f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif">',
+                '<rect width="100%" height="100%" fill="white"/>',
+            ]
+            parts.extend(_svg_element(s) for s in self._unmarked_shapes())
+            body = self._memo["svg"] = "\n".join(parts)
+        return "\n".join([body, *(_svg_element(s) for s in self._marker_shapes()), "</svg>"])
 
     def figure(self) -> Any:
         """The timeline as a matplotlib Figure (for PNG/PDF, or to add to)."""
@@ -415,6 +403,31 @@ def timeline(
 def _clock(when: datetime, fmt: str) -> str:
     text = when.strftime(fmt)
     return text[:-3] if fmt.endswith("%f") else text  # milliseconds, not microseconds
+
+
+def _svg_element(s: Shape) -> str:
+    if s.kind == "line":
+        dash = ' stroke-dasharray="4 3"' if s.dashed else ""
+        return (
+            f'<line x1="{s.x:.1f}" y1="{s.y:.1f}" x2="{s.x2:.1f}" y2="{s.y2:.1f}" stroke="{s.colour}"{dash}/>'
+        )
+    if s.kind == "circle":
+        return (
+            f'<circle cx="{s.x:.1f}" cy="{s.y:.1f}" r="7" fill="{s.colour}" stroke="#e65100">'
+            f"<title>{html.escape(s.tip or s.text)}</title></circle>"
+        )
+    if s.kind == "rect":
+        return (
+            f'<rect x="{s.x - 6:.1f}" y="{s.y - 6:.1f}" width="12" height="12" rx="2" fill="{s.colour}">'
+            f"<title>{html.escape(s.tip or s.text)}</title></rect>"
+        )
+    anchor = ' text-anchor="middle"' if s.x2 else ""
+    halo = ' stroke="white" stroke-width="3" paint-order="stroke"' if s.halo else ""
+    tip = f"<title>{html.escape(s.tip)}</title>" if s.tip else ""
+    return (
+        f'<text x="{s.x:.1f}" y="{s.y:.1f}" font-size="{s.size:g}" fill="{s.colour}"'
+        f"{anchor}{halo}>{tip}{html.escape(s.text)}</text>"
+    )
 
 
 def _position(event: Any) -> int:

@@ -33,7 +33,10 @@ class TimelineSlider(widgets.VBox):
         self.factory = projection
         self.view = view
         self.timeline: Timeline = timeline(source, streams=streams, title=title)
-        self.all_events = list(source.read_all() if hasattr(source, "read_all") else source)
+        if streams is None and hasattr(source, "read_all"):  # the whole log, read once, in position order
+            self.all_events = self.timeline.events
+        else:
+            self.all_events = list(source.read_all() if hasattr(source, "read_all") else source)
         head = max((e.position for e in self.all_events), default=0)
         width, _ = self.timeline.size()
         start, end = self.timeline.marker_x(0), self.timeline.marker_x(head)
