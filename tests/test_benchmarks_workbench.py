@@ -75,3 +75,21 @@ def test_large_duckdb_store_in_the_explorer_and_the_slider(tmp_path: Path) -> No
         slider.slider.value = half
         assert slider.current.amount == expected_total
         assert f"position {half}" in slider.picture.value
+
+
+def test_the_slider_state_is_the_fold_up_to_the_position_whichever_way_it_moves(tmp_path: Path) -> None:
+    """States resume from kept copies every CHECKPOINT_EVENTS events; every move must equal a fresh fold."""
+    from eventcore_lab.stores.memory import MemoryStore
+    from eventcore_lab.widgets import slider as slider_module
+    from eventcore_lab.widgets.slider import TimelineSlider
+
+    history = make_history(3 * slider_module.CHECKPOINT_EVENTS + 17, 50)
+    store = MemoryStore()
+    store.import_events(history)
+    slider = TimelineSlider(store, Total)
+    step = slider_module.CHECKPOINT_EVENTS
+    for position in (len(history), 5, step, step + 1, 2 * step - 1, 3 * step + 3, 1, 0, step * 2 + 7):
+        slider.slider.value = position
+        expected = sum(e.payload.amount for e in history[:position] if isinstance(e.payload, BenchCredited))
+        assert slider.current.amount == expected, position
+    assert slider.current is not slider.current  # a new model each time, never a kept one

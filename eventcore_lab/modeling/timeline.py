@@ -8,6 +8,7 @@ matplotlib (PNG, PDF).
 from __future__ import annotations
 
 import bisect
+import copy
 import fnmatch
 import html
 from collections.abc import Iterable, Sequence
@@ -91,7 +92,7 @@ class Timeline:
         self.title = title
         self.marker = marker
         # layout and SVG body, which the marker does not change: shared with the with_marker copies
-        self._memo: dict[str, Any] = {}
+        self._memo: dict[Any, Any] = {}
 
     @property
     def streams(self) -> list[str]:
@@ -112,8 +113,8 @@ class Timeline:
 
     def with_marker(self, position: int | None) -> Timeline:
         """The same timeline with a vertical line at ``position`` (what a slider shows)."""
-        marked = Timeline(self.events, axis=self.axis, title=self.title, marker=position)
-        marked._memo = self._memo
+        marked = copy.copy(self)  # the same (sorted) events and memo: nothing to sort or lay out again
+        marked.marker = position
         return marked
 
     def to_frame(self) -> Any:
@@ -303,17 +304,19 @@ class Timeline:
 
     # -- output -----------------------------------------------------------------------------------------
 
-    def svg(self) -> str:
-        body: str | None = self._memo.get("svg")
+    def svg(self, *, attributes: str = "") -> str:
+        """The picture as SVG text; ``attributes`` are added to the ``<svg>`` element (a style, say)."""
+        body: str | None = self._memo.get(("svg", attributes))
         if body is None:  # everything but the marker, rendered once (a slider move only adds the marker)
             width, height = self.size()
             parts = [
-                f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+                f'<svg {attributes + " " if attributes else ""}xmlns="http://www.w3.org/2000/svg" '
+                f'width="{width:.0f}" height="{height:.0f}" '
                 f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif">',
                 '<rect width="100%" height="100%" fill="white"/>',
             ]
             parts.extend(_svg_element(s) for s in self._unmarked_shapes())
-            body = self._memo["svg"] = "\n".join(parts)
+            body = self._memo[("svg", attributes)] = "\n".join(parts)
         return "\n".join([body, *(_svg_element(s) for s in self._marker_shapes()), "</svg>"])
 
     def figure(self) -> Any:
