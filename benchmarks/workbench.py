@@ -20,10 +20,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .domain import BenchCredited
 from .ours import make_history
 from .scaling import _import_by_streams
 
-RESULTS: dict[str, Any] = {}
+
+class Total:
+    """The read model the slider shows: the sum of every credit so far."""
+
+    def __init__(self) -> None:
+        self.amount = 0
+
+    def apply(self, event: Any) -> None:
+        if isinstance(event.payload, BenchCredited):
+            self.amount += event.payload.amount
 
 
 def log(message: str) -> None:
@@ -79,16 +89,6 @@ def widgets_on_duckdb(events: int, repeats: int, workdir: Path, parts: list[str]
     from eventcore_lab.stores.duckdb import DuckDBStore
     from eventcore_lab.widgets.explorer import StreamExplorer
     from eventcore_lab.widgets.slider import TimelineSlider
-
-    from .domain import BenchCredited
-
-    class Total:
-        def __init__(self) -> None:
-            self.amount = 0
-
-        def apply(self, event: Any) -> None:
-            if isinstance(event.payload, BenchCredited):
-                self.amount += event.payload.amount
 
     path = workdir / f"workbench-{uuid.uuid4().hex[:8]}.duckdb"
     store = DuckDBStore(path, show_progress=False)

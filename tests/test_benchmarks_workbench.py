@@ -11,22 +11,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from benchmarks import scaling, workbench
 from benchmarks.domain import BenchCredited
 from benchmarks.ours import make_history
+from benchmarks.workbench import Total
 
 EVENTS = int(os.environ.get("EVENTCORE_WORKBENCH_EVENTS", "3000"))
-
-
-class Total:
-    def __init__(self) -> None:
-        self.amount = 0
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event.payload, BenchCredited):
-            self.amount += event.payload.amount
 
 
 def test_workbench_quick_measures_every_part(tmp_path: Path, pg_url: str) -> None:

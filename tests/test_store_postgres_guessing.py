@@ -29,8 +29,8 @@ class Noted(Event):
     text: str
 
 
-class NoteAgain(Command[int]):
-    """Writes only to a stream that has events already: on an empty one it decides to do nothing."""
+class _Counting(Command[int]):
+    """Folds a stream into its number of events."""
 
     subject: str = stream()
 
@@ -39,6 +39,10 @@ class NoteAgain(Command[int]):
 
     def apply(self, state: int, event: StoredEvent) -> int:
         return state + 1
+
+
+class NoteAgain(_Counting):
+    """Writes only to a stream that has events already: on an empty one it decides to do nothing."""
 
     def handle(self, state: int, ctx: CommandContext) -> Sequence[EventToWrite]:
         return [emit(self.subject, Noted(text="again"))] if state else []
@@ -181,16 +185,8 @@ def test_streams_cached_at_different_moments_are_served_and_a_refusal_on_them_is
     ]
 
 
-class NoteOnce(Command[int]):
+class NoteOnce(_Counting):
     """On an empty stream it writes a long note, which the store refuses; otherwise a short one."""
-
-    subject: str = stream()
-
-    def initial_state(self) -> int:
-        return 0
-
-    def apply(self, state: int, event: StoredEvent) -> int:
-        return state + 1
 
     def handle(self, state: int, ctx: CommandContext) -> Sequence[EventToWrite]:
         return [emit(self.subject, Noted(text="short" if state else "long " * 100))]
