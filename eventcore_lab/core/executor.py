@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from msgspec.structs import replace
 
 from ._deadline import reset_deadline, set_deadline
+from ._guessing import Guesses, GuessingReads
 from .authorization import CommandPolicy, StreamAccess
 from .command import Command, CommandContext
 from .errors import (
@@ -118,6 +119,8 @@ class Executor:
         #: snapshots of folded state (eventcore_lab.snapshots): a fold resumes from one; versions still
         #: come from the store, so the optimistic check guards every decision as before
         self.snapshots = snapshots
+        # a store that may guess unseen streams empty (see _guessing): not with snapshots, which keep state
+        self._guessing = snapshots is None and isinstance(store, GuessingReads)
 
     def execute(
         self,
@@ -234,14 +237,22 @@ class Executor:
         principal: Any,
     ) -> Generator[_RawStep, None, ExecutionResult]:
         attempt = 1
+        guessing = self._guessing
         while True:
+            guesses = Guesses() if guessing else None
             try:
-                written = yield from self._attempt(command, metadata, attempt, watch, principal)
+                written = yield from self._attempt(command, metadata, attempt, watch, principal, guesses)
+                if guessing and not written and self._guessed_wrong(guesses):
+                    guessing = False
+                    continue
                 streams = tuple(dict.fromkeys(e.stream_id for e in written))
                 if watch is not None:
                     watch.succeeded(attempt, len(written), streams)
                 return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
             except EventCoreError as error:
+                if guessing and self._guessed_wrong(guesses):
+                    guessing = False
+                    continue
                 if not self.retry.should_retry(error, attempt - 1):
                     final = error.with_attempts(attempt)
                     if watch is not None:
@@ -253,9 +264,20 @@ class Executor:
                 yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
                 attempt += 1
             except Exception as error:
+                if guessing and self._guessed_wrong(guesses):
+                    guessing = False
+                    continue
                 if watch is not None:
                     watch.failed(error, attempt)
                 raise
+
+    def _guessed_wrong(self, guesses: Guesses | None) -> bool:
+        """Whether the attempt's outcome (anything but a committed write) may rest on a guess; the store
+        is told, and the command runs again at once on a real read (see ``_guessing``)."""
+        if guesses is None or not guesses.streams:
+            return False
+        self.store.guess_missed(guesses.streams)  # type: ignore[attr-defined]
+        return True
 
     def _watch(self, command: Command[Any]) -> CommandWatch | None:
         if not self.observers:
@@ -269,6 +291,7 @@ class Executor:
         attempt: int,
         watch: CommandWatch | None = None,
         principal: Any = None,
+        guesses: Guesses | None = None,
         use_snapshot: bool = True,
     ) -> Generator[_RawStep, None, list[StoredEvent]]:
         read = Boundary()
@@ -289,7 +312,7 @@ class Executor:
                 read.add_streams(found)
             else:
                 start = None  # no snapshot, or one that does not fit the store: fold from scratch
-                read.read_streams(self.store, [i for i in to_read if isinstance(i, str)])
+                read.read_streams(self.store, [i for i in to_read if isinstance(i, str)], guesses)
                 for item in to_read:
                     if isinstance(item, Query):
                         read.read_query(self.store, item)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from ._guessing import Guesses
 from .errors import InvalidArgument, UnknownEventFolded
 from .events import ExpectedVersion, StoredEvent
 from .ids import StreamId
@@ -73,10 +74,18 @@ class Boundary:
         if found.events:
             self._batches.append(found.events)
 
-    def read_streams(self, store: EventStore, stream_ids: Iterable[str]) -> None:
+    def read_streams(
+        self, store: EventStore, stream_ids: Iterable[str], guesses: Guesses | None = None
+    ) -> None:
         ids = [sid for sid in stream_ids if sid not in self.versions]
-        if ids:
+        if not ids:
+            return
+        if guesses is None:
             self.add_streams(store.read_streams(ids))
+        else:  # a store that may guess (see _guessing): remember what it guessed
+            found, guessed = store.read_streams_guessing(ids)  # type: ignore[attr-defined]
+            guesses.streams.update(guessed)
+            self.add_streams(found)
 
     def read_query(self, store: EventStore, query: Query) -> None:
         """Read every event matching ``query``; the append condition then guards it from this position."""

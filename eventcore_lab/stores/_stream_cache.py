@@ -11,6 +11,10 @@ several streams as one consistent snapshot may combine cached entries only when 
 (:meth:`StreamCache.get` reports the stamps); otherwise it must refresh them together. A store whose
 cache always mirrors its committed state (DuckDB) ignores stamps.
 
+**Streams seen.** Apart from the entries, the cache remembers (bounded, oldest forgotten first) every
+stream it ever held or was told to drop, so a store may treat a stream it has never seen as empty
+(:meth:`StreamCache.unseen`) without guessing wrong about one it merely evicted.
+
 **Entries only move forward.** A fill never replaces a longer entry with a shorter one, and ``epoch``
 counts drops, so a database read that started before a drop cannot put back what the drop removed.
 """
@@ -37,6 +41,11 @@ class StreamCache:
         self._streams: OrderedDict[str, tuple[Events, int]] = OrderedDict()
         self._size = 0
         self._stamp = 0
+        self._seen: dict[str, None] = {}
+        self._max_seen = max(100_000, 10 * max_events)
+        #: streams treated as empty without a read, and those whose guess a command had to confirm
+        self.guessed = 0
+        self.missed = 0
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -67,6 +76,30 @@ class StreamCache:
                     found[sid] = entry[0]
                     stamps.add(entry[1])
             return found, missing, stamps, self.epoch
+
+    def unseen(self, ids: Iterable[str]) -> list[str]:
+        """The streams among ``ids`` this cache has never held nor dropped (as far as it remembers)."""
+        seen = self._seen
+        return [sid for sid in ids if sid not in seen]
+
+    def guesses(self, count: int) -> None:
+        """Count streams a read treated as empty without asking the database."""
+        with self._lock:
+            self.guessed += count
+
+    def missed_guesses(self, ids: Iterable[str]) -> None:
+        """A command could not rely on its guess about these streams: never guess them again."""
+        with self._lock:
+            for sid in ids:
+                self.missed += 1
+                self._see(sid)
+
+    def _see(self, sid: str) -> None:
+        seen = self._seen
+        if sid not in seen:
+            seen[sid] = None
+            if len(seen) > self._max_seen:
+                del seen[next(iter(seen))]
 
     def fill(self, streams: Mapping[str, Sequence[StoredEvent]], epoch: int, stamp: int = 0) -> None:
         """Keep streams read together from the database, unless something was dropped since the read
@@ -124,9 +157,11 @@ class StreamCache:
             else:
                 for sid in ids:
                     self._pop(sid)
+                    self._see(sid)
 
     def _put(self, sid: str, events: Events, stamp: int) -> None:
         self._pop(sid)
+        self._see(sid)
         self._streams[sid] = (events, stamp)
         self._size += max(1, len(events))
 

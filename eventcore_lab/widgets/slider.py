@@ -3,6 +3,8 @@ chosen position."""
 
 from __future__ import annotations
 
+import bisect
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +13,13 @@ import ipywidgets as widgets
 from ..core.errors import InvalidFormat
 from ..modeling.timeline import Timeline
 from ._render import read_model_html
+
+#: events between two kept states of the slider's read model
+CHECKPOINT_EVENTS = 5_000
+
+
+def _position(event: Any) -> int:
+    return int(event.position)
 
 
 class TimelineSlider(widgets.VBox):
@@ -33,7 +42,14 @@ class TimelineSlider(widgets.VBox):
         self.factory = projection
         self.view = view
         self.timeline: Timeline = timeline(source, streams=streams, title=title)
-        self.all_events = list(source.read_all() if hasattr(source, "read_all") else source)
+        if streams is None and hasattr(source, "read_all"):  # the whole log, read once, in position order
+            self.all_events = self.timeline.events
+        else:
+            self.all_events = sorted(
+                source.read_all() if hasattr(source, "read_all") else source, key=_position
+            )
+        self._checkpoints: list[Any] = []  # the model after CHECKPOINT_EVENTS * (i + 1) events
+        self._copyable = True
         head = max((e.position for e in self.all_events), default=0)
         width, _ = self.timeline.size()
         start, end = self.timeline.marker_x(0), self.timeline.marker_x(head)
@@ -71,19 +87,41 @@ class TimelineSlider(widgets.VBox):
         self._redraw()
 
     def state_at(self, position: int) -> Any:
-        """The read model built from every event with a position up to ``position``."""
-        model = self.factory()
-        for event in self.all_events:
-            if event.position > position:
-                break
-            model.apply(event)
+        """The read model built from every event with a position up to ``position`` (a new object).
+
+        Folds resume from a copy of the state kept every ``CHECKPOINT_EVENTS`` events, so a move
+        folds at most that many events; a model that cannot be deep-copied is always folded afresh.
+        """
+        events = self.all_events
+        count = bisect.bisect_right(events, position, key=_position)
+        start = min(count // CHECKPOINT_EVENTS, len(self._checkpoints)) - 1  # -1: from the factory
+        model = copy.deepcopy(self._checkpoints[start]) if start >= 0 else self.factory()
+        folded = (start + 1) * CHECKPOINT_EVENTS if start >= 0 else 0
+        keep = self._copyable
+        for index in range(folded, count):
+            model.apply(events[index])
+            if (
+                keep
+                and (index + 1) % CHECKPOINT_EVENTS == 0
+                and (index + 1) // CHECKPOINT_EVENTS > len(self._checkpoints)
+            ):
+                keep = self._keep(model)
         return model
+
+    def _keep(self, model: Any) -> bool:
+        """Remember a copy of ``model`` as the next checkpoint; False (and no more) if it cannot be copied."""
+        try:
+            self._checkpoints.append(copy.deepcopy(model))
+        except Exception:  # a model holding a lock, a connection...: fold from the start instead
+            self._copyable = False
+            self._checkpoints.clear()
+        return self._copyable
 
     @property
     def current(self) -> Any:
         return self.state_at(self.slider.value)
 
     def _redraw(self) -> None:
-        svg = self.timeline.with_marker(self.slider.value).svg()
-        self.picture.value = svg.replace("<svg ", '<svg style="display:block;width:100%;height:auto" ', 1)
+        marked = self.timeline.with_marker(self.slider.value)
+        self.picture.value = marked.svg(attributes='style="display:block;width:100%;height:auto"')
         self.state.value = self.view(self.current)

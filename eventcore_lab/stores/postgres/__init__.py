@@ -78,6 +78,18 @@ them (an own append stamps the streams it wrote and those it checked exactly, al
 commit), cached streams are combined only when their stamps agree, and otherwise one statement reads
 the missing streams together with whatever follows the cached ones (shared cache: ``_stream_cache``).
 
+**Guessing new streams** (with the cache, on unless ``guess_unseen=False``). A command on a stream this
+store has never seen (every create) would still need a read round trip; instead the executor's read
+(``read_streams_guessing``) treats such streams as empty, and serves cached streams from different
+moments as they are (rather than re-reading them as one snapshot), so the command costs only the
+append. That never decides wrongly: the append checks the exact version of every stream read, so a
+wrong guess ends in VersionConflict, and any other outcome of an attempt that guessed (a refusal, an
+empty decision, an append refusing the events) is not reported either: the executor runs the command
+again at once on a real read (``core._guessing``).
+A stream once confirmed, cached, written or dropped is never guessed again (the cache remembers the
+streams it saw, bounded). ``read_streams`` itself never guesses. ``guess_stats`` counts guesses and
+confirmations (see ``benchmarks/README.md`` for what this saves and costs).
+
 **Checkpoints** for projection runners, in ``<schema>.checkpoints``: ``checkpoint_load(name) -> int``
 (0 when never saved) and ``checkpoint_save(name, position)`` (an upsert, in its own transaction).
 

@@ -59,5 +59,6 @@ class _PostgresBase:
     _notify_streams: set[str] | None
     _token: str
     _cache: StreamCache | None
+    _guess_unseen: bool
     _read_hook: Callable[[list[str]], None] | None
     _closed: threading.Event

@@ -6,7 +6,7 @@ from __future__ import annotations
 import operator
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -159,6 +159,11 @@ class _ReadingMixin(_NotifyMixin):
             found = {sid: found.get(sid, ()) + tuple(fresh[sid]) for sid in wanted}
             if epoch >= 0:
                 cache.fill(found, epoch, cache.new_stamp())
+        return self._served(ids, wanted, found)
+
+    def _served(
+        self, ids: Sequence[str], wanted: Sequence[str], found: Mapping[str, Sequence[StoredEvent]]
+    ) -> StreamsRead:
         lists = [found[sid] for sid in wanted if found[sid]]
         merged: list[StoredEvent] = []
         for events in lists:
@@ -166,6 +171,54 @@ class _ReadingMixin(_NotifyMixin):
         if len(lists) > 1:  # sorted runs: timsort merges them in C, far faster than heapq.merge
             merged.sort(key=_position)
         return StreamsRead(self.registry.current(merged), {sid: len(found[sid]) for sid in ids})
+
+    def read_streams_guessing(self, stream_ids: Iterable[str]) -> tuple[StreamsRead, frozenset[str]]:
+        """``read_streams`` for a command, which appends with the exact version of every stream it read,
+        without a round trip where a guess can stand in for one.
+
+        Streams this store has never seen count as empty; cached streams from different moments
+        (stamps) are served as they are, instead of re-read together as one snapshot. Returns the read
+        and the streams so guessed. A wrong guess cannot be committed (the append's version check
+        refuses it); any other outcome (a refusal, an empty decision, an append refusing the events)
+        must be confirmed by a real read (:meth:`guess_missed` first), which the executor does. When
+        some stream must be read anyway, this is ``read_streams``, as it is without the cache or with
+        ``guess_unseen=False``.
+        """
+        cache = self._cache
+        if cache is None or not self._guess_unseen:
+            return self.read_streams(stream_ids), frozenset()
+        self._check_open()
+        ids = [StreamId(s) for s in stream_ids]
+        self._ready()
+        self._start_listener()
+        wanted: list[str] = list(dict.fromkeys(ids))
+        if self._listening.is_set():
+            found, missing, stamps, _ = cache.get(wanted)
+        else:  # cached entries may be stale (see _read_cached); a guess needs no notifications
+            found, missing, stamps = {}, wanted, set()
+        guess = cache.unseen(missing)
+        if len(guess) != len(missing):
+            return self._read_cached(ids, cache), frozenset()  # a read is needed anyway: no guess
+        if guess:
+            cache.guesses(len(guess))
+        served: dict[str, Sequence[StoredEvent]] = {**found, **dict.fromkeys(guess, ())}
+        unsure = [*guess, *found] if len(stamps) > 1 else guess
+        return self._served(ids, wanted, served), frozenset(unsure)
+
+    @property
+    def guess_stats(self) -> dict[str, int]:
+        """Streams command reads treated as empty without a round trip (``guessed``), and those whose
+        guess a command had to confirm with a real read (``confirmed``: wrong, or relied on by a
+        decision that wrote nothing)."""
+        cache = self._cache
+        return (
+            {"guessed": cache.guessed, "confirmed": cache.missed} if cache else {"guessed": 0, "confirmed": 0}
+        )
+
+    def guess_missed(self, stream_ids: Iterable[str]) -> None:
+        """A command could not rely on the empty streams guessed: the store never guesses them again."""
+        if self._cache is not None:
+            self._cache.missed_guesses(stream_ids)
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         self._check_open()

@@ -43,6 +43,9 @@ class PostgresStore(_WriterMixin):
     operation waits for a free connection; ``connect_timeout`` bounds connecting (libpq rounds it up to
     whole seconds, at least 2). ``cache_events > 0`` turns on the stream cache for ``read_streams``
     (see the module docstring: faster commands, but reads may briefly miss other processes' appends).
+    With the cache, ``guess_unseen`` lets a command treat a stream this store has never seen as empty,
+    so a command on new streams (every create) costs one round trip, the append; the append's version
+    check refuses a wrong guess and the executor runs the command again on a real read.
     ``read_hook``, when given, is called by ``read_streams`` with the stream ids it is about to read
     from the database, after the part served from the cache was taken: a seam for tracing and for
     tests that interleave writes with reads.
@@ -60,6 +63,7 @@ class PostgresStore(_WriterMixin):
         connect_timeout: float = 5.0,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         cache_events: int = 0,
+        guess_unseen: bool = True,
         read_hook: Callable[[list[str]], None] | None = None,
     ) -> None:
         if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
@@ -152,6 +156,7 @@ class PostgresStore(_WriterMixin):
         self._notify_streams = set()  # written since the last NOTIFY; None: too many
         self._token = secrets.token_hex(8)  # names this store in its NOTIFYs, so it skips its own
         self._cache = StreamCache(cache_events) if cache_events else None
+        self._guess_unseen = bool(guess_unseen)
         self._read_hook = read_hook
         self._closed = threading.Event()
 
