@@ -212,7 +212,9 @@ class _ReadingMixin(_NotifyMixin):
         decision that wrote nothing)."""
         cache = self._cache
         return (
-            {"guessed": cache.guessed, "confirmed": cache.missed} if cache else {"guessed": 0, "confirmed": 0}
+            {"guessed": 0, "confirmed": 0}
+            if cache is None  # not `if cache`: an empty cache is falsy (len 0) and still counts
+            else {"guessed": cache.guessed, "confirmed": cache.missed}
         )
 
     def guess_missed(self, stream_ids: Iterable[str]) -> None:
