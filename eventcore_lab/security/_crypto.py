@@ -15,7 +15,7 @@ import hmac
 import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -64,18 +64,18 @@ def encrypt(key: SubjectKey, plaintext: str, aad: bytes) -> str:
     return _token(key, plaintext, aad, os.urandom(NONCE_BYTES))
 
 
-def encrypt_each(values: Sequence[tuple[SubjectKey, str]], aad: bytes) -> list[str]:
-    """Tokens of several values of one event, all bound to its ``aad``: one token per value, each under
-    its own random 96-bit nonce, the nonces drawn from the OS in one call (a call costs as much as an
-    encryption). The tokens are exactly those :func:`encrypt` makes."""
-    if len(values) == 1:
-        key, plaintext = values[0]
-        return [_token(key, plaintext, aad, os.urandom(NONCE_BYTES))]
-    nonces = os.urandom(NONCE_BYTES * len(values))
-    return [
-        _token(key, plaintext, aad, nonces[i : i + NONCE_BYTES])
-        for i, (key, plaintext) in zip(range(0, len(nonces), NONCE_BYTES), values, strict=True)
-    ]
+def encrypt_fields(clear: Mapping[str, tuple[SubjectKey, str]], aad: bytes) -> dict[str, str]:
+    """Tokens of the personal-data fields of one event, by field name, all bound to its ``aad``: one
+    token per field, each under its own random 96-bit nonce; the nonces are drawn from the OS in one
+    call (a call costs about as much as an encryption). The tokens are exactly those :func:`encrypt`
+    makes."""
+    nonces = os.urandom(NONCE_BYTES * len(clear))
+    tokens = {}
+    at = 0
+    for name, (key, plaintext) in clear.items():
+        tokens[name] = _token(key, plaintext, aad, nonces[at : at + NONCE_BYTES])
+        at += NONCE_BYTES
+    return tokens
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")

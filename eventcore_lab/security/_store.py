@@ -140,13 +140,12 @@ class ProtectedStore:
     # -- writing -----------------------------------------------------------------------------------
 
     def _seal(self, event: Any, fields: PersonalFields, stream_id: str, version: int) -> Any:
-        values: list[tuple[SubjectKey, str]] = []
-        names = []
+        clear: dict[str, tuple[SubjectKey, str]] = {}
         for name, subject_field in fields.fields:
             value = getattr(event, name)
             if value is None:
                 continue
-            if _crypto.is_token(value):
+            if value.startswith(_crypto.PREFIX) and _crypto.is_token(value):
                 raise PersonalDataError(
                     f"{self.registry.type_name(event)}.{name} for stream {stream_id!r} already holds a "
                     "personal-data token; "
@@ -158,12 +157,10 @@ class ProtectedStore:
                     f"{self.registry.type_name(event)}.{name} for stream {stream_id!r} has an empty "
                     "subject id"
                 )
-            values.append((self._active.get(subject) or self._active_key(subject), value))
-            names.append(name)
-        if not values:
+            clear[name] = (self._active.get(subject) or self._active_key(subject), value)
+        if not clear:
             return event
-        tokens = _crypto.encrypt_each(values, _crypto.associated_data(stream_id, version))
-        return _replace(event, dict(zip(names, tokens, strict=True)))
+        return _replace(event, _crypto.encrypt_fields(clear, _crypto.associated_data(stream_id, version)))
 
     def _keep_opened(self, stored: StoredEvent, opened: StoredEvent) -> StoredEvent:
         if len(self._opened) >= PLAINTEXT_CACHE_SIZE:
@@ -209,7 +206,8 @@ class ProtectedStore:
         checks: Mapping[str, ExpectedVersion] | None = expected
         upgraded: set[str] = set()
         version: dict[str, int] = {}  # personal-data stream -> the version its next event takes - 1
-        for sid, fields in zip(sids, plan, strict=True):
+        for i, fields in enumerate(plan):
+            sid = sids[i]
             if fields is None or sid in version:
                 continue
             exp = given.get(sid)
@@ -229,15 +227,15 @@ class ProtectedStore:
                     checks = dict(given)
                 checks[sid] = ExpectedVersion.exact(current)  # type: ignore[index]
                 upgraded.add(sid)
-        sealed = []
-        for write, fields, sid in zip(events, plan, sids, strict=True):
+        sealed = list(events)
+        for i, sid in enumerate(sids):
             if sid in version:
                 version[sid] += 1
-            if fields is None:
-                sealed.append(write)
-            else:
-                event = self._seal(write.event, fields, sid, version[sid])
-                sealed.append(EventToWrite(write.stream_id, event, write.metadata))
+                fields = plan[i]
+                if fields is not None:
+                    write = events[i]
+                    event = self._seal(write.event, fields, sid, version[sid])
+                    sealed[i] = EventToWrite(write.stream_id, event, write.metadata)
         return sealed, checks, upgraded
 
     def _in_clear(
@@ -245,13 +243,11 @@ class ProtectedStore:
     ) -> list[StoredEvent]:
         """What an append returns: the events the caller wrote, in clear; a revealing wrapper also keeps
         them for the next read, which then need not decrypt them."""
-        shown = []
-        for event, write, fields in zip(stored, events, plan, strict=True):
-            if fields is None:
-                shown.append(event)
-                continue
-            clear = msgspec.structs.replace(event, payload=write.event)
-            shown.append(self._keep_opened(event, clear) if self.reveal else clear)
+        shown = list(stored)
+        for i, fields in enumerate(plan):
+            if fields is not None:
+                clear = msgspec.structs.replace(stored[i], payload=events[i].event)
+                shown[i] = self._keep_opened(stored[i], clear) if self.reveal else clear
         return shown
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:
