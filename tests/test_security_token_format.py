@@ -125,4 +125,3 @@ def test_every_field_of_one_event_gets_its_own_nonce_and_token() -> None:
     assert len(nonces) == 3 and len(set(tokens)) == 3
     clear = store.read_stream("p")[0].payload
     assert (clear.name, clear.email, clear.nickname) == ("A", "A", "A")
-
