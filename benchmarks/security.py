@@ -1,7 +1,8 @@
 """Commands/s with encrypted personal data vs the same commands without, memory and PostgreSQL.
 
-``python -m benchmarks.security [--commands N] [--repeats R]``. Three variants run back to back per
-repeat, on fresh stores, so they share the machine's load; the table shows medians and ratios:
+``python -m benchmarks.security [--commands N] [--pg-commands N] [--repeats R] [--stores memory,postgres]``.
+Three variants run back to back per repeat, on fresh stores, so they share the machine's load; the table
+shows medians and ratios:
 
 - ``plain``: ``Executor(store)`` with an event that has no personal-data fields (the baseline);
 - ``wrapped``: the same plain event through ``ProtectedStore`` (the wrapper's cost when nothing is
@@ -10,8 +11,9 @@ repeat, on fresh stores, so they share the machine's load; the table shows media
 
 Two workloads: ``register`` (a new customer per command: the encrypted variant also creates a key for
 each) and ``change`` (commands on existing customers, whose keys are cached after the first use).
-PostgreSQL uses the key table of the same database; it is left out without a reachable server. A
-second table compares PostgreSQL appends with and without the insert guard of ``integrity_sql``.
+PostgreSQL keeps the keys in the same database (``PostgresKeyStore(store)``, on the store's pooled
+connections); it is left out without a reachable server. A second table compares PostgreSQL appends
+with and without the insert guard of ``integrity_sql``.
 """
 
 from __future__ import annotations
@@ -201,15 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commands", type=int, default=2000, help="timed commands per run (memory)")
     parser.add_argument("--pg-commands", type=int, default=300, help="timed commands per run (PostgreSQL)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--stores", default="memory,postgres", help="which stores to run, comma-separated (memory,postgres)"
+    )
     args = parser.parse_args(argv)
-    backends: list[tuple[str, Callable[[], tuple[Any, Callable[[], None]]], int]] = [
-        ("memory", memory_store, args.commands)
-    ]
+    stores = set(args.stores.split(","))
+    backends: list[tuple[str, Callable[[], tuple[Any, Callable[[], None]]], int]] = []
+    if "memory" in stores:
+        backends.append(("memory", memory_store, args.commands))
     warm_up()
-    dsn, how = find_postgres(Path(__file__).resolve().parents[1])
+    dsn, how = find_postgres(Path(__file__).resolve().parents[1]) if "postgres" in stores else (None, "")
     if dsn:
         backends.append(("postgres", postgres_store(dsn), args.pg_commands))
-    else:
+    elif "postgres" in stores:
         print(f"PostgreSQL left out: {how}", file=sys.stderr)
     print("| store | workload | plain cmd/s | wrapped cmd/s | encrypted cmd/s | encrypted / plain |")
     print("|---|---|---|---|---|---|")
