@@ -1,5 +1,6 @@
 """The stored token format stays readable: tokens written by earlier code keep decrypting, and new tokens
-are what an independent AES-GCM decoder of the documented format reads."""
+are what an independent AES-GCM decoder of the documented format reads. Also what the leaner write
+path must keep: a nonce per field, and the store's own error for a malformed expectation."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from eventcore_lab import Event, EventToWrite, MemoryStore
+from eventcore_lab.core.errors import InvalidArgument
 from eventcore_lab.examples.customers import CustomerEmailChanged, CustomerRegistered, customer_stream
 from eventcore_lab.security import (
     DecryptionFailed,
@@ -125,3 +127,12 @@ def test_every_field_of_one_event_gets_its_own_nonce_and_token() -> None:
     assert len(nonces) == 3 and len(set(tokens)) == 3
     clear = store.read_stream("p")[0].payload
     assert (clear.name, clear.email, clear.nickname) == ("A", "A", "A")
+
+
+@pytest.mark.parametrize("expected", [["customer-c1"], "customer-c1", 5])
+def test_an_expectation_that_is_no_mapping_gets_the_store_error_and_writes_nothing(expected: object) -> None:
+    store = ProtectedStore(MemoryStore(), OneKey(SubjectKey(KEY_ID, "c1", MATERIAL)))
+    event = CustomerRegistered(customer_id="c1", name="Ada", email="ada@example.com", email_index="i")
+    with pytest.raises(InvalidArgument, match="expected must map stream ids"):
+        store.append([EventToWrite(customer_stream("c1"), event)], expected)  # type: ignore[arg-type]
+    assert store.inner.head() == 0

@@ -51,9 +51,12 @@ def _replace(event: Any, changes: Mapping[str, Any]) -> Any:
     return dataclasses.replace(event, **changes)
 
 
-def _sealing_plan(events: Sequence[Any]) -> list[PersonalFields | None] | None:
+def _sealing_plan(events: Sequence[Any], expected: object) -> list[PersonalFields | None] | None:
     """Each write's personal-data fields; None when there is nothing to seal, or when an item is not an
-    EventToWrite (the inner store then refuses the append with its own error)."""
+    EventToWrite or ``expected`` not a mapping (the inner store then refuses the append with its own
+    error)."""
+    if expected is not None and type(expected) is not dict and not isinstance(expected, Mapping):
+        return None
     plan: list[PersonalFields | None] | None = None
     for i, write in enumerate(events):
         if type(write) is not EventToWrite and not isinstance(write, EventToWrite):
@@ -173,7 +176,7 @@ class ProtectedStore:
     ) -> list[StoredEvent]:
         if type(events) is not list and (isinstance(events, str | bytes) or not isinstance(events, Sequence)):
             return self.inner.append(events, expected)  # the store refuses it with its own error
-        plan = _sealing_plan(events)
+        plan = _sealing_plan(events, expected)
         if plan is None:
             return self.inner.append(events, expected)
         for _ in range(MAX_VERSION_RETRIES):
