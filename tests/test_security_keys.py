@@ -115,32 +115,26 @@ class Recording:
     @contextmanager
     def connection(self) -> Iterator[Any]:
         with self.store.connection() as conn:
-            yield _RecordingConnection(conn, self.statements)
+            yield _Recorder(conn, self.statements)
 
 
-class _RecordingConnection:
-    def __init__(self, conn: Any, statements: list[str]) -> None:
-        self._conn, self._statements = conn, statements
+class _Recorder:
+    """A connection or cursor that records the statements it executes and wraps the cursors it opens."""
+
+    def __init__(self, inner: Any, statements: list[str]) -> None:
+        self._inner, self._statements = inner, statements
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
+        return getattr(self._inner, name)
 
     @contextmanager
     def cursor(self) -> Iterator[Any]:
-        with self._conn.cursor() as cur:
-            yield _RecordingCursor(cur, self._statements)
-
-
-class _RecordingCursor:
-    def __init__(self, cur: Any, statements: list[str]) -> None:
-        self._cur, self._statements = cur, statements
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cur, name)
+        with self._inner.cursor() as cur:
+            yield _Recorder(cur, self._statements)
 
     def execute(self, query: str, params: Any = None) -> Any:
         self._statements.append(query)
-        return self._cur.execute(query, params)
+        return self._inner.execute(query, params)
 
 
 def test_a_first_key_skips_the_flush_wait_and_forget_does_not(pg_url: str, pg_schema: str) -> None:
