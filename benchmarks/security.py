@@ -13,7 +13,8 @@ Two workloads: ``register`` (a new customer per command: the encrypted variant a
 each) and ``change`` (commands on existing customers, whose keys are cached after the first use).
 PostgreSQL keeps the keys in the same database (``PostgresKeyStore(store)``, on the store's pooled
 connections); it is left out without a reachable server. A second table compares PostgreSQL appends
-with and without the insert guard of ``integrity_sql``.
+with and without the insert guard of ``integrity_sql``; a third times a new subject's first key with
+its commit waiting for the WAL flush (a key store on its own connection) and not (on the store's).
 """
 
 from __future__ import annotations
@@ -164,6 +165,32 @@ def postgres_store(dsn: str) -> Callable[[], tuple[Any, Callable[[], None]]]:
     return make
 
 
+def first_key_rate(dsn: str, on_store: bool, n: int) -> float:
+    """New subjects' first keys per second. ``PostgresKeyStore(store)`` commits a first key without
+    waiting for its WAL flush (the event that uses it flushes it); a key store on a connection of its
+    own (``on_store=False``) cannot know the events share its server, so its commit waits."""
+    import psycopg
+
+    from eventcore_lab.stores.postgres import PostgresStore
+
+    schema = f"bench_keys_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(dsn, schema=schema, pool_max=1)
+    keys = None
+    try:
+        store.migrate()
+        keys = PostgresKeyStore(store) if on_store else PostgresKeyStore(lambda: psycopg.connect(dsn), schema)
+        started = time.perf_counter()
+        for i in range(n):
+            keys.ensure_key(f"subject-{i}")
+        return n / (time.perf_counter() - started)
+    finally:
+        if keys is not None:
+            keys.close()
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'drop schema if exists "{schema}" cascade')
+
+
 def guard_rate(dsn: str, guarded: bool, n: int) -> float:
     """Appends/s (one event, exact expected version) on a fresh schema, with or without the insert guard."""
     import psycopg
@@ -239,6 +266,15 @@ def main(argv: list[str] | None = None) -> int:
         print("| PostgreSQL appends/s | without insert guard | with insert guard | guarded / plain |")
         print("|---|---|---|---|")
         print(f"| one event per append | {plain:,.0f} | {guarded_rate:,.0f} | {guarded_rate / plain:.0%} |")
+        first: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.repeats):
+            for on_store in (False, True):
+                first[on_store].append(first_key_rate(dsn, on_store, args.pg_commands))
+        waits, no_wait = statistics.median(first[False]), statistics.median(first[True])
+        print()
+        print("| PostgreSQL first keys/s | commit waits for WAL flush | commit does not wait | ratio |")
+        print("|---|---|---|---|")
+        print(f"| one new subject per call | {waits:,.0f} | {no_wait:,.0f} | {no_wait / waits:.2f}x |")
     return 0
 
 
