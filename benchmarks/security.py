@@ -225,6 +225,22 @@ def warm_up() -> None:
     Executor(store).execute(RegisterCustomer.new("warm-up", "Name", "warm-up@example.com", "i"))
 
 
+def count_run(variant: str, workload: str, n: int) -> None:
+    """Run the first ``n`` (at most 1000) timed commands of a memory-store case after its setup, and
+    nothing else. Under ``valgrind --tool=callgrind`` a run with ``n`` commands minus a run with 0 counts
+    the instructions of those commands alone, a measure that other processes' load does not disturb."""
+    if n > 1000:
+        raise SystemExit("--count runs at most 1000 commands")
+    inner = MemoryStore()
+    store = inner if variant == "plain" else ProtectedStore(inner, MemoryKeyStore())
+    executor = Executor(store)
+    setup, timed = commands(variant, workload, 1000, "count")
+    for command in setup:
+        executor.execute(command)
+    for command in timed[:n]:
+        executor.execute(command)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=2000, help="timed commands per run (memory)")
@@ -233,7 +249,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stores", default="memory,postgres", help="which stores to run, comma-separated (memory,postgres)"
     )
+    parser.add_argument(
+        "--count",
+        nargs=3,
+        metavar=("VARIANT", "WORKLOAD", "N"),
+        help="only run N commands of one memory case (plain|wrapped|encrypted, register|change), untimed, "
+        "for an instruction count under valgrind",
+    )
     args = parser.parse_args(argv)
+    if args.count:
+        warm_up()
+        count_run(args.count[0], args.count[1], int(args.count[2]))
+        return 0
     stores = set(args.stores.split(","))
     backends: list[tuple[str, Callable[[], tuple[Any, Callable[[], None]]], int]] = []
     if "memory" in stores:
