@@ -114,7 +114,11 @@ def commands(variant: str, workload: str, n: int, tag: str) -> tuple[list[Comman
 
 
 def run_once(
-    make_store: Callable[[], tuple[Any, Callable[[], None]]], variant: str, workload: str, n: int
+    make_store: Callable[[], tuple[Any, Callable[[], None]]],
+    variant: str,
+    workload: str,
+    n: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
     inner, cleanup = make_store()
     try:
@@ -124,10 +128,10 @@ def run_once(
         setup, timed = commands(variant, workload, n, uuid.uuid4().hex[:8])
         for command in setup:
             executor.execute(command)
-        started = time.perf_counter()
+        started = clock()
         for command in timed:
             executor.execute(command)
-        return n / (time.perf_counter() - started)
+        return n / (clock() - started)
     finally:
         cleanup()
 
@@ -225,6 +229,49 @@ def warm_up() -> None:
     Executor(store).execute(RegisterCustomer.new("warm-up", "Name", "warm-up@example.com", "i"))
 
 
+def interleaved_register(dsn: str, batch: int, rounds: int) -> dict[str, float]:
+    """Milliseconds per PostgreSQL ``register`` command, median over ``rounds``, the variants taking turns
+    in batches of ``batch`` commands on stores made once, so that they share the server's load:
+    ``plain``, ``encrypted`` (keys on the store's connections: a first key's commit does not wait for
+    the WAL flush) and ``encrypted-waits`` (keys on a connection of their own: it waits)."""
+    import psycopg
+
+    from eventcore_lab.stores.postgres import PostgresStore
+
+    made: list[tuple[Any, str]] = []
+    executors: dict[str, Executor] = {}
+    try:
+        for variant in ("plain", "encrypted", "encrypted-waits"):
+            schema = f"bench_sec_{uuid.uuid4().hex[:12]}"
+            store = PostgresStore(dsn, schema=schema, pool_max=2)
+            made.append((store, schema))
+            store.migrate()
+            if variant == "plain":
+                executors[variant] = Executor(store)
+                continue
+            keys = (
+                PostgresKeyStore(store)
+                if variant == "encrypted"
+                else PostgresKeyStore(lambda: psycopg.connect(dsn), schema)
+            )
+            executors[variant] = Executor(ProtectedStore(store, keys))
+        times: dict[str, list[float]] = {v: [] for v in executors}
+        for r in range(rounds):
+            for variant, executor in executors.items():
+                kind = "plain" if variant == "plain" else "encrypted"
+                _, timed = commands(kind, "register", batch, f"{variant}-{r}")
+                started = time.perf_counter()
+                for command in timed:
+                    executor.execute(command)
+                times[variant].append((time.perf_counter() - started) / batch * 1000)
+        return {v: statistics.median(t) for v, t in times.items()}
+    finally:
+        for store, schema in made:
+            store.close()
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f'drop schema if exists "{schema}" cascade')
+
+
 def count_run(variant: str, workload: str, n: int) -> None:
     """Run the first ``n`` (at most 1000) timed commands of a memory-store case after its setup, and
     nothing else. Under ``valgrind --tool=callgrind`` a run with ``n`` commands minus a run with 0 counts
@@ -256,7 +303,31 @@ def main(argv: list[str] | None = None) -> int:
         help="only run N commands of one memory case (plain|wrapped|encrypted, register|change), untimed, "
         "for an instruction count under valgrind",
     )
+    parser.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="only PostgreSQL register, the variants taking turns in batches of 20 (--repeats rounds)",
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time in CPU seconds of this process (time.process_time), which other processes disturb less",
+    )
     args = parser.parse_args(argv)
+    clock = time.process_time if args.cpu else time.perf_counter
+    if args.interleaved:
+        dsn, how = find_postgres(Path(__file__).resolve().parents[1])
+        if not dsn:
+            raise SystemExit(f"PostgreSQL needed: {how}")
+        warm_up()
+        ms = interleaved_register(dsn, 20, args.repeats)
+        print("| PostgreSQL register, ms/command | plain | encrypted | encrypted, key commit waits |")
+        print("|---|---|---|---|")
+        cells = [f"{ms['plain']:.2f}"] + [
+            f"{ms[v]:.2f} ({ms['plain'] / ms[v]:.2f} of plain)" for v in ("encrypted", "encrypted-waits")
+        ]
+        print(f"| median of {args.repeats} rounds | {' | '.join(cells)} |")
+        return 0
     if args.count:
         warm_up()
         count_run(args.count[0], args.count[1], int(args.count[2]))
@@ -278,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             rates: dict[str, list[float]] = {"plain": [], "wrapped": [], "encrypted": []}
             for _ in range(args.repeats):
                 for variant in rates:
-                    rates[variant].append(run_once(make, variant, workload, n))
+                    rates[variant].append(run_once(make, variant, workload, n, clock))
             med = {v: statistics.median(r) for v, r in rates.items()}
             cells = [f"{med[v]:,.0f}" for v in ("plain", "wrapped", "encrypted")]
             ratio = f"{med['encrypted'] / med['plain']:.0%}"

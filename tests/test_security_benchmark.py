@@ -23,3 +23,12 @@ def test_security_benchmark_runs_every_variant(capsys: pytest.CaptureFixture[str
     for row in rows:
         plain, wrapped, encrypted, ratio = (cell.strip() for cell in row.split("|")[3:7])
         assert all(float(v.replace(",", "")) > 0 for v in (plain, wrapped, encrypted)) and ratio.endswith("%")
+
+
+def test_security_benchmark_interleaved_register_runs(
+    capsys: pytest.CaptureFixture[str], pg_url: str
+) -> None:
+    assert security.main(["--interleaved", "--repeats", "1"]) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| median of 1 ")]
+    cells = [cell.strip() for cell in row.split("|")[2:5]]
+    assert all(float(cell.split()[0]) > 0 for cell in cells) and "of plain" in cells[1]
