@@ -288,6 +288,15 @@ def count_run(variant: str, workload: str, n: int) -> None:
         executor.execute(command)
 
 
+def off_and_on(rate: Callable[[bool], float], repeats: int) -> tuple[float, float]:
+    """Median rates with a setting off and on, the two taking turns ``repeats`` times."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(repeats):
+        for on in (False, True):
+            rates[on].append(rate(on))
+    return statistics.median(rates[False]), statistics.median(rates[True])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=2000, help="timed commands per run (memory)")
@@ -355,20 +364,12 @@ def main(argv: list[str] | None = None) -> int:
             ratio = f"{med['encrypted'] / med['plain']:.0%}"
             print(f"| {name} | {workload} | {' | '.join(cells)} | {ratio} |", flush=True)
     if dsn:
-        guard: dict[bool, list[float]] = {True: [], False: []}
-        for _ in range(args.repeats):
-            for guarded in (False, True):
-                guard[guarded].append(guard_rate(dsn, guarded, args.pg_commands))
-        plain, guarded_rate = statistics.median(guard[False]), statistics.median(guard[True])
+        plain, guarded_rate = off_and_on(lambda on: guard_rate(dsn, on, args.pg_commands), args.repeats)
         print()
         print("| PostgreSQL appends/s | without insert guard | with insert guard | guarded / plain |")
         print("|---|---|---|---|")
         print(f"| one event per append | {plain:,.0f} | {guarded_rate:,.0f} | {guarded_rate / plain:.0%} |")
-        first: dict[bool, list[float]] = {True: [], False: []}
-        for _ in range(args.repeats):
-            for on_store in (False, True):
-                first[on_store].append(first_key_rate(dsn, on_store, args.pg_commands))
-        waits, no_wait = statistics.median(first[False]), statistics.median(first[True])
+        waits, no_wait = off_and_on(lambda on: first_key_rate(dsn, on, args.pg_commands), args.repeats)
         print()
         print("| PostgreSQL first keys/s | commit waits for WAL flush | commit does not wait | ratio |")
         print("|---|---|---|---|")
