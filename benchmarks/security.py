@@ -1,7 +1,8 @@
 """Commands/s with encrypted personal data vs the same commands without, memory and PostgreSQL.
 
-``python -m benchmarks.security [--commands N] [--repeats R]``. Three variants run back to back per
-repeat, on fresh stores, so they share the machine's load; the table shows medians and ratios:
+``python -m benchmarks.security [--commands N] [--pg-commands N] [--repeats R] [--stores memory,postgres]``.
+Three variants run back to back per repeat, on fresh stores, so they share the machine's load; the table
+shows medians and ratios:
 
 - ``plain``: ``Executor(store)`` with an event that has no personal-data fields (the baseline);
 - ``wrapped``: the same plain event through ``ProtectedStore`` (the wrapper's cost when nothing is
@@ -10,8 +11,10 @@ repeat, on fresh stores, so they share the machine's load; the table shows media
 
 Two workloads: ``register`` (a new customer per command: the encrypted variant also creates a key for
 each) and ``change`` (commands on existing customers, whose keys are cached after the first use).
-PostgreSQL uses the key table of the same database; it is left out without a reachable server. A
-second table compares PostgreSQL appends with and without the insert guard of ``integrity_sql``.
+PostgreSQL keeps the keys in the same database (``PostgresKeyStore(store)``, on the store's pooled
+connections); it is left out without a reachable server. A second table compares PostgreSQL appends
+with and without the insert guard of ``integrity_sql``; a third times a new subject's first key with
+its commit waiting for the WAL flush (a key store on its own connection) and not (on the store's).
 """
 
 from __future__ import annotations
@@ -111,7 +114,11 @@ def commands(variant: str, workload: str, n: int, tag: str) -> tuple[list[Comman
 
 
 def run_once(
-    make_store: Callable[[], tuple[Any, Callable[[], None]]], variant: str, workload: str, n: int
+    make_store: Callable[[], tuple[Any, Callable[[], None]]],
+    variant: str,
+    workload: str,
+    n: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
     inner, cleanup = make_store()
     try:
@@ -121,10 +128,10 @@ def run_once(
         setup, timed = commands(variant, workload, n, uuid.uuid4().hex[:8])
         for command in setup:
             executor.execute(command)
-        started = time.perf_counter()
+        started = clock()
         for command in timed:
             executor.execute(command)
-        return n / (time.perf_counter() - started)
+        return n / (clock() - started)
     finally:
         cleanup()
 
@@ -149,11 +156,10 @@ def postgres_store(dsn: str) -> Callable[[], tuple[Any, Callable[[], None]]]:
         schema = f"bench_sec_{uuid.uuid4().hex[:12]}"
         store = PostgresStore(dsn, schema=schema, pool_max=2)
         store.migrate()
-        keys = PostgresKeyStore(lambda: psycopg.connect(dsn), schema)
+        keys = PostgresKeyStore(store)  # the store's own database, through its pooled connections
         _keys_for[id(store)] = keys
 
         def cleanup() -> None:
-            keys.close()
             store.close()
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute(f'drop schema if exists "{schema}" cascade')
@@ -161,6 +167,32 @@ def postgres_store(dsn: str) -> Callable[[], tuple[Any, Callable[[], None]]]:
         return store, cleanup
 
     return make
+
+
+def first_key_rate(dsn: str, on_store: bool, n: int) -> float:
+    """New subjects' first keys per second. ``PostgresKeyStore(store)`` commits a first key without
+    waiting for its WAL flush (the event that uses it flushes it); a key store on a connection of its
+    own (``on_store=False``) cannot know the events share its server, so its commit waits."""
+    import psycopg
+
+    from eventcore_lab.stores.postgres import PostgresStore
+
+    schema = f"bench_keys_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(dsn, schema=schema, pool_max=1)
+    keys = None
+    try:
+        store.migrate()
+        keys = PostgresKeyStore(store) if on_store else PostgresKeyStore(lambda: psycopg.connect(dsn), schema)
+        started = time.perf_counter()
+        for i in range(n):
+            keys.ensure_key(f"subject-{i}")
+        return n / (time.perf_counter() - started)
+    finally:
+        if keys is not None:
+            keys.close()
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'drop schema if exists "{schema}" cascade')
 
 
 def guard_rate(dsn: str, guarded: bool, n: int) -> float:
@@ -190,19 +222,134 @@ def guard_rate(dsn: str, guarded: bool, n: int) -> float:
             conn.execute(f'drop schema if exists "{schema}" cascade')
 
 
+def warm_up() -> None:
+    """One encrypted command before any timing: the AES-GCM library is imported on first use, and that
+    import (tens of milliseconds) must not land in the first timed run."""
+    store = ProtectedStore(MemoryStore(), MemoryKeyStore())
+    Executor(store).execute(RegisterCustomer.new("warm-up", "Name", "warm-up@example.com", "i"))
+
+
+def interleaved_register(dsn: str, batch: int, rounds: int) -> dict[str, float]:
+    """Milliseconds per PostgreSQL ``register`` command, median over ``rounds``, the variants taking turns
+    in batches of ``batch`` commands on stores made once, so that they share the server's load:
+    ``plain``, ``encrypted`` (keys on the store's connections: a first key's commit does not wait for
+    the WAL flush) and ``encrypted-waits`` (keys on a connection of their own: it waits)."""
+    import psycopg
+
+    from eventcore_lab.stores.postgres import PostgresStore
+
+    made: list[tuple[Any, str]] = []
+    executors: dict[str, Executor] = {}
+    try:
+        for variant in ("plain", "encrypted", "encrypted-waits"):
+            schema = f"bench_sec_{uuid.uuid4().hex[:12]}"
+            store = PostgresStore(dsn, schema=schema, pool_max=2)
+            made.append((store, schema))
+            store.migrate()
+            if variant == "plain":
+                executors[variant] = Executor(store)
+                continue
+            keys = (
+                PostgresKeyStore(store)
+                if variant == "encrypted"
+                else PostgresKeyStore(lambda: psycopg.connect(dsn), schema)
+            )
+            executors[variant] = Executor(ProtectedStore(store, keys))
+        times: dict[str, list[float]] = {v: [] for v in executors}
+        for r in range(rounds):
+            for variant, executor in executors.items():
+                kind = "plain" if variant == "plain" else "encrypted"
+                _, timed = commands(kind, "register", batch, f"{variant}-{r}")
+                started = time.perf_counter()
+                for command in timed:
+                    executor.execute(command)
+                times[variant].append((time.perf_counter() - started) / batch * 1000)
+        return {v: statistics.median(t) for v, t in times.items()}
+    finally:
+        for store, schema in made:
+            store.close()
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f'drop schema if exists "{schema}" cascade')
+
+
+def count_run(variant: str, workload: str, n: int) -> None:
+    """Run the first ``n`` (at most 1000) timed commands of a memory-store case after its setup, and
+    nothing else. Under ``valgrind --tool=callgrind`` a run with ``n`` commands minus a run with 0 counts
+    the instructions of those commands alone, a measure that other processes' load does not disturb."""
+    if n > 1000:
+        raise SystemExit("--count runs at most 1000 commands")
+    inner = MemoryStore()
+    store = inner if variant == "plain" else ProtectedStore(inner, MemoryKeyStore())
+    executor = Executor(store)
+    setup, timed = commands(variant, workload, 1000, "count")
+    for command in setup:
+        executor.execute(command)
+    for command in timed[:n]:
+        executor.execute(command)
+
+
+def off_and_on(rate: Callable[[bool], float], repeats: int) -> tuple[float, float]:
+    """Median rates with a setting off and on, the two taking turns ``repeats`` times."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(repeats):
+        for on in (False, True):
+            rates[on].append(rate(on))
+    return statistics.median(rates[False]), statistics.median(rates[True])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=2000, help="timed commands per run (memory)")
     parser.add_argument("--pg-commands", type=int, default=300, help="timed commands per run (PostgreSQL)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--stores", default="memory,postgres", help="which stores to run, comma-separated (memory,postgres)"
+    )
+    parser.add_argument(
+        "--count",
+        nargs=3,
+        metavar=("VARIANT", "WORKLOAD", "N"),
+        help="only run N commands of one memory case (plain|wrapped|encrypted, register|change), untimed, "
+        "for an instruction count under valgrind",
+    )
+    parser.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="only PostgreSQL register, the variants taking turns in batches of 20 (--repeats rounds)",
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time in CPU seconds of this process (time.process_time), which other processes disturb less",
+    )
     args = parser.parse_args(argv)
-    backends: list[tuple[str, Callable[[], tuple[Any, Callable[[], None]]], int]] = [
-        ("memory", memory_store, args.commands)
-    ]
-    dsn, how = find_postgres(Path(__file__).resolve().parents[1])
+    clock = time.process_time if args.cpu else time.perf_counter
+    if args.interleaved:
+        dsn, how = find_postgres(Path(__file__).resolve().parents[1])
+        if not dsn:
+            raise SystemExit(f"PostgreSQL needed: {how}")
+        warm_up()
+        ms = interleaved_register(dsn, 20, args.repeats)
+        print("| PostgreSQL register, ms/command | plain | encrypted | encrypted, key commit waits |")
+        print("|---|---|---|---|")
+        cells = [f"{ms['plain']:.2f}"] + [
+            f"{ms[v]:.2f} ({ms['plain'] / ms[v]:.2f} of plain)" for v in ("encrypted", "encrypted-waits")
+        ]
+        print(f"| median of {args.repeats} rounds | {' | '.join(cells)} |")
+        return 0
+    if args.count:
+        warm_up()
+        count_run(args.count[0], args.count[1], int(args.count[2]))
+        return 0
+    stores = set(args.stores.split(","))
+    backends: list[tuple[str, Callable[[], tuple[Any, Callable[[], None]]], int]] = []
+    if "memory" in stores:
+        backends.append(("memory", memory_store, args.commands))
+    warm_up()
+    dsn, how = find_postgres(Path(__file__).resolve().parents[1]) if "postgres" in stores else (None, "")
     if dsn:
         backends.append(("postgres", postgres_store(dsn), args.pg_commands))
-    else:
+    elif "postgres" in stores:
         print(f"PostgreSQL left out: {how}", file=sys.stderr)
     print("| store | workload | plain cmd/s | wrapped cmd/s | encrypted cmd/s | encrypted / plain |")
     print("|---|---|---|---|---|---|")
@@ -211,21 +358,22 @@ def main(argv: list[str] | None = None) -> int:
             rates: dict[str, list[float]] = {"plain": [], "wrapped": [], "encrypted": []}
             for _ in range(args.repeats):
                 for variant in rates:
-                    rates[variant].append(run_once(make, variant, workload, n))
+                    rates[variant].append(run_once(make, variant, workload, n, clock))
             med = {v: statistics.median(r) for v, r in rates.items()}
             cells = [f"{med[v]:,.0f}" for v in ("plain", "wrapped", "encrypted")]
             ratio = f"{med['encrypted'] / med['plain']:.0%}"
             print(f"| {name} | {workload} | {' | '.join(cells)} | {ratio} |", flush=True)
     if dsn:
-        guard: dict[bool, list[float]] = {True: [], False: []}
-        for _ in range(args.repeats):
-            for guarded in (False, True):
-                guard[guarded].append(guard_rate(dsn, guarded, args.pg_commands))
-        plain, guarded_rate = statistics.median(guard[False]), statistics.median(guard[True])
+        plain, guarded_rate = off_and_on(lambda on: guard_rate(dsn, on, args.pg_commands), args.repeats)
         print()
         print("| PostgreSQL appends/s | without insert guard | with insert guard | guarded / plain |")
         print("|---|---|---|---|")
         print(f"| one event per append | {plain:,.0f} | {guarded_rate:,.0f} | {guarded_rate / plain:.0%} |")
+        waits, no_wait = off_and_on(lambda on: first_key_rate(dsn, on, args.pg_commands), args.repeats)
+        print()
+        print("| PostgreSQL first keys/s | commit waits for WAL flush | commit does not wait | ratio |")
+        print("|---|---|---|---|")
+        print(f"| one new subject per call | {waits:,.0f} | {no_wait:,.0f} | {no_wait / waits:.2f}x |")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,60 @@ def test_a_postgres_key_store_on_a_store_takes_the_store_schema(pg_url: str, pg_
         assert PostgresKeyStore(events).schema == pg_schema
         with pytest.raises(KeyStoreError, match="differs from the store's schema"):
             PostgresKeyStore(events, "other_schema")
+
+
+class Recording:
+    """Lends a PostgresStore's connections (the key store's public seam) and records every statement."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+        self.schema = store.schema
+        self.statements: list[str] = []
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self.store.connection() as conn:
+            yield _Recorder(conn, self.statements)
+
+
+class _Recorder:
+    """A connection or cursor that records the statements it executes and wraps the cursors it opens."""
+
+    def __init__(self, inner: Any, statements: list[str]) -> None:
+        self._inner, self._statements = inner, statements
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        with self._inner.cursor() as cur:
+            yield _Recorder(cur, self._statements)
+
+    def execute(self, query: str, params: Any = None) -> Any:
+        self._statements.append(query)
+        return self._inner.execute(query, params)
+
+
+def test_a_first_key_skips_the_flush_wait_and_forget_does_not(pg_url: str, pg_schema: str) -> None:
+    """A subject's first key commits without waiting for its WAL flush (the first event that uses it
+    flushes it); that setting stays in the key's statement: the store's connection, which appends
+    events next, still waits; and deleting keys always waits, so a forgotten key cannot come back."""
+    with PostgresStore(pg_url, schema=pg_schema, pool_max=1) as events:
+        events.migrate()
+        seam = Recording(events)
+        keys = PostgresKeyStore(seam)
+        seam.statements.clear()
+        key = keys.ensure_key("c1")
+        assert any("'synchronous_commit', 'off', true" in q for q in seam.statements)
+        with events.connection() as conn:  # the only pooled connection: the one the key used
+            assert conn.execute("show synchronous_commit").fetchone() == ("on",)
+        other = PostgresKeyStore(lambda: psycopg.connect(pg_url), pg_schema)
+        found = other.get(key.key_id)  # committed: visible to another session at once
+        assert found is not None and found.material == key.material
+        assert keys.ensure_key("c1").key_id == key.key_id
+        seam.statements.clear()
+        assert keys.forget("c1") == 1
+        assert seam.statements and not any("synchronous_commit" in q for q in seam.statements)
+        assert other.get(key.key_id) is None
+        other.close()

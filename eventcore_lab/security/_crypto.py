@@ -9,11 +9,13 @@ for, so a token pasted into another event fails authentication instead of reveal
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -58,9 +60,32 @@ def _cipher(key: SubjectKey) -> Any:
 
 
 def encrypt(key: SubjectKey, plaintext: str, aad: bytes) -> str:
-    nonce = os.urandom(NONCE_BYTES)
-    sealed = _cipher(key).encrypt(nonce, plaintext.encode(), aad)
-    return f"{PREFIX}{key.key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+    """A token of ``plaintext`` made with ``key`` and bound to ``aad``, under a fresh random nonce."""
+    return _token(key, plaintext, aad, os.urandom(NONCE_BYTES))
+
+
+def encrypt_fields(clear: Mapping[str, tuple[SubjectKey, str]], aad: bytes) -> dict[str, str]:
+    """Tokens of the personal-data fields of one event, by field name, all bound to its ``aad``: one
+    token per field, each under its own random 96-bit nonce; the nonces are drawn from the OS in one
+    call (a call costs about as much as an encryption). The tokens are exactly those :func:`encrypt`
+    makes."""
+    nonces = os.urandom(NONCE_BYTES * len(clear))
+    tokens = {}
+    at = 0
+    for name, (key, plaintext) in clear.items():
+        tokens[name] = _token(key, plaintext, aad, nonces[at : at + NONCE_BYTES])
+        at += NONCE_BYTES
+    return tokens
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _token(key: SubjectKey, plaintext: str, aad: bytes, nonce: bytes) -> str:
+    """``pd1:<key id>:<base64url(nonce || ciphertext+tag)>``; ``nonce`` must be fresh from the OS."""
+    sealed = (key._cipher or _cipher(key)).encrypt(nonce, plaintext.encode(), aad)
+    raw = binascii.b2a_base64(nonce + sealed, newline=False).translate(_URLSAFE)
+    return f"{PREFIX}{key.key_id}:{raw.decode()}"
 
 
 # A token in full: prefix, a 32-hex-digit key id, and base64url of at least a nonce and a tag (28 bytes).

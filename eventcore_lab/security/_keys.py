@@ -47,10 +47,13 @@ class SubjectKey:
         raise TypeError("SubjectKey cannot be pickled: keys must stay in their key store")
 
 
-def new_key_id() -> str:
-    """128 random bits as 32 hex digits (the shape of a uuid4 hex, at a fraction of ``uuid4``'s cost:
-    a new subject's first write makes one)."""
-    return os.urandom(16).hex()
+def new_key(subject: str) -> SubjectKey:
+    """A fresh key for ``subject``: a 128-bit random id as 32 hex digits (the shape of a uuid4 hex, at
+    a fraction of ``uuid4``'s cost) and 256 random bits of material, both from one call to the OS's
+    random source (48 bytes; a call costs more than splitting them), so neither tells anything of the
+    other."""
+    raw = os.urandom(16 + KEY_BYTES)
+    return SubjectKey(raw[:16].hex(), subject, raw[16:])
 
 
 @runtime_checkable
@@ -99,13 +102,13 @@ class MemoryKeyStore:
         with self._lock:
             key = self.active_key(subject)
             if key is None:
-                key = SubjectKey(new_key_id(), subject, os.urandom(KEY_BYTES))
+                key = new_key(subject)
                 self._keys[key.key_id] = key
                 self._by_subject[subject] = [key.key_id]
         return key
 
     def rotate(self, subject: str) -> SubjectKey:
-        key = SubjectKey(new_key_id(), subject, os.urandom(KEY_BYTES))
+        key = new_key(subject)
         with self._lock:
             self._keys[key.key_id] = key
             self._by_subject.setdefault(subject, []).append(key.key_id)
@@ -173,7 +176,7 @@ class _SQLKeyStore:
         return key if key is not None else self.rotate(subject)
 
     def rotate(self, subject: str) -> SubjectKey:
-        key = SubjectKey(new_key_id(), subject, os.urandom(KEY_BYTES))
+        key = new_key(subject)
         for _ in range(5):  # another process may take the same generation: take the next one
             try:
                 with self._cursor() as cur:
@@ -326,11 +329,26 @@ class PostgresKeyStore(_SQLKeyStore):
                     yield cur
 
     def ensure_key(self, subject: str) -> SubjectKey:
-        """One statement: insert a first key unless the subject has one, and return the active key."""
-        fresh = SubjectKey(new_key_id(), subject, os.urandom(KEY_BYTES))
+        """One statement: insert a first key unless the subject has one, and return the active key.
+
+        Given the store, that statement commits without waiting for its WAL flush (``synchronous_commit``
+        off for it alone): a subject's first key is then not one more disk flush on the path of its
+        first command. Safe because the key and the events live in one server: an event encrypted with
+        the key is appended after the key's commit, so its own (flushed) commit flushes the WAL up to
+        and past the key's; a crash can lose only a key that no stored event uses. Deleting keys
+        (``forget``) always waits for its flush: a forgotten key must never come back.
+        """
+        fresh = new_key(subject)
         t = self._table()
+        same_server = self._store is not None
+        no_flush_wait = (
+            "cfg as materialized (select set_config('synchronous_commit', 'off', true)), "
+            if same_server
+            else ""
+        )
         query = (
-            f"with ins as (insert into {t} select %s, %s, 1, %s where not exists "
+            f"with {no_flush_wait}ins as (insert into {t} select %s, %s, 1, %s"
+            f"{' from cfg' if same_server else ''} where not exists "
             f"(select 1 from {t} where subject = %s) on conflict do nothing returning key_id, material) "
             f"select key_id, material from ins union all (select key_id, material from {t} "
             "where subject = %s order by generation desc limit 1) limit 1"

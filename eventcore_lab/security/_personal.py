@@ -42,10 +42,15 @@ _cache: dict[type, PersonalFields | None] = {}
 _lock = threading.Lock()
 
 
+_UNSEEN = PersonalFields(())
+
+
 def personal_fields(cls: type) -> PersonalFields | None:
-    """The class's personal-data fields, or None when it has none (cached: this is on every append)."""
-    if cls in _cache:
-        return _cache[cls]
+    """The class's personal-data fields, or None when it has none (cached: this is on every append and
+    on every event read, so a known class costs one dictionary lookup)."""
+    found = _cache.get(cls, _UNSEEN)
+    if found is not _UNSEEN:
+        return found
     found = _inspect(cls)
     with _lock:
         _cache[cls] = found

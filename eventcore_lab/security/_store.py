@@ -60,9 +60,27 @@ def _refuse_personal_tags(cls: type, fields: PersonalFields) -> None:
 
 
 def _replace(event: Any, changes: Mapping[str, Any]) -> Any:
-    if isinstance(event, msgspec.Struct):
+    if hasattr(type(event), "__struct_fields__"):  # a msgspec Struct (an isinstance check costs more)
         return msgspec.structs.replace(event, **changes)
     return dataclasses.replace(event, **changes)
+
+
+def _sealing_plan(events: Sequence[Any], expected: object) -> list[PersonalFields | None] | None:
+    """Each write's personal-data fields; None when there is nothing to seal, or when an item is not an
+    EventToWrite or ``expected`` not a mapping (the inner store then refuses the append with its own
+    error)."""
+    if expected is not None and type(expected) is not dict and not isinstance(expected, Mapping):
+        return None
+    plan: list[PersonalFields | None] | None = None
+    for i, write in enumerate(events):
+        if type(write) is not EventToWrite and not isinstance(write, EventToWrite):
+            return None
+        fields = personal_fields(type(write.event))
+        if fields is not None:
+            if plan is None:
+                plan = [None] * len(events)
+            plan[i] = fields
+    return plan
 
 
 class ProtectedStore:
@@ -139,12 +157,12 @@ class ProtectedStore:
     # -- writing -----------------------------------------------------------------------------------
 
     def _seal(self, event: Any, fields: PersonalFields, stream_id: str, version: int) -> Any:
-        changes = {}
+        clear: dict[str, tuple[SubjectKey, str]] = {}
         for name, subject_field in fields.fields:
             value = getattr(event, name)
             if value is None:
                 continue
-            if _crypto.is_token(value):
+            if value.startswith(_crypto.PREFIX) and _crypto.is_token(value):
                 raise PersonalDataError(
                     f"{self.registry.type_name(event)}.{name} for stream {stream_id!r} already holds a "
                     "personal-data token; "
@@ -156,10 +174,10 @@ class ProtectedStore:
                     f"{self.registry.type_name(event)}.{name} for stream {stream_id!r} has an empty "
                     "subject id"
                 )
-            aad = _crypto.associated_data(stream_id, version)
-            token = _crypto.encrypt(self._active_key(subject), value, aad)
-            changes[name] = token
-        return _replace(event, changes) if changes else event
+            clear[name] = (self._active.get(subject) or self._active_key(subject), value)
+        if not clear:
+            return event
+        return _replace(event, _crypto.encrypt_fields(clear, _crypto.associated_data(stream_id, version)))
 
     def _keep_opened(self, stored: StoredEvent, opened: StoredEvent) -> StoredEvent:
         if len(self._opened) >= PLAINTEXT_CACHE_SIZE:
@@ -184,61 +202,85 @@ class ProtectedStore:
             inner_append = functools.partial(cast(Queries, self.inner).append, condition=condition)
         if type(events) is not list and (isinstance(events, str | bytes) or not isinstance(events, Sequence)):
             return inner_append(events, expected)  # the store refuses it with its own error
-        plan = [personal_fields(type(w.event)) if isinstance(w, EventToWrite) else None for w in events]
-        if not any(plan) or not all(isinstance(w, EventToWrite) for w in events):
+        plan = _sealing_plan(events, expected)
+        if plan is None:
             return inner_append(events, expected)
-        for write, fields in zip(events, plan, strict=True):
+        for i, fields in enumerate(plan):
             if fields is not None:
-                _refuse_personal_tags(type(write.event), fields)
-        sids = [str(StreamId(w.stream_id)) for w in events]
-        sensitive = list(dict.fromkeys(sid for sid, p in zip(sids, plan, strict=True) if p))
-        given = {str(StreamId(k)): v for k, v in (expected or {}).items()}
+                _refuse_personal_tags(type(events[i].event), fields)
         for _ in range(MAX_VERSION_RETRIES):
-            checks = dict(given)
-            upgraded: set[str] = set()
-            next_version: dict[str, int] = {}
-            for sid in sensitive:
-                exp = given.get(sid)
-                if exp is not None and exp.kind is VersionCheck.EXACT:
-                    next_version[sid] = exp.version or 0
-                elif exp is not None and exp.kind is VersionCheck.NO_STREAM:
-                    next_version[sid] = 0
-                else:
-                    current = self.inner.stream_version(sid)
-                    if exp is not None and exp.kind is VersionCheck.ANY and current == 0:
-                        raise VersionConflict({sid: (str(exp), 0)})
-                    next_version[sid] = current
-                    checks[sid] = ExpectedVersion.exact(current)
-                    upgraded.add(sid)
-            sealed = []
-            for write, fields, sid in zip(events, plan, sids, strict=True):
-                if sid in next_version:
-                    next_version[sid] += 1
-                if fields is None:
-                    sealed.append(write)
-                    continue
-                event = self._seal(write.event, fields, sid, next_version[sid])
-                sealed.append(EventToWrite(write.stream_id, event, write.metadata, write.tags))
+            sealed, checks, upgraded = self._sealed(events, plan, expected)
             try:
                 stored = inner_append(sealed, checks)
             except VersionConflict as conflict:
                 if upgraded and set(conflict.streams) <= upgraded:
                     continue  # only our own exact check failed: another writer came first, so re-read
                 raise
-            # The caller gets back the events it wrote, in clear (and so will the next read, from the cache
-            # when this wrapper reveals).
-            if not self.reveal:
-                return [
-                    msgspec.structs.replace(s, payload=w.event) if p else s
-                    for s, w, p in zip(stored, events, plan, strict=True)
-                ]
-            return [
-                self._keep_opened(s, msgspec.structs.replace(s, payload=w.event)) if p else s
-                for s, w, p in zip(stored, events, plan, strict=True)
-            ]
+            return self._in_clear(stored, events, plan)
         raise VersionConflict(
-            {sid: ("a quiet moment to bind personal data to a version", -1) for sid in sensitive}
+            {
+                str(StreamId(w.stream_id)): ("a quiet moment to bind personal data to a version", -1)
+                for w, p in zip(events, plan, strict=True)
+                if p
+            }
         )
+
+    def _sealed(
+        self,
+        events: Sequence[EventToWrite],
+        plan: list[PersonalFields | None],
+        expected: Mapping[str, ExpectedVersion] | None,
+    ) -> tuple[list[EventToWrite], Mapping[str, ExpectedVersion] | None, set[str]]:
+        """The writes with their personal data sealed for the versions they will take, the expectations
+        to append them under, and the streams whose exact expectation this wrapper added."""
+        sids = [StreamId(w.stream_id) for w in events]
+        given: Mapping[str, ExpectedVersion] = expected or {}
+        checks: Mapping[str, ExpectedVersion] | None = expected
+        upgraded: set[str] = set()
+        version: dict[str, int] = {}  # personal-data stream -> the version its next event takes - 1
+        for i, fields in enumerate(plan):
+            sid = sids[i]
+            if fields is None or sid in version:
+                continue
+            exp = given.get(sid)
+            if exp is None and given:  # the caller may name streams untrimmed: compare them as ids
+                given = {StreamId(k): v for k, v in given.items()}
+                exp = given.get(sid)
+            if exp is not None and exp.kind is VersionCheck.EXACT:
+                version[sid] = exp.version or 0
+            elif exp is not None and exp.kind is VersionCheck.NO_STREAM:
+                version[sid] = 0
+            else:
+                current = self.inner.stream_version(sid)
+                if exp is not None and exp.kind is VersionCheck.ANY and current == 0:
+                    raise VersionConflict({sid: (str(exp), 0)})
+                version[sid] = current
+                if checks is expected:
+                    checks = dict(given)
+                checks[sid] = ExpectedVersion.exact(current)  # type: ignore[index]
+                upgraded.add(sid)
+        sealed = list(events)
+        for i, sid in enumerate(sids):
+            if sid in version:
+                version[sid] += 1
+                fields = plan[i]
+                if fields is not None:
+                    write = events[i]
+                    event = self._seal(write.event, fields, sid, version[sid])
+                    sealed[i] = EventToWrite(write.stream_id, event, write.metadata, write.tags)
+        return sealed, checks, upgraded
+
+    def _in_clear(
+        self, stored: list[StoredEvent], events: Sequence[EventToWrite], plan: list[PersonalFields | None]
+    ) -> list[StoredEvent]:
+        """What an append returns: the events the caller wrote, in clear; a revealing wrapper also keeps
+        them for the next read, which then need not decrypt them."""
+        shown = list(stored)
+        for i, fields in enumerate(plan):
+            if fields is not None:
+                clear = msgspec.structs.replace(stored[i], payload=events[i].event)
+                shown[i] = self._keep_opened(stored[i], clear) if self.reveal else clear
+        return shown
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:
         """Import stored events, encrypting plaintext personal fields (bound to their given version)."""
@@ -266,28 +308,31 @@ class ProtectedStore:
         if fields is None:
             return stored
         hit = self._opened.get(stored.event_id)
-        if hit is not None and hit[0] == stored.payload:
+        if hit is not None and (hit[0] is stored.payload or hit[0] == stored.payload):
             return hit[1]
-        changes = {}
-        for name, _ in fields.fields:
-            value = getattr(stored.payload, name)
-            if not _crypto.is_token(value):
-                continue
-            if not self.reveal:
-                changes[name] = REDACTED
-                continue
-            key = self._key(_crypto.token_key_id(value))
-            if key is None:
-                changes[name] = REDACTED
-                continue
-            aad = _crypto.associated_data(stored.stream_id, stored.version)
-            where = f"{stored.event_type}.{name} of stream {stored.stream_id!r} version {stored.version}"
-            changes[name] = _crypto.decrypt(key, value, aad, where)
+        changes = self._opened_fields(stored, fields)
         if not changes:
             return stored
         return self._keep_opened(
             stored, msgspec.structs.replace(stored, payload=_replace(stored.payload, changes))
         )
+
+    def _opened_fields(self, stored: StoredEvent, fields: PersonalFields) -> dict[str, str]:
+        """The personal-data fields of ``stored`` that hold tokens, in clear (or REDACTED)."""
+        changes = {}
+        aad = b""
+        for name, _ in fields.fields:
+            value = getattr(stored.payload, name)
+            if not _crypto.is_token(value):
+                continue
+            key = self._key(_crypto.token_key_id(value)) if self.reveal else None
+            if key is None:
+                changes[name] = REDACTED
+                continue
+            aad = aad or _crypto.associated_data(stored.stream_id, stored.version)
+            where = f"{stored.event_type}.{name} of stream {stored.stream_id!r} version {stored.version}"
+            changes[name] = _crypto.decrypt(key, value, aad, where)
+        return changes
 
     def _open_all(self, events: list[StoredEvent]) -> list[StoredEvent]:
         """``events`` with personal data opened; the same list when none of them has any (the common
