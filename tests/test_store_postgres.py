@@ -28,6 +28,7 @@ from eventcore_lab.errors import (
 )
 from eventcore_lab.examples.banking import OpenAccount, account_stream
 from eventcore_lab.stores import bulk
+from eventcore_lab.stores.memory import MemoryStore
 from eventcore_lab.stores.postgres import DSN_ENV, PostgresStore, _migrations
 from eventcore_lab.testing.contract import (
     NO_STREAM,
@@ -633,3 +634,17 @@ def test_migrate_up_to_a_version_that_does_not_exist_is_refused(pg_url: str, pg_
             with pytest.raises(InvalidArgument, match="up_to"):
                 store.migrate(up_to=bad)  # type: ignore[arg-type]
         assert store.migrate(up_to=1) == 1 and store.migrate() == _migrations.MIGRATIONS[-1][0]
+
+
+def test_one_import_may_hold_more_streams_than_the_server_has_lock_slots(pg_store: PostgresStore) -> None:
+    """An import takes one exclusive key, not a lock per stream: 20,000 new streams in one call used to
+    exhaust the server's lock table (max_locks_per_transaction x max_connections, 6,400 by default)."""
+    source = MemoryStore()
+    streams = [f"many-{i}" for i in range(20_000)]
+    for start in range(0, len(streams), 5_000):
+        source.append([write(sid, f"n{sid}") for sid in streams[start : start + 5_000]])
+    assert pg_store.import_events(source.read_all()) == len(streams)
+    assert pg_store.head() == len(streams)
+    assert [pg_store.stream_version(sid) for sid in (streams[0], streams[-1])] == [1, 1]
+    pg_store.append([write(streams[-1], "after")], {streams[-1]: ExpectedVersion.exact(1)})
+    assert pg_store.stream_version(streams[-1]) == 2

@@ -16,7 +16,7 @@
 --       else on the key of each type it names (every matching event has one of them);
 --     * the key '*' SHARED, or EXCLUSIVE when the condition is Query.all (matched by every event) or
 --       when the append writes more than 64 distinct type/tag keys (it then takes '*' instead of them);
---       a bulk import (import_begin) takes '*' exclusive with its stream locks.
+--       a bulk import (import_begin) takes '*' exclusive (and no stream locks: it excludes every append).
 --   So when a conditional append holds its locks, every writer of a matching event has either
 --   committed (it held a conflicting key, so the check's statement, a new snapshot, sees it) or will
 --   take its keys after this transaction ends, and so draws its positions after every position drawn
@@ -265,10 +265,10 @@ DECLARE
     v_conflicts jsonb;
     v_positions bigint[];
 BEGIN
-    PERFORM count(pg_advisory_xact_lock(l.k))
-       FROM (SELECT hashtextextended(s, __LOCK_SEED__) AS k FROM unnest(p_streams) AS s
-             UNION SELECT hashtextextended('*', __LOCK_SEED__ + 1)
-             ORDER BY 1) AS l;
+    -- '*' exclusive alone: every append and query read holds '*' (shared at least), so this waits
+    -- for them all and keeps them out until the import commits. No lock per stream: an import of
+    -- 100,000 streams would need 100,000 advisory locks in one transaction (out of shared memory).
+    PERFORM pg_advisory_xact_lock(hashtextextended('*', __LOCK_SEED__ + 1));
 
     SELECT jsonb_object_agg(c.s, jsonb_build_array('exact', c.v - 1, cur.version))
       INTO v_conflicts
