@@ -29,7 +29,7 @@ from ...core.errors import (
 )
 from ...core.events import StoredEvent
 from ...core.ids import StreamId
-from ...core.registry import EventRegistry, schema_version_of
+from ...core.registry import schema_version_of
 from .. import bulk
 from ..base import EventStore
 from ..rules import (
@@ -45,6 +45,7 @@ from ._batches import (
     _sql_string,
 )
 from ._reading import _ReadingMixin
+from ._upcast import plan_upcasts
 from ._writer import _WriterMixin
 
 #: What store.sql runs: queries. Everything else (SET, PRAGMA, CALL, ATTACH, COPY, LOAD, ...) may
@@ -134,14 +135,21 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
                 "group by event_type, schema_version order by min(position)",
                 params,
             ).fetchall()
-            upcast = _upcast_rows(con, self.registry, present, condition, params, wanted_types)
-            if wanted_types is not None:  # stored names are filtered in SQL, upcast ones in Python
-                present = [(t, v) for t, v in present if t in wanted_types]
+            plan = plan_upcasts(con, self.registry, present, condition, params, wanted_types)
+            names = [
+                name
+                for name in (pair[0] if plan is None else plan.current_type(pair) for pair in present)
+                if name is not None and (wanted_types is None or name in wanted_types)
+            ]
+            if plan is not None:
+                names += plan.python_types
+                scan_filter = plan.scan_filter(wanted_types)
+                if scan_filter:
+                    condition += f" and {scan_filter}"
+            elif wanted_types is not None:
                 condition += " and event_type in (select unnest(?))"
+            if wanted_types is not None:
                 params.append(wanted_types)
-            names = [t for t, _ in present if upcast is None or (t, _) not in upcast.stale]
-            if upcast is not None:
-                names += upcast.types
             wanted = fields(list(dict.fromkeys(names)))
             if wanted is None:
                 return None
@@ -151,15 +159,19 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
                 "event_id::blob as event_id, unnest(json_transform(metadata, "
                 """'{"correlation_id":"VARCHAR","causation_id":"VARCHAR","user_id":"VARCHAR"}'))"""
             )
-            payload = f", unnest(json_transform(payload, {structure}))" if structure else ""
-            query = envelope.replace("EVENT_TYPE", "event_type") + f"{payload} from events where {condition}"
-            if upcast is not None:
-                # rows stored at an older schema: their payloads were upcast in Python; DuckDB still
-                # expands them, so that both kinds of rows get exactly the same column types
-                con.register("eventcore_upcast", upcast.table)
+            payload = ""
+            if structure:
+                current = f"json_transform(payload, {structure})"
+                payload = f", unnest({current if plan is None else plan.payload_sql(wanted, structure)})"
+            event_type = "event_type" if plan is None else plan.type_sql()
+            query = envelope.replace("EVENT_TYPE", event_type) + f"{payload} from events where {condition}"
+            if plan is not None and plan.table is not None:
+                # rows whose upcast needs Python: DuckDB still expands their payloads, so that both kinds
+                # of rows get exactly the same column types
+                con.register("eventcore_upcast", plan.table)
                 fresh = f", unnest(json_transform(u.payload::json, {structure}))" if structure else ""
                 query = (
-                    f"{query} and position not in (select position from eventcore_upcast) union all "
+                    f"{query} union all "
                     + envelope.replace("EVENT_TYPE", "u.event_type")
                     + f"{fresh} from events join eventcore_upcast u using (position) order by position"
                 )
@@ -170,7 +182,7 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
             except duckdb.Error:
                 return None  # a payload DuckDB cannot read as declared (e.g. an int beyond 64 bits)
             finally:
-                if upcast is not None:
+                if plan is not None and plan.table is not None:
                     con.unregister("eventcore_upcast")
         positions = table.column("position").to_numpy()
         if len(positions) > 1 and not (positions[1:] > positions[:-1]).all():
@@ -416,55 +428,3 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
                         ) from exc
         finally:
             reader.close()
-
-
-class _Upcast:
-    """The rows of a columnar read stored at an older schema, upcast in Python: (position, current type,
-    current payload JSON) as an Arrow table, the stale (type, version) pairs and the types they became."""
-
-    def __init__(self, table: pa.Table, stale: set[tuple[str, int]], types: list[str]) -> None:
-        self.table = table
-        self.stale = stale
-        self.types = types
-
-
-def _upcast_rows(
-    con: duckdb.DuckDBPyConnection,
-    registry: EventRegistry,
-    present: list[tuple[str, int]],
-    condition: str,
-    params: list[Any],
-    wanted_types: list[str] | None,
-) -> _Upcast | None:
-    """Upcast only the rows whose (type, schema version) is not current; None when there are none."""
-    evolution = registry.evolution
-    if evolution is None:
-        return None
-    stale = set()
-    for event_type, version in present:
-        if not evolution.is_current(event_type, version):
-            stale.add((event_type, version))
-    if not stale:
-        return None
-    pairs = ", ".join(f"({_sql_string(t)}, {int(v)})" for t, v in sorted(stale))
-    rows = con.execute(
-        f"select position, event_type, payload::varchar, schema_version from events where {condition} "
-        f"and (event_type, schema_version) in ({pairs}) order by position",
-        params,
-    ).fetchall()
-    positions, types, payloads = [], [], []
-    for position, event_type, payload, version in rows:
-        current_type, decoded = registry.read_event(event_type, payload, version)
-        if wanted_types is not None and current_type not in wanted_types:
-            continue
-        positions.append(position)
-        types.append(current_type)
-        payloads.append(registry.encode(decoded).decode())
-    table = pa.table(
-        {
-            "position": pa.array(positions, pa.int64()),
-            "event_type": pa.array(types, pa.string()),
-            "payload": pa.array(payloads, pa.string()),
-        }
-    )
-    return _Upcast(table, stale, list(dict.fromkeys(types)))
