@@ -73,7 +73,12 @@ class CompiledChain:
     schema_version: int
     #: fields the steps changed: name -> JSON expression, None when the field is absent
     touched: Mapping[str, str | None]
-    #: the current class's fields, for :meth:`invalid`
+    #: the JSON type (``json_type``) of each changed field, over ``__t``, the types of the stored fields
+    #: in :attr:`slots` (one parse per row); None when the field is absent
+    kinds: Mapping[str, str | None]
+    #: stored fields whose type ``kinds`` use: name -> index in ``__t`` (from 1)
+    slots: Mapping[str, int]
+    #: the current class's fields, for :meth:`validation`
     fields: tuple[_Field, ...]
     #: conditions under which a conversion's SQL gave no value for a value that was there
     failed_conversions: tuple[str, ...] = ()
@@ -103,18 +108,27 @@ class CompiledChain:
         ]
         return f"struct_pack({', '.join(parts)})"
 
-    def invalid(self) -> str:
-        """A condition true for a row whose upcast payload the current class would refuse (a required
-        field absent, a null or a value of another JSON type) or whose conversion SQL gave no value."""
+    def validation(self) -> tuple[str, str]:
+        """(``__t``, a condition over ``__t`` and ``payload``): the types of the stored fields the check
+        needs, parsed once per row, and what is true for a row whose upcast payload the current class
+        would refuse (a required field absent, a null or a value of another JSON type) or whose
+        conversion SQL gave no value for a value that was there."""
+        slots = dict(self.slots)
         checks = ["false", *self.failed_conversions]
         for info in self.fields:
-            value = self.value(info.name)
-            kind = f"json_type({value})"
-            allowed = ", ".join(_literal(t) for t in (*info.json_types, *(["NULL"] if info.optional else [])))
-            checks.append(f"({value} is not null and {kind} not in ({allowed}))")
-            if info.required:
-                checks.append(f"({value} is null)")
-        return " or ".join(checks)
+            if info.name in self.kinds:
+                kind = self.kinds[info.name] or "NULL::VARCHAR"
+            else:
+                kind = f"__t[{slots.setdefault(info.name, len(slots) + 1)}]"
+            allowed = [
+                *info.json_types,
+                *(["NULL"] if info.optional else []),
+                *([] if info.required else ["-"]),
+            ]
+            checks.append(f"coalesce({kind}, '-') not in ({', '.join(map(_literal, allowed))})")
+        pointers = ", ".join(_literal(_path(name)) for name in slots)
+        types = f"json_type(payload, [{pointers}])" if slots else "[]::VARCHAR[]"
+        return types, " or ".join(checks)
 
 
 def compile_chain(
@@ -126,30 +140,53 @@ def compile_chain(
     if fields is None:
         return None
     touched: dict[str, str | None] = {}
+    kinds: dict[str, str | None] = {}
+    slots: dict[str, int] = {}
     failed: list[str] = []
 
     def value(name: str) -> str | None:
         return touched[name] if name in touched else _pointer(name)
 
+    def kind(name: str) -> str | None:
+        return kinds[name] if name in kinds else f"__t[{slots.setdefault(name, len(slots) + 1)}]"
+
     for step in steps:
         if isinstance(step, RenameField):
             if step.old != step.new:
-                old, new = value(step.old), value(step.new)
-                touched[step.new] = old if new is None else new if old is None else f"coalesce({old}, {new})"
-                touched[step.old] = None
+                touched[step.new] = _coalesce(value(step.old), value(step.new))
+                kinds[step.new] = _coalesce(kind(step.old), kind(step.new))
+                touched[step.old] = kinds[step.old] = None
         elif isinstance(step, DefaultField):
-            current = value(step.field)
             default = f"{_literal(step.default_json)}::JSON"
-            touched[step.field] = default if current is None else f"coalesce({current}, {default})"
+            touched[step.field] = _coalesce(value(step.field), default)
+            kinds[step.field] = _coalesce(kind(step.field), f"json_type({default})")
         elif isinstance(step, ConvertField):
-            current = value(step.field)
+            current, current_kind = value(step.field), kind(step.field)
             if current is not None:
                 converted = f"to_json({step.sql.replace('{value}', f'({current})')})"
                 touched[step.field] = f"(case when {current} is null then null else {converted} end)"
+                kinds[step.field] = (
+                    f"(case when {current_kind} is null then null else json_type({converted}) end)"
+                )
                 failed.append(f"({current} is not null and {converted} is null)")
     return CompiledChain(
-        stored_type, stored_version, final_type, stored_version + len(steps), touched, fields, tuple(failed)
+        stored_type,
+        stored_version,
+        final_type,
+        stored_version + len(steps),
+        touched,
+        kinds,
+        slots,
+        fields,
+        tuple(failed),
     )
+
+
+def _coalesce(first: str | None, then: str | None) -> str | None:
+    """The first of two SQL values that is not NULL; None stands for a value known to be absent."""
+    if first is None or then is None:
+        return then if first is None else first
+    return f"coalesce({first}, {then})"
 
 
 def _fields(cls: type) -> tuple[_Field, ...] | None:
@@ -175,8 +212,13 @@ def _fields(cls: type) -> tuple[_Field, ...] | None:
 
 
 def _pointer(name: str) -> str:
-    """A field of the stored payload, by JSON pointer (no JSONPath quoting rules to get wrong)."""
-    return f"json_extract(payload, {_literal('/' + name.replace('~', '~0').replace('/', '~1'))})"
+    """A field of the stored payload."""
+    return f"json_extract(payload, {_literal(_path(name))})"
+
+
+def _path(name: str) -> str:
+    """A top-level field as a JSON pointer (no JSONPath quoting rules to get wrong)."""
+    return "/" + name.replace("~", "~0").replace("/", "~1")
 
 
 def _json(sql_type: str) -> str:

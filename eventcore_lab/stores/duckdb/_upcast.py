@@ -31,7 +31,7 @@ class _Compiled(Protocol):
 
     def payload_struct(self, structure: Mapping[str, str]) -> str: ...
 
-    def invalid(self) -> str: ...
+    def validation(self) -> tuple[str, str]: ...
 
 
 @dataclass
@@ -113,15 +113,16 @@ def plan_upcasts(
             plan.python.add(pair)
         else:
             plan.compiled[pair] = chain
-    if plan.compiled:
-        invalid = " or ".join(f"({c.matches()} and ({c.invalid()}))" for c in plan.compiled.values())
+    for pair, chain in list(plan.compiled.items()):
+        types, invalid = chain.validation()
         refused = con.execute(
-            f"select distinct event_type, schema_version from events where {condition} and ({invalid})",
+            f"select 1 from (select payload, unnest([{types}]) as __t from events where {condition} "
+            f"and {chain.matches()}) where {invalid} limit 1",
             params,
         ).fetchall()
-        for event_type, version in refused:
-            del plan.compiled[(event_type, int(version))]
-            plan.python.add((event_type, int(version)))
+        if refused:
+            del plan.compiled[pair]
+            plan.python.add(pair)
     if plan.python:
         _upcast_in_python(con, registry, plan, condition, params, wanted_types)
     return plan
