@@ -222,15 +222,20 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
             frame = con.execute(query, params).df()
         if evolution is None:
             return frame
-        rows = frame[["event_type", "schema_version"]].itertuples(index=False, name=None)
-        stale = [not evolution.is_current(t, int(v)) for t, v in rows]
-        for i in [i for i, old in enumerate(stale) if old]:
-            event_type, payload = self.registry.read_event(
-                frame.at[i, "event_type"], frame.at[i, "payload"], int(frame.at[i, "schema_version"])
-            )
-            frame.at[i, "event_type"] = event_type
-            frame.at[i, "payload"] = self.registry.encode(payload).decode()
-            frame.at[i, "schema_version"] = schema_version_of(payload)
+        pairs = list(zip(frame["event_type"].tolist(), frame["schema_version"].tolist(), strict=True))
+        current = {pair: evolution.is_current(pair[0], int(pair[1])) for pair in set(pairs)}
+        stale = [i for i, pair in enumerate(pairs) if not current[pair]]
+        if stale:  # only those rows, converted in one pass and written back column by column
+            payloads = frame["payload"].tolist()
+            upcast = [self.registry.read_event(pairs[i][0], payloads[i], int(pairs[i][1])) for i in stale]
+            columns = {
+                "event_type": [event_type for event_type, _ in upcast],
+                "payload": [self.registry.encode(payload).decode() for _, payload in upcast],
+                "schema_version": [schema_version_of(payload) for _, payload in upcast],
+            }
+            for name, values in columns.items():
+                column = frame[name]
+                frame.loc[stale, name] = pd.Series(values, index=stale, dtype=column.dtype)
         if event_types is not None:
             frame = frame[frame["event_type"].isin(list(event_types))].reset_index(drop=True)
         return frame
