@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -232,3 +233,42 @@ def test_a_conversion_without_sql_and_a_strict_schema_stay_in_python() -> None:
     weak = Upcasters(registry)
     weak.rename_field("Thing", 1, "m", "n")
     assert weak.compile_columnar("Thing", 1) is not None
+
+
+def test_a_conversion_whose_sql_gives_no_value_leaves_its_rows_to_python(tmp_path: Path) -> None:
+    """The SQL of a conversion turns a stored null into no value, where the Python function keeps a
+    null: the check sees it, the pair is upcast in Python, and both paths agree."""
+    fields: list[tuple[Any, ...]] = [("x", int | None)]
+    old = EventRegistry()
+    v1 = old.register(msgspec.defstruct("Thing", fields, module=MODULE, frozen=True, kw_only=True), "Thing")
+    with DuckDBStore(tmp_path / "e.duckdb", registry=old, show_progress=False) as store:
+        store.append([EventToWrite("a", v1(x=None)), EventToWrite("a", v1(x=3))])
+    new = EventRegistry()
+    new.register(current("Thing", fields), "Thing")
+    chains = Upcasters(new)
+    chains.convert_field("Thing", 1, "x", lambda v: None if v is None else v * 2, sql="{value}::BIGINT * 2")
+    chains.install()
+    with DuckDBStore(tmp_path / "e.duckdb", registry=new, show_progress=False) as store:
+        with store.connection() as con:
+            plan = plan_upcasts(con, new, [("Thing", 1)], "true", [], None)
+        assert plan is not None and plan.python == {("Thing", 1)} and not plan.compiled
+        frame = events_frame(store, progress=False)
+        per_event = [e.payload.x for e in store.read_all()]
+    assert per_event == [None, 6]
+    assert [None if pd.isna(v) else v for v in frame["x"].tolist()] == per_event
+
+
+def test_a_class_that_checks_itself_on_decode_stays_in_python() -> None:
+    class Checked(msgspec.Struct, frozen=True):
+        schema_version = 2
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("negative")
+
+    registry = EventRegistry()
+    registry.register(Checked, "Checked")
+    chains = Upcasters(registry)
+    chains.rename_field("Checked", 1, "m", "n")
+    assert chains.compile_columnar("Checked", 1) is None

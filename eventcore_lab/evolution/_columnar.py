@@ -22,23 +22,31 @@ import msgspec
 
 @dataclass(frozen=True)
 class RenameField:
+    """``old`` is called ``new`` (absent stays absent; a value already under ``new`` is replaced)."""
+
     old: str
     new: str
 
 
 @dataclass(frozen=True)
 class RenameType:
+    """The event reads as ``new_type``; the payload is unchanged."""
+
     new_type: str
 
 
 @dataclass(frozen=True)
 class DefaultField:
+    """``field`` gets the default where it is absent (a stored null stays null)."""
+
     field: str
     default_json: str  # the default, as JSON text
 
 
 @dataclass(frozen=True)
 class ConvertField:
+    """``field``, where present, becomes the value of the SQL expression."""
+
     field: str
     sql: str  # a DuckDB expression of ``{value}``, the stored value as JSON
 
@@ -195,6 +203,8 @@ def _fields(cls: type) -> tuple[_Field, ...] | None:
     config = cls.__struct_config__
     if config.forbid_unknown_fields or config.tag is not None or config.array_like:
         return None  # decoding them takes more than the fields' types: leave it to Python
+    if hasattr(cls, "__post_init__"):
+        return None  # it may refuse a payload whatever its types
     found = []
     for info in msgspec.structs.fields(cls):
         options = (
