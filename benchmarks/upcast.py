@@ -116,8 +116,8 @@ def arrow(store: DuckDBStore) -> dict[str, int]:
 
 PATHS: list[tuple[str, Callable[[DuckDBStore], dict[str, int]]]] = [
     ("per event", per_event),
-    ("vectorised, pandas", vectorised),
-    ("vectorised, Arrow", arrow),
+    ("vectorised (pandas)", vectorised),
+    ("vectorised (Arrow)", arrow),
 ]
 
 
@@ -127,7 +127,9 @@ def timed(fn: Callable[[DuckDBStore], dict[str, int]], store: DuckDBStore, event
     return events / (time.perf_counter() - start), result
 
 
-def run(events: int, repeats: int, workdir: Path) -> dict[str, Any]:
+def run(events: int, repeats: int, workdir: Path, paths: list[str] | None = None) -> dict[str, Any]:
+    """Every case on every path in ``paths`` (names from :data:`PATHS`; all by default)."""
+    chosen = [(name, fn) for name, fn in PATHS if paths is None or name in paths]
     files = {"none": workdir / "none.parquet", "half": workdir / "half.parquet"}
     write_log(files["none"], events, half_old=False)
     write_log(files["half"], events, half_old=True)
@@ -147,7 +149,7 @@ def run(events: int, repeats: int, workdir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     for _ in range(repeats):  # each repeat runs every case, so that a load change hits all of them
         for label, log, upcasters in cases:
-            for path_name, fn in PATHS:
+            for path_name, fn in chosen:
                 with DuckDBStore(databases[log], registry=code(upcasters), show_progress=False) as store:
                     rate, balances = timed(fn, store, events)
                 if expected is None:
@@ -183,11 +185,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.upcast", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="3,000 events (a smoke run)")
+    parser.add_argument(
+        "--paths",
+        default=",".join(name for name, _ in PATHS),
+        help="comma-separated paths to run (default: all): " + ", ".join(name for name, _ in PATHS),
+    )
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
-        result = run(3_000 if args.quick else args.events, args.repeats, Path(workdir))
+        paths = [p.strip() for p in args.paths.split(",")]
+        unknown = set(paths) - {name for name, _ in PATHS}
+        if unknown:
+            parser.error(f"unknown paths: {', '.join(sorted(unknown))}")
+        result = run(3_000 if args.quick else args.events, args.repeats, Path(workdir), paths)
     print(markdown(result))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))

@@ -32,6 +32,6 @@ def test_the_upcast_benchmark_runs_every_path_and_they_agree(tmp_path: Path) -> 
     assert result["events"] == EVENTS
     cases = {(row["log"], row["path"]) for row in result["rows"]}
     assert len(cases) == 12
-    assert {path for _, path in cases} == {"per event", "vectorised, pandas", "vectorised, Arrow"}
+    assert {path for _, path in cases} == {"per event", "vectorised (pandas)", "vectorised (Arrow)"}
     assert all(row["events_per_s"] > 0 for row in result["rows"])
-    assert "| half need one upcast (rename_field: SQL) | vectorised, Arrow |" in done.stdout
+    assert "| half need one upcast (rename_field: SQL) | vectorised (Arrow) |" in done.stdout
