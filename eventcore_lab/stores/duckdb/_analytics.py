@@ -110,7 +110,9 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         to the last event recorded at or before it, a prefix of the log).
 
         Columns: position, stream_id, version, event_type, recorded_at, event_id (16 bytes, big-endian),
-        correlation_id, causation_id, user_id, then the payload fields; rows in position order.
+        correlation_id, causation_id, user_id, then the payload fields; rows in position order. With
+        upcasters installed, rows stored at an older schema come out current: upcast in SQL, in the same
+        scan, where their chain allows, else in Python for those rows only (see ``_upcast``).
         """
         where: list[str] = ["position > ?", "position <= ?"]
         params: list[Any] = [after, self.head()]
