@@ -288,6 +288,22 @@ def test_install_refuses_a_chain_that_stops_short_of_the_class_version() -> None
     assert registry.evolution is None
 
 
+def test_install_follows_a_chain_through_a_type_rename() -> None:
+    """Stored ``Thing`` v1 reads as ``Item`` v2, but ``Item`` is at v3: caught at install, not at read."""
+    registry = EventRegistry()
+    item = msgspec.defstruct(
+        "Item", [("n", int)], module="evolution_install", namespace={"schema_version": 3}
+    )
+    registry.register(item, "Item")
+    chains = Upcasters(registry)
+    chains.rename_type("Thing", 1, "Item")
+    with pytest.raises(UpcasterChainGap, match=r"'Item' stop at v2 but its class is at v3"):
+        chains.install()
+    chains.rename_field("Item", 2, "m", "n")
+    chains.install()
+    assert registry.evolution is chains
+
+
 def test_a_failing_step_names_the_type_and_version(
     opener: Callable[[str, EventRegistry], EventStore],
 ) -> None:

@@ -23,6 +23,15 @@ from ..core.registry import (
     default_registry,
     schema_version_of,
 )
+from ._columnar import (
+    ColumnarStep,
+    CompiledChain,
+    ConvertField,
+    DefaultField,
+    RenameField,
+    RenameType,
+    compile_chain,
+)
 from ._errors import StrictSchemaViolation, UpcasterChainGap, UpcastFailed
 
 #: A step: the payload at version n -> the payload at n + 1, or (new type name, payload at n + 1).
@@ -38,6 +47,7 @@ class _Registered:
     step: Step | None  # None: the type is retired at this version
     description: str
     to_type: str | None = None  # the type name it gives, when known without running it
+    columnar: ColumnarStep | None = None  # the same step as SQL, when it has an exact SQL meaning
 
 
 class Upcasters:
@@ -76,12 +86,41 @@ class Upcasters:
         return register
 
     def rename_field(self, event_type: str, from_version: int, old: str, new: str) -> None:
-        self._add(event_type, from_version, _Registered(rename_field(old, new), f"rename {old} -> {new}"))
+        """Field ``old`` is called ``new`` from ``from_version + 1`` on (upcast in SQL on DuckDB)."""
+        step = _Registered(rename_field(old, new), f"rename {old} -> {new}", columnar=RenameField(old, new))
+        self._add(event_type, from_version, step)
+
+    def add_field(self, event_type: str, from_version: int, field: str, default: Any) -> None:
+        """Payloads without ``field`` get ``default`` (a JSON value; upcast in SQL on DuckDB). Use it when
+        old events need another value than the class default, or the new field has no default."""
+        try:
+            default_json = _encode(default).decode()
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise UpcasterChainGap(f"the default of {event_type!r}.{field} is not JSON: {exc}") from exc
+        step = _Registered(
+            add_field(field, default), f"add {field}", columnar=DefaultField(field, default_json)
+        )
+        self._add(event_type, from_version, step)
 
     def convert_field(
-        self, event_type: str, from_version: int, field: str, convert: Callable[[Any], Any]
+        self,
+        event_type: str,
+        from_version: int,
+        field: str,
+        convert: Callable[[Any], Any],
+        *,
+        sql: str | None = None,
     ) -> None:
-        self._add(event_type, from_version, _Registered(convert_field(field, convert), f"convert {field}"))
+        """The value of ``field`` becomes ``convert(value)``.
+
+        ``sql`` optionally gives the same conversion as a DuckDB expression, in which ``{value}`` is the
+        stored value as JSON (e.g. ``"{value}::BIGINT * 100"`` for ``lambda v: v * 100``,
+        ``"upper({value} ->> '$')"`` for ``str.upper``); the DuckDB columnar path then converts in SQL.
+        It must compute what ``convert`` computes; test both on the same values (tests/test_evolution_sql.py).
+        """
+        columnar = None if sql is None else ConvertField(field, sql)
+        step = _Registered(convert_field(field, convert), f"convert {field}", columnar=columnar)
+        self._add(event_type, from_version, step)
 
     def split_field(
         self, event_type: str, from_version: int, field: str, split: Callable[[Any], Mapping[str, Any]]
@@ -102,9 +141,8 @@ class Upcasters:
 
     def rename_type(self, old_type: str, from_version: int, new_type: str) -> None:
         """Events stored as ``old_type`` at ``from_version`` read as ``new_type`` at ``from_version + 1``."""
-        self._add(
-            old_type, from_version, _Registered(retype(new_type), f"rename type -> {new_type}", new_type)
-        )
+        step = _Registered(retype(new_type), f"rename type -> {new_type}", new_type, RenameType(new_type))
+        self._add(old_type, from_version, step)
 
     def retire(self, event_type: str, from_version: int) -> None:
         """Events of ``event_type`` at ``from_version`` (after any earlier steps) read as tombstones."""
@@ -162,24 +200,27 @@ class Upcasters:
             self.registry.evolution = None
 
     def chain_problems(self) -> list[str]:
-        """Why some chain cannot reach its class's current version (empty when all can)."""
-        problems = []
-        ends: dict[str, int] = {}
-        for (event_type, version), registered in self._steps.items():
-            if registered.step is not None:
-                ends[event_type] = max(ends.get(event_type, 0), version + 1)
-        for event_type, end in ends.items():
-            if self._steps.get((event_type, end - 1)) is None:
-                continue
-            if not self.registry.knows(event_type):
-                continue  # renamed away or not defined here: checked per stored event
+        """Why some chain cannot reach its class's current version (empty when all can). A chain is
+        followed through type renames: its end is the type and version it finally gives."""
+        starts: dict[str, int] = {}
+        for event_type, version in self._steps:
+            starts[event_type] = min(starts.get(event_type, version), version)
+        problems: dict[str, str] = {}
+        for event_type, version in starts.items():
+            while (registered := self._steps.get((event_type, version))) is not None:
+                if registered.step is None:
+                    break
+                event_type = registered.to_type or event_type  # versions grow, so this ends
+                version += 1
+            if registered is not None or not self.registry.knows(event_type):
+                continue  # retired, or renamed away / not defined here: checked per stored event
             current = _class_version(self.registry.event_class(event_type))
-            if end < current:
-                problems.append(
-                    f"the upcasters of {event_type!r} stop at v{end} but its class is at v{current}: "
-                    f"register one from v{end} to v{end + 1}"
+            if version < current:
+                problems[event_type] = (
+                    f"the upcasters of {event_type!r} stop at v{version} but its class is at v{current}: "
+                    f"register one from v{version} to v{version + 1}"
                 )
-        return problems
+        return list(problems.values())
 
     def steps(self) -> list[tuple[str, int, str]]:
         """Every registered step as (type, from version, description), sorted."""
@@ -196,6 +237,27 @@ class Upcasters:
             event_type = registered.to_type or event_type
             schema_version += 1
         return steps
+
+    def compile_columnar(self, event_type: str, schema_version: int) -> CompiledChain | None:
+        """The chain of payloads stored as (type, version) as SQL column expressions, or None when some
+        step has no SQL form, the chain retires the type, does not reach a registered class's current
+        version, or the schema is strict: those rows are upcast in Python."""
+        if self.strict:
+            return None
+        steps: list[ColumnarStep] = []
+        final_type, version = event_type, schema_version
+        while (registered := self._steps.get((final_type, version))) is not None:
+            if registered.columnar is None:
+                return None
+            steps.append(registered.columnar)
+            final_type = registered.to_type or final_type
+            version += 1
+        if not steps or not self.registry.knows(final_type):
+            return None
+        cls = self.registry.event_class(final_type)
+        if version < _class_version(cls):
+            return None
+        return compile_chain(steps, event_type, schema_version, cls, final_type)
 
     # -- upcasting ---------------------------------------------------------------------------------
 
@@ -218,6 +280,7 @@ class Upcasters:
     ) -> tuple[str, int, dict[str, Any], bool]:
         """Run the chain: (type, version, payload, retired) at the end of it."""
         steps = self._steps
+        data = dict(data)  # the steps change it in place
         while True:
             registered = steps.get((event_type, schema_version))
             if registered is None:
@@ -225,7 +288,7 @@ class Upcasters:
             if registered.step is None:
                 return event_type, schema_version, data, True
             try:
-                out = registered.step(dict(data))
+                out = registered.step(data)
             except Exception as exc:
                 raise UpcastFailed(
                     f"the upcaster of {event_type!r} from v{schema_version} ({registered.description}) "
@@ -254,8 +317,13 @@ class Upcasters:
         return _class_version(registry.event_class(type_name)) <= schema_version
 
     def read(self, type_name: str, schema_version: int, data: bytes | str) -> tuple[str, Any] | None:
-        if self.is_current(type_name, schema_version):
-            return None
+        # is_current inlined: this runs once per event read
+        if (type_name, schema_version) not in self._steps and not self.strict:
+            registry = self.registry
+            if not registry.knows(type_name):
+                return None
+            if _class_version(registry.event_class(type_name)) <= schema_version:
+                return None
         return self.upcast_payload(type_name, schema_version, data)
 
     def current(self, event: StoredEvent) -> StoredEvent:
@@ -318,6 +386,18 @@ def rename_field(old: str, new: str) -> Step:
     def step(data: dict[str, Any]) -> dict[str, Any]:
         if old in data:
             data[new] = data.pop(old)
+        return data
+
+    return step
+
+
+def add_field(field: str, default: Any) -> Step:
+    """A step that gives ``field`` the value ``default`` (as JSON has it) where it is absent."""
+    encoded = _encode(default)
+
+    def step(data: dict[str, Any]) -> dict[str, Any]:
+        if field not in data:
+            data[field] = msgspec.json.decode(encoded)  # a fresh copy each time, as stored JSON gives
         return data
 
     return step

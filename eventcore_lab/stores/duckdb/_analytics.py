@@ -29,7 +29,7 @@ from ...core.errors import (
 )
 from ...core.events import StoredEvent
 from ...core.ids import StreamId
-from ...core.registry import EventRegistry, schema_version_of
+from ...core.registry import schema_version_of
 from ...core.tags import MAX_TAGS_PER_EVENT, check_tag
 from .. import bulk
 from ..base import EventStore
@@ -46,6 +46,7 @@ from ._batches import (
     _sql_string,
 )
 from ._reading import _ReadingMixin
+from ._upcast import plan_upcasts
 from ._writer import _WriterMixin
 
 #: What store.sql runs: queries. Everything else (SET, PRAGMA, CALL, ATTACH, COPY, LOAD, ...) may
@@ -110,7 +111,9 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         to the last event recorded at or before it, a prefix of the log).
 
         Columns: position, stream_id, version, event_type, recorded_at, event_id (16 bytes, big-endian),
-        correlation_id, causation_id, user_id, then the payload fields; rows in position order.
+        correlation_id, causation_id, user_id, then the payload fields; rows in position order. With
+        upcasters installed, rows stored at an older schema come out current: upcast in SQL, in the same
+        scan, where their chain allows, else in Python for those rows only (see ``_upcast``).
         """
         where: list[str] = ["position > ?", "position <= ?"]
         params: list[Any] = [after, self.head()]
@@ -135,14 +138,21 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
                 "group by event_type, schema_version order by min(position)",
                 params,
             ).fetchall()
-            upcast = _upcast_rows(con, self.registry, present, condition, params, wanted_types)
-            if wanted_types is not None:  # stored names are filtered in SQL, upcast ones in Python
-                present = [(t, v) for t, v in present if t in wanted_types]
+            plan = plan_upcasts(con, self.registry, present, condition, params, wanted_types)
+            names = [
+                name
+                for name in (pair[0] if plan is None else plan.current_type(pair) for pair in present)
+                if name is not None and (wanted_types is None or name in wanted_types)
+            ]
+            if plan is not None:
+                names += plan.python_types
+                scan_filter = plan.scan_filter(wanted_types)
+                if scan_filter:
+                    condition += f" and {scan_filter}"
+            elif wanted_types is not None:
                 condition += " and event_type in (select unnest(?))"
+            if wanted_types is not None:
                 params.append(wanted_types)
-            names = [t for t, _ in present if upcast is None or (t, _) not in upcast.stale]
-            if upcast is not None:
-                names += upcast.types
             wanted = fields(list(dict.fromkeys(names)))
             if wanted is None:
                 return None
@@ -152,15 +162,19 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
                 "event_id::blob as event_id, unnest(json_transform(metadata, "
                 """'{"correlation_id":"VARCHAR","causation_id":"VARCHAR","user_id":"VARCHAR"}'))"""
             )
-            payload = f", unnest(json_transform(payload, {structure}))" if structure else ""
-            query = envelope.replace("EVENT_TYPE", "event_type") + f"{payload} from events where {condition}"
-            if upcast is not None:
-                # rows stored at an older schema: their payloads were upcast in Python; DuckDB still
-                # expands them, so that both kinds of rows get exactly the same column types
-                con.register("eventcore_upcast", upcast.table)
+            payload = ""
+            if structure:
+                current = f"json_transform(payload, {structure})"
+                payload = f", unnest({current if plan is None else plan.payload_sql(wanted, structure)})"
+            event_type = "event_type" if plan is None else plan.type_sql()
+            query = envelope.replace("EVENT_TYPE", event_type) + f"{payload} from events where {condition}"
+            if plan is not None and plan.table is not None:
+                # rows whose upcast needs Python: DuckDB still expands their payloads, so that both kinds
+                # of rows get exactly the same column types
+                con.register("eventcore_upcast", plan.table)
                 fresh = f", unnest(json_transform(u.payload::json, {structure}))" if structure else ""
                 query = (
-                    f"{query} and position not in (select position from eventcore_upcast) union all "
+                    f"{query} union all "
                     + envelope.replace("EVENT_TYPE", "u.event_type")
                     + f"{fresh} from events join eventcore_upcast u using (position) order by position"
                 )
@@ -171,7 +185,7 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
             except duckdb.Error:
                 return None  # a payload DuckDB cannot read as declared (e.g. an int beyond 64 bits)
             finally:
-                if upcast is not None:
+                if plan is not None and plan.table is not None:
                     con.unregister("eventcore_upcast")
         positions = table.column("position").to_numpy()
         if len(positions) > 1 and not (positions[1:] > positions[:-1]).all():
@@ -211,15 +225,20 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
             frame = con.execute(query, params).df()
         if evolution is None:
             return frame
-        rows = frame[["event_type", "schema_version"]].itertuples(index=False, name=None)
-        stale = [not evolution.is_current(t, int(v)) for t, v in rows]
-        for i in [i for i, old in enumerate(stale) if old]:
-            event_type, payload = self.registry.read_event(
-                frame.at[i, "event_type"], frame.at[i, "payload"], int(frame.at[i, "schema_version"])
-            )
-            frame.at[i, "event_type"] = event_type
-            frame.at[i, "payload"] = self.registry.encode(payload).decode()
-            frame.at[i, "schema_version"] = schema_version_of(payload)
+        pairs = list(zip(frame["event_type"].tolist(), frame["schema_version"].tolist(), strict=True))
+        current = {pair: evolution.is_current(pair[0], int(pair[1])) for pair in set(pairs)}
+        stale = [i for i, pair in enumerate(pairs) if not current[pair]]
+        if stale:  # only those rows, converted in one pass and written back column by column
+            payloads = frame["payload"].tolist()
+            upcast = [self.registry.read_event(pairs[i][0], payloads[i], int(pairs[i][1])) for i in stale]
+            columns = {
+                "event_type": [event_type for event_type, _ in upcast],
+                "payload": [self.registry.encode(payload).decode() for _, payload in upcast],
+                "schema_version": [schema_version_of(payload) for _, payload in upcast],
+            }
+            for name, values in columns.items():
+                column = frame[name]
+                frame.loc[stale, name] = pd.Series(values, index=stale, dtype=column.dtype)
         if event_types is not None:
             frame = frame[frame["event_type"].isin(list(event_types))].reset_index(drop=True)
         return frame
@@ -441,54 +460,3 @@ def _check_parquet_tags(con: duckdb.DuckDBPyConnection, parquet: _ParquetImport)
     for tag in distinct or ():
         check_tag(tag, f"in {parquet.path.name}")
 
-
-class _Upcast:
-    """The rows of a columnar read stored at an older schema, upcast in Python: (position, current type,
-    current payload JSON) as an Arrow table, the stale (type, version) pairs and the types they became."""
-
-    def __init__(self, table: pa.Table, stale: set[tuple[str, int]], types: list[str]) -> None:
-        self.table = table
-        self.stale = stale
-        self.types = types
-
-
-def _upcast_rows(
-    con: duckdb.DuckDBPyConnection,
-    registry: EventRegistry,
-    present: list[tuple[str, int]],
-    condition: str,
-    params: list[Any],
-    wanted_types: list[str] | None,
-) -> _Upcast | None:
-    """Upcast only the rows whose (type, schema version) is not current; None when there are none."""
-    evolution = registry.evolution
-    if evolution is None:
-        return None
-    stale = set()
-    for event_type, version in present:
-        if not evolution.is_current(event_type, version):
-            stale.add((event_type, version))
-    if not stale:
-        return None
-    pairs = ", ".join(f"({_sql_string(t)}, {int(v)})" for t, v in sorted(stale))
-    rows = con.execute(
-        f"select position, event_type, payload::varchar, schema_version from events where {condition} "
-        f"and (event_type, schema_version) in ({pairs}) order by position",
-        params,
-    ).fetchall()
-    positions, types, payloads = [], [], []
-    for position, event_type, payload, version in rows:
-        current_type, decoded = registry.read_event(event_type, payload, version)
-        if wanted_types is not None and current_type not in wanted_types:
-            continue
-        positions.append(position)
-        types.append(current_type)
-        payloads.append(registry.encode(decoded).decode())
-    table = pa.table(
-        {
-            "position": pa.array(positions, pa.int64()),
-            "event_type": pa.array(types, pa.string()),
-            "payload": pa.array(payloads, pa.string()),
-        }
-    )
-    return _Upcast(table, stale, list(dict.fromkeys(types)))
