@@ -459,4 +459,3 @@ def _check_parquet_tags(con: duckdb.DuckDBPyConnection, parquet: _ParquetImport)
         )
     for tag in distinct or ():
         check_tag(tag, f"in {parquet.path.name}")
-
