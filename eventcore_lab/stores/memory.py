@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import threading
 import uuid
@@ -16,12 +17,15 @@ from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.ids import StreamId, new_event_id
 from ..core.registry import EventRegistry, default_registry
 from .base import StreamsRead, Subscription
+from .filters import FilteredRead, LogFilter, scan, select_stream
 from .rules import (
     MAX_PAYLOAD_BYTES,
+    check_backwards,
     check_checkpoint_name,
     check_expected,
     check_follows,
     check_limit,
+    check_log_filter,
     check_open,
     check_position,
     prepare_append,
@@ -109,12 +113,22 @@ class MemoryStore:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        event_types: Iterable[str | type] | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
         check_open(self._closed, "the MemoryStore")
         sid = StreamId(stream_id)
-        return self.registry.current(
-            self._streams.get(sid, [])[check_position(after_version, "after_version") :]
-        )
+        after_version = check_position(after_version, "after_version")
+        where = check_log_filter(event_types, None, self.registry)
+        backwards, limit = check_backwards(backwards), check_limit(limit)
+        events = self.registry.current(self._streams.get(sid, [])[after_version:])
+        return select_stream(events, where, backwards, limit)
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         check_open(self._closed, "the MemoryStore")
@@ -133,11 +147,45 @@ class MemoryStore:
             merged.sort(key=_by_position)
         return StreamsRead(self.registry.current(merged), versions)
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+        backwards: bool = False,
+    ) -> list[StoredEvent]:
         check_open(self._closed, "the MemoryStore")
         after, limit = check_position(after), check_limit(limit)
+        where = check_log_filter(event_types, categories, self.registry)
+        if check_backwards(backwards):
+            return select_stream(self.registry.current(self._log[after:]), where, True, limit)
+        if where is not None:
+            return self._filtered(after, limit, where).events
         end = None if limit is None else after + limit
         return self.registry.current(self._log[after:end])
+
+    # -- filtered reads ----------------------------------------------------------------------------
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead:
+        check_open(self._closed, "the MemoryStore")
+        after, limit = check_position(after), check_limit(limit)
+        return self._filtered(after, limit, check_log_filter(event_types, categories, self.registry))
+
+    def _filtered(self, after: int, limit: int | None, where: LogFilter | None) -> FilteredRead:
+        log = self._log
+        head = len(log)  # appends publish whole, so every event up to here is readable
+        if self.registry.evolution is None:
+            return scan(itertools.islice(log, after, head), where, after=after, head=head, limit=limit)
+        return scan(self.registry.current(log[after:head]), where, after=after, head=head, limit=limit)
 
     def stream_version(self, stream_id: str) -> int:
         check_open(self._closed, "the MemoryStore")
@@ -170,9 +218,17 @@ class MemoryStore:
                 len(self._log) > after
             )
 
-    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        batch_size: int = 500,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Subscription:
         check_open(self._closed, "the MemoryStore")
-        return Subscription(self, after=check_position(after), batch_size=batch_size)
+        where = check_log_filter(event_types, categories, self.registry)
+        return Subscription(self, after=check_position(after), batch_size=batch_size, where=where)
 
     def close(self) -> None:
         """Refuse every later call with StoreClosed, like the durable stores; idempotent."""

@@ -27,6 +27,7 @@ import pytest
 from ..core.errors import SerializationError, TooLong, UnknownEventType, ValidationError, VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ._contract_events import ContractNote, NotRegistered, Unserializable, note, snapshot, write
+from ._contract_filters import FilteredReadsContract
 from ._contract_rules import PersistentRulesContract, RulesContract
 
 __all__ = [
@@ -48,7 +49,7 @@ NO_STREAM, ANY, NO_CHECK, exact = (
 )
 
 
-class StoreContract(RulesContract):
+class StoreContract(RulesContract, FilteredReadsContract):
     """The behaviour every store shares. Override the ``store`` fixture."""
 
     @pytest.fixture

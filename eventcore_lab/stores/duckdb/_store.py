@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import duckdb
@@ -18,6 +18,7 @@ from ..base import Subscription
 from ..rules import (
     MAX_PAYLOAD_BYTES,
     check_expected,
+    check_log_filter,
     check_position,
     prepare_append,
     stamp_events,
@@ -136,9 +137,17 @@ class DuckDBStore(_ConnectionMixin, _AnalyticsMixin):
         assert batch.events is not None
         return batch.events  # positions may have moved down if an append queued before it failed
 
-    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        batch_size: int = 500,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Subscription:
         self._check_open()
-        return Subscription(self, after=check_position(after), batch_size=batch_size)
+        where = check_log_filter(event_types, categories, self.registry)
+        return Subscription(self, after=check_position(after), batch_size=batch_size, where=where)
 
     def close(self) -> None:
         """Finish queued appends, then close the file. Later calls fail with StoreClosed."""

@@ -27,6 +27,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, "_schema_1.sql"),
     (2, "_schema_2.sql"),
     (3, "_schema_3.sql"),
+    (4, "_schema_4.sql"),
 )
 
 
