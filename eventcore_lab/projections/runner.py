@@ -83,8 +83,9 @@ class ProjectionRunner:
     ``runner.projection`` (or ``runner.query(fn)`` to read under the runner's lock while it runs live).
 
     A :class:`~eventcore_lab.projections.base.Projection` that keeps the default ``apply`` reads only
-    the event types it handles (``event_types=`` chooses others); the store filters them, and the
-    checkpoint still moves to the last position the store looked at, so it reaches the head.
+    the event types it handles (``event_types=`` chooses others, ``filtered=False`` reads every event);
+    the store filters them, and the checkpoint still moves to the last position the store looked at,
+    so it reaches the head.
 
     The checkpoint store defaults to memory: a durable checkpoint only makes sense for a read model that
     is durable too, otherwise a restarted process would skip the events its empty projection needs.
@@ -106,6 +107,7 @@ class ProjectionRunner:
         sleep: Callable[[float], None] = time.sleep,
         observers: Sequence[Any] = (),
         event_types: Iterable[str | type] | None = None,
+        filtered: bool = True,
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InvalidFormat(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -132,7 +134,11 @@ class ProjectionRunner:
         self._factory = factory
         self._projection = projection
         #: The event types read (None: every event); by default those a :class:`Projection` handles.
-        self.event_types = handled_types(projection) if event_types is None else tuple(event_types)
+        self.event_types: tuple[str | type, ...] | None = (
+            handled_types(projection) if event_types is None else tuple(event_types)
+        )
+        if not filtered:
+            self.event_types = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -353,6 +359,7 @@ class ProjectionRunner:
             retry_delay=self.retry_delay,
             sleep=self._sleep,
             event_types=self.event_types,
+            filtered=self.event_types is not None,
         )
         try:
             shadow.run_until_caught_up(progress=progress)

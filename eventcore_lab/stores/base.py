@@ -274,15 +274,17 @@ class Subscription(Iterator[StoredEvent]):
         if where is None:
             self._buffer = self._store.read_all(after=self.position, limit=self._batch_size)
         else:
-            read = self._store.read_filtered(
-                after=self.position,
-                limit=self._batch_size,
-                event_types=where.event_types,
-                categories=where.categories,
-            )
-            self._buffer, self._scanned = read.events, read.position
-            if not self._buffer:
-                self.position = max(self.position, read.position)
+            while True:  # a read may look at part of the log only: go on while it finds nothing but moves
+                read = self._store.read_filtered(
+                    after=self.position,
+                    limit=self._batch_size,
+                    event_types=where.event_types,
+                    categories=where.categories,
+                )
+                self._buffer, self._scanned = read.events, read.position
+                if self._buffer or read.position <= self.position:
+                    break
+                self.position = read.position
         self._index = 0
 
     def poll(self, timeout: float = 0.0) -> StoredEvent | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import itertools
 import operator
 import threading
 import uuid
@@ -181,11 +180,9 @@ class MemoryStore:
         return self._filtered(after, limit, check_log_filter(event_types, categories, self.registry))
 
     def _filtered(self, after: int, limit: int | None, where: LogFilter | None) -> FilteredRead:
-        log = self._log
-        head = len(log)  # appends publish whole, so every event up to here is readable
-        if self.registry.evolution is None:
-            return scan(itertools.islice(log, after, head), where, after=after, head=head, limit=limit)
-        return scan(self.registry.current(log[after:head]), where, after=after, head=head, limit=limit)
+        head = len(self._log)  # appends publish whole, so every event up to here is readable
+        current = None if self.registry.evolution is None else self.registry.current
+        return scan(self._log, after, head, where, after=after, head=head, limit=limit, current=current)
 
     def stream_version(self, stream_id: str) -> int:
         check_open(self._closed, "the MemoryStore")

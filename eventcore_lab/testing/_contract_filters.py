@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ..core.errors import InvalidArgument, StoreClosed, UnknownEventType, ValidationError
-from ..core.events import EventToWrite, StoredEvent
+from ..core.events import EventToWrite, Metadata, StoredEvent
+from ..core.registry import UnknownEvent
 from ..stores.base import EventStore
 from ..stores.filters import category_of
 from ._contract_events import Measured, NotRegistered, note
@@ -218,6 +220,44 @@ class FilteredReadsContract:
             assert sub.position == store.head()  # the cart events were looked at and passed
             [late] = store.append([_event("user-x", MEASURED, 3)])
             assert sub.poll(timeout=5.0) == late
+
+    def test_filters_match_the_type_an_upcaster_renames_to(self, store: EventStore) -> None:
+        from ..evolution import Upcasters
+
+        old_name = "eventcore.contract.OldMeasured"
+        store.append([_event("user-1", NOTE, 1)])
+        old = StoredEvent(
+            event_id=uuid.uuid4(),
+            stream_id="user-2",
+            version=1,
+            position=1,
+            event_type=old_name,
+            payload=UnknownEvent(old_name, b'{"value": 2.5}'),
+            metadata=Metadata(correlation_id="c-old"),
+            recorded_at=datetime(2026, 1, 2, tzinfo=UTC),
+        )
+        store.import_events([old])
+        store.append([_event("user-1", MEASURED, 3), _event("cart-1", NOTE, 4)])
+        chains = Upcasters(store.registry)
+        chains.rename_type(old_name, 1, MEASURED)
+        chains.install()
+        try:
+            measured = store.read_all(event_types=[MEASURED])
+            assert [(e.position, e.event_type) for e in measured] == [(2, MEASURED), (3, MEASURED)]
+            assert measured[0].payload == Measured(value=2.5)
+            assert store.read_all(event_types=[old_name]) == []
+            pages, position = [], 0
+            while (read := store.read_filtered(after=position, limit=1, event_types=[MEASURED])).events:
+                pages += read.events
+                position = read.position
+            assert pages == measured
+            assert store.read_filtered(event_types=[MEASURED]).position == store.head()
+            assert (
+                store.read_all(event_types=[MEASURED], categories=["user"], backwards=True) == measured[::-1]
+            )
+            assert store.read_stream("user-2", event_types=[MEASURED]) == measured[:1]
+        finally:
+            chains.uninstall()
 
     @_HYPOTHESIS
     @given(data=st.data())

@@ -179,13 +179,20 @@ class _ReadingMixin(_DuckDBBase):
         return self._filtered(after, limit, check_log_filter(event_types, categories, self.registry))
 
     def _filtered(self, after: int, limit: int | None, where: LogFilter | None) -> FilteredRead:
+        tail: list[StoredEvent] | None = None
         with self._lock:
             head = self._head
             if after >= head or limit == 0:
                 return FilteredRead([], after)
             if after + 1 >= self._tail_start:
-                tail = self._tail[after + 1 - self._tail_start : head + 1 - self._tail_start]
-                return scan(self.registry.current(tail), where, after=after, head=head, limit=limit)
+                # a copy, taken under the lock (the writer trims the tail); with a limit, a window of it,
+                # so a reader paging through a long tail does not copy all of it for every page
+                end = head if limit is None else min(head, after + max(limit * 16, 8192))
+                tail = self._tail[after + 1 - self._tail_start : end + 1 - self._tail_start]
+                head = end
+        if tail is not None:
+            current = None if self.registry.evolution is None else self.registry.current
+            return scan(tail, 0, len(tail), where, after=after, head=head, limit=limit, current=current)
         if where is not None and where.event_types is not None and self.registry.evolution is not None:
             return scan_in_pages(  # stored type names may not be the names read: filter after decoding
                 lambda wide, start, page: self._filtered_sql(wide, start, head, page),
@@ -234,10 +241,10 @@ class _ReadingMixin(_DuckDBBase):
         query = f"select {_TABLE_COLUMNS} from events where {condition}"
         params = list(params)
         if where is not None and where.event_types is not None:
-            query += " and event_type in (select unnest(?))"
+            query += " and list_contains(?, event_type)"
             params.append(where.sql_types())
         if where is not None and where.categories is not None:
-            query += " and split_part(stream_id, '-', 1) in (select unnest(?))"
+            query += " and list_contains(?, split_part(stream_id, '-', 1))"
             params.append(where.sql_categories())
         query += f" order by {order}"
         if limit is not None:
