@@ -15,13 +15,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import EventCoreError, InvalidFormat, ProcessingFailed, ProjectionError, RebuildFailed
 from ..core.events import StoredEvent
 from ..stores.base import EventStore
 from ._progress import progress_bar
 from .base import fresh_copy, handled_types
+
+if TYPE_CHECKING:
+    from ..snapshots import ProjectionSnapshots
 from .checkpoints import CheckpointStore, MemoryCheckpoints
 
 log = logging.getLogger("eventcore_lab.projections")
@@ -108,6 +111,7 @@ class ProjectionRunner:
         observers: Sequence[Any] = (),
         event_types: Iterable[str | type] | None = None,
         filtered: bool = True,
+        snapshots: ProjectionSnapshots | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InvalidFormat(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -150,6 +154,13 @@ class ProjectionRunner:
         self.applied = 0
         #: The last position applied (or skipped); the next read starts after it.
         self.position = self.checkpoints.load(self.name)
+        #: Snapshots of the projection's state (``every`` applied events); a fitting one is resumed from.
+        self.snapshots = snapshots
+        self._since_snapshot = 0
+        if snapshots is not None:
+            resumed = snapshots.restore(projection, self.name, store)
+            if resumed is not None:
+                self.position = resumed  # the state is the snapshot's: continue right after it
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -256,6 +267,11 @@ class ProjectionRunner:
                 self.position = scanned  # every event up to here that this projection reads is applied
             if self.position != moved:
                 self._save()
+            if self.snapshots is not None and handled:
+                self._since_snapshot += handled
+                if self._since_snapshot >= self.snapshots.every:
+                    self.snapshots.save(self._projection, self.name, batch[handled - 1])
+                    self._since_snapshot = 0
                 if self.observers:
                     self.report_lag(handled)
 
