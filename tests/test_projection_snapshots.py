@@ -81,15 +81,15 @@ def _state(projection: Balances) -> tuple[dict[str, int], list[int]]:
     return projection.balances, projection.history
 
 
-histories = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 2), st.integers(1, 50)), max_size=120)
+histories = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 2), st.integers(1, 50)), max_size=80)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     history=histories,
-    every=st.integers(1, 30),
-    batch_size=st.integers(1, 40),
-    cuts=st.lists(st.integers(0, 120), max_size=4),
+    every=st.integers(1, 12),
+    batch_size=st.integers(1, 25),
+    cuts=st.lists(st.integers(0, 80), min_size=1, max_size=4),
 )
 def test_state_with_snapshots_equals_state_without(
     history: list[tuple[int, int, int]], every: int, batch_size: int, cuts: list[int]
