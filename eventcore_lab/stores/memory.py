@@ -126,8 +126,12 @@ class MemoryStore:
         after_version = check_position(after_version, "after_version")
         where = check_log_filter(event_types, None, self.registry)
         backwards, limit = check_backwards(backwards), check_limit(limit)
-        events = self.registry.current(self._streams.get(sid, [])[after_version:])
-        return select_stream(events, where, backwards, limit)
+        stream = self._streams.get(sid, [])
+        if where is None and not backwards:  # a page of a long stream copies the page only
+            return self.registry.current(
+                stream[after_version : None if limit is None else after_version + limit]
+            )
+        return select_stream(self.registry.current(stream[after_version:]), where, backwards, limit)
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         check_open(self._closed, "the MemoryStore")

@@ -50,7 +50,8 @@ class _ReadingMixin(_DuckDBBase):
         after_version = check_position(after_version, "after_version")
         where = check_log_filter(event_types, None, self.registry)
         backwards, limit = check_backwards(backwards), check_limit(limit)
-        if where is not None and self.registry.evolution is None:
+        if (where is not None or limit is not None) and self.registry.evolution is None:
+            # filtered or paged: SQL reads just those rows, not the whole stream through the cache
             return self._read_stream_sql(sid, after_version, where, backwards, limit)
         events = self.registry.current(list(self._read([sid])[sid][after_version:]))
         return select_stream(events, where, backwards, limit)
@@ -225,7 +226,7 @@ class _ReadingMixin(_DuckDBBase):
         return self._select(where, "position > ? and position <= ?", [after, head], "position desc", limit)
 
     def _read_stream_sql(
-        self, sid: str, after_version: int, where: LogFilter, backwards: bool, limit: int | None
+        self, sid: str, after_version: int, where: LogFilter | None, backwards: bool, limit: int | None
     ) -> list[StoredEvent]:
         with self._lock:
             head = self._head
