@@ -53,9 +53,9 @@ def _reference(store: PostgresStore) -> dict[str, int]:
 
 def test_the_application_role_cannot_set_up_a_read_model(roles: tuple[str, str, str], pg_schema: str) -> None:
     app_dsn, _, _ = roles
-    with pytest.raises(ReadModelError, match="not set up.*migration role"):
+    with pytest.raises(ReadModelError, match=r"not set up.*migration role"):
         DurableReadModel(app_dsn, ApplicationCounts(), schema=pg_schema, partitions=2, migrate=False)
-    with pytest.raises(ReadModelError, match="cannot be set up.*migration role"):
+    with pytest.raises(ReadModelError, match=r"cannot be set up.*migration role"):
         DurableReadModel(app_dsn, ApplicationCounts(), schema=pg_schema, partitions=2)
 
 
@@ -68,7 +68,9 @@ def test_the_migration_role_sets_up_and_the_application_role_runs_workers(
         setup.migrate(grant_to=app)  # idempotent
     with (
         PostgresStore(app_dsn, schema=pg_schema, pool_max=3) as store,
-        DurableReadModel(app_dsn, ApplicationCounts(), schema=pg_schema, partitions=2, migrate=False) as model,
+        DurableReadModel(
+            app_dsn, ApplicationCounts(), schema=pg_schema, partitions=2, migrate=False
+        ) as model,
     ):
         assert model.is_set_up()
         with PartitionWorker(store, model, batch_size=50) as worker:
