@@ -23,6 +23,7 @@ import pytest
 
 from eventcore_lab.distributed import DurableReadModel, PartitionWorker
 from eventcore_lab.distributed.demo import ApplicationCounts
+from eventcore_lab.stores.paging import iter_events
 from eventcore_lab.stores.postgres import PostgresStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +104,7 @@ def test_three_workers_one_killed_equal_a_single_process_replay(
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(timeout=30) == 0, worker.stderr.read() if worker.stderr else ""
 
-        positions = [e.position for e in store.read_all()]
+        positions = [e.position for e in iter_events(store, page_size=5000)]  # constant memory at 1M
         assert len(positions) == EVENTS
         applications = model.frame("applications")
         assert sorted(applications.position) == positions  # every event applied ...

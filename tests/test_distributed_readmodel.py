@@ -23,6 +23,7 @@ from eventcore_lab.distributed import (
 )
 from eventcore_lab.distributed.demo import ApplicationCounts, FixedApplicationCounts, ScaleOutTick, write
 from eventcore_lab.projections import handles
+from eventcore_lab.stores.paging import iter_events
 from eventcore_lab.stores.postgres import PostgresStore
 
 
@@ -313,7 +314,7 @@ def test_blue_green_rebuild_readers_never_see_a_partial_model(
     store: PostgresStore, pg_url: str, pg_schema: str
 ) -> None:
     write(store, events=REBUILD_EVENTS, streams=50, batch=1000)
-    total = sum(e.payload.amount for e in store.read_all())
+    total = sum(e.payload.amount for e in iter_events(store, page_size=5000))  # constant memory at 1M
     with DurableReadModel(pg_url, ApplicationCounts(), schema=pg_schema, partitions=2) as model:
         with PartitionWorker(store, model, batch_size=500) as worker:
             worker.run_until_caught_up()
