@@ -17,15 +17,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from _every_store import KINDS, open_store
 from psycopg import sql
 
-from eventcore_lab import Event, EventToWrite, MemoryStore
+from eventcore_lab import Event, EventToWrite
 from eventcore_lab.core.events import StoredEvent
 from eventcore_lab.projections.base import Projection, handles
 from eventcore_lab.projections.checkpoints import MemoryCheckpoints
 from eventcore_lab.projections.runner import ProjectionRunner
-from eventcore_lab.stores.chaos import ChaosStore
-from eventcore_lab.stores.duckdb import DuckDBStore
 from eventcore_lab.stores.filters import FilteredRead
 from eventcore_lab.stores.postgres import PostgresStore
 from eventcore_lab.testing.contract import write
@@ -117,23 +116,9 @@ def _deposits(store: Any) -> list[int]:
     return positions
 
 
-@pytest.fixture(params=["memory", "chaos", "duckdb", "postgres"])
+@pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        with MemoryStore() as memory:
-            yield memory
-    elif request.param == "chaos":
-        quiet = dict(failure_probability=0, conflict_probability=0, latency=None, seed=1)
-        with ChaosStore(MemoryStore(), **quiet) as chaos:  # type: ignore[arg-type]
-            yield chaos
-    elif request.param == "duckdb":
-        with DuckDBStore(tmp_path / "events.duckdb") as duck:
-            yield duck
-    else:
-        pg_url = request.getfixturevalue("pg_url")
-        schema = request.getfixturevalue("pg_schema")
-        with PostgresStore(pg_url, schema=schema) as pg:
-            yield pg
+    yield from open_store(request, tmp_path)
 
 
 def test_a_type_filtered_runner_applies_exactly_the_matches_and_reaches_the_head(store: Any) -> None:

@@ -4,41 +4,22 @@ from many threads share commits, each still guarded by its own optimistic check.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _every_store import KINDS, open_store
 
 from eventcore_lab import EventToWrite, ExpectedVersion, MemoryStore
 from eventcore_lab.core.batching import BatchingExecutor, GroupCommit
 from eventcore_lab.core.errors import InvalidArgument, VersionConflict
 from eventcore_lab.core.retry import RetryConfig
 from eventcore_lab.examples.banking import Deposit, OpenAccount, account_stream
-from eventcore_lab.stores.chaos import ChaosStore
-from eventcore_lab.stores.duckdb import DuckDBStore
 from eventcore_lab.stores.paging import iter_events, iter_stream
-from eventcore_lab.stores.postgres import PostgresStore
 from eventcore_lab.testing.contract import ContractNote, write
 from eventcore_lab.testing.contract import note as make_note
-
-
-@pytest.fixture(params=["memory", "chaos", "duckdb", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        with MemoryStore() as memory:
-            yield memory
-    elif request.param == "chaos":
-        quiet = dict(failure_probability=0, conflict_probability=0, latency=None, seed=1)
-        with ChaosStore(MemoryStore(), **quiet) as chaos:  # type: ignore[arg-type]
-            yield chaos
-    elif request.param == "duckdb":
-        with DuckDBStore(tmp_path / "events.duckdb") as duck:
-            yield duck
-    else:
-        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
-        with PostgresStore(url, schema=schema, pool_max=12) as pg:
-            yield pg
 
 
 class CountingPages:
@@ -58,6 +39,11 @@ class CountingPages:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+@pytest.fixture(params=KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    yield from open_store(request, tmp_path)
 
 
 def test_streams_and_the_log_are_read_page_by_page(store: Any) -> None:
@@ -87,9 +73,24 @@ def test_streams_and_the_log_are_read_page_by_page(store: Any) -> None:
             list(iter_events(store, page_size=bad))  # type: ignore[arg-type]
 
 
+class SlowReads:
+    """Passes every call through; reads of streams take 20 ms."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def read_streams(self, stream_ids: Any) -> Any:
+        time.sleep(0.02)
+        return self.inner.read_streams(stream_ids)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def test_many_threads_share_commits_and_every_command_lands_once(store: Any) -> None:
     threads, rounds = 8, 6
-    batching = BatchingExecutor(store, max_wait=0.5)
+    # reads that take a while (as over a network): every thread is running before the first append
+    batching = BatchingExecutor(SlowReads(store), max_wait=0.5)
     for t in range(threads):
         batching.execute(OpenAccount(account_stream(f"b{t}"), owner=f"owner {t}"))
     barrier = threading.Barrier(threads)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -50,6 +51,35 @@ class LogFilter(msgspec.Struct, frozen=True):
     def sql_categories(self) -> list[str] | None:
         """The categories to filter on in SQL, sorted (None: any category)."""
         return None if self.categories is None else sorted(self.categories)
+
+
+def select_sql(
+    columns: str,
+    table: str,
+    condition: str,
+    params: list[Any],
+    where: LogFilter | None,
+    *,
+    contains: str,
+    order: str,
+    limit: int | None,
+    placeholder: str,
+) -> tuple[str, list[Any]]:
+    """One SELECT of events under ``condition`` and ``where`` (matched on stored names), for a SQL store:
+    ``contains`` says how its dialect tests membership in a list parameter, e.g. ``"{} = ANY(%s)"``."""
+    query = f"SELECT {columns} FROM {table} WHERE {condition}"
+    values = list(params)
+    if where is not None and where.event_types is not None:
+        query += " AND " + contains.format("event_type")
+        values.append(where.sql_types())
+    if where is not None and where.categories is not None:
+        query += " AND " + contains.format("split_part(stream_id, '-', 1)")
+        values.append(where.sql_categories())
+    query += f" ORDER BY {order}"
+    if limit is not None:
+        query += f" LIMIT {placeholder}"
+        values.append(limit)
+    return query, values
 
 
 class FilteredRead(msgspec.Struct, frozen=True):

@@ -16,7 +16,7 @@ import msgspec
 from ...core.events import Metadata, StoredEvent
 from ...core.ids import StreamId
 from ..base import StreamsRead
-from ..filters import FilteredRead, LogFilter, scan, scan_in_pages, select_stream
+from ..filters import FilteredRead, LogFilter, scan, scan_in_pages, select_sql, select_stream
 from ..rules import (
     check_backwards,
     check_limit,
@@ -239,18 +239,17 @@ class _ReadingMixin(_DuckDBBase):
         self, where: LogFilter | None, condition: str, params: list[Any], order: str, limit: int | None
     ) -> list[StoredEvent]:
         """Events matching ``condition`` and ``where``, decoded; ``where`` is matched on stored names."""
-        query = f"select {_TABLE_COLUMNS} from events where {condition}"
-        params = list(params)
-        if where is not None and where.event_types is not None:
-            query += " and list_contains(?, event_type)"
-            params.append(where.sql_types())
-        if where is not None and where.categories is not None:
-            query += " and list_contains(?, split_part(stream_id, '-', 1))"
-            params.append(where.sql_categories())
-        query += f" order by {order}"
-        if limit is not None:
-            query += " limit ?"
-            params.append(limit)
+        query, params = select_sql(
+            _TABLE_COLUMNS,
+            "events",
+            condition,
+            params,
+            where,
+            contains="list_contains(?, {})",
+            order=order,
+            limit=limit,
+            placeholder="?",
+        )
         with self._db_lock:
             self._check_open()
             rows = self._con.execute(query, params).fetchall()

@@ -19,7 +19,7 @@ from ...core.ids import StreamId
 from .. import bulk
 from .._stream_cache import StreamCache
 from ..base import StreamsRead
-from ..filters import FilteredRead, LogFilter, scan_in_pages, select_stream
+from ..filters import FilteredRead, LogFilter, scan_in_pages, select_sql, select_stream
 from ..rules import (
     check_backwards,
     check_checkpoint_name,
@@ -272,19 +272,17 @@ class _ReadingMixin(_NotifyMixin):
         self, where: LogFilter | None, condition: str, params: list[Any], order: str, limit: int | None
     ) -> tuple[str, list[Any]]:
         """One SELECT of events; ``where`` is matched on stored names, with the indexes of migration 4."""
-        query = f"SELECT {_COLUMNS} FROM {self._table} WHERE {condition}"
-        values = list(params)
-        if where is not None and where.event_types is not None:
-            query += " AND event_type = ANY(%s::text[])"
-            values.append(where.sql_types())
-        if where is not None and where.categories is not None:
-            query += " AND split_part(stream_id, '-', 1) = ANY(%s::text[])"
-            values.append(where.sql_categories())
-        query += f" ORDER BY {order}"
-        if limit is not None:
-            query += " LIMIT %s"
-            values.append(limit)
-        return query, values
+        return select_sql(
+            _COLUMNS,
+            self._table,
+            condition,
+            params,
+            where,
+            contains="{} = ANY(%s::text[])",
+            order=order,
+            limit=limit,
+            placeholder="%s",
+        )
 
     def _settle(self, conn: psycopg.Connection[Any], start: int, end: int) -> str:
         """Judge the missing positions ``start..end`` (a later position is visible): see settle_gap.
