@@ -317,7 +317,7 @@ def test_blue_green_rebuild_readers_never_see_a_partial_model(
     total = sum(e.payload.amount for e in iter_events(store, page_size=5000))  # constant memory at 1M
     with DurableReadModel(pg_url, ApplicationCounts(), schema=pg_schema, partitions=2) as model:
         with PartitionWorker(store, model, batch_size=500) as worker:
-            worker.run_until_caught_up()
+            worker.run_until_caught_up(timeout=max(60.0, REBUILD_EVENTS / 500))  # 1M events: ~30 min allowed
         seen: list[tuple[int, int]] = []
         stop = threading.Event()
 
