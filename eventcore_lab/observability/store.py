@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
+from ..stores.filters import log_options, stream_options
 from ._hook import notify
 from .events import Observer, StoreOperation
 
@@ -84,9 +85,7 @@ class ObservedStore:
             "read_stream",
             stream_id,
             after_version=after_version,
-            event_types=event_types,
-            backwards=backwards,
-            limit=limit,
+            **stream_options(event_types, backwards, limit),
         )
         return result
 
@@ -111,12 +110,7 @@ class ObservedStore:
         backwards: bool = False,
     ) -> list[StoredEvent]:
         result: list[StoredEvent] = self._read(
-            "read_all",
-            after=after,
-            limit=limit,
-            event_types=event_types,
-            categories=categories,
-            backwards=backwards,
+            "read_all", after=after, limit=limit, **log_options(event_types, categories, backwards)
         )
         return result
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import EventCoreError, InvalidFormat, ProcessingFailed, ProjectionError, RebuildFailed
 from ..core.events import StoredEvent
-from ..stores.base import EventStore
+from ..stores.base import EventStore, FilteredReads
 from ._progress import progress_bar
 from .base import fresh_copy, handled_types
 
@@ -232,7 +232,7 @@ class ProjectionRunner:
 
     def _read(self) -> tuple[list[StoredEvent], int]:
         """The next batch, and the position the store looked up to (past events filtered out)."""
-        if not self.event_types:
+        if not self.event_types or not isinstance(self.store, FilteredReads):
             batch = self.store.read_all(after=self.position, limit=self.batch_size)
             return batch, batch[-1].position if batch else self.position
         read = self.store.read_filtered(
@@ -272,8 +272,8 @@ class ProjectionRunner:
                 if self._since_snapshot >= self.snapshots.every:
                     self.snapshots.save(self._projection, self.name, batch[handled - 1])
                     self._since_snapshot = 0
-                if self.observers:
-                    self.report_lag(handled)
+            if self.observers and self.position != moved:
+                self.report_lag(handled)
 
     def _recover(self, event: StoredEvent, exc: Exception) -> None:
         """Retry, skip or stop on ``event``; return only if the runner may go on after it."""

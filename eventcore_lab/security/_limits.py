@@ -20,7 +20,7 @@ from ..core.executor import Executor
 from ..core.ids import StreamId
 from ..core.retry import RetryConfig
 from ..stores.base import EventStore, StreamsRead, Subscription
-from ..stores.filters import FilteredRead
+from ..stores.filters import FilteredRead, log_options, stream_options
 from ..stores.rules import check_log_filter
 
 
@@ -134,7 +134,7 @@ class LimitedStore:
     ) -> list[StoredEvent]:
         self._check_page(limit, "read_all")
         return self.inner.read_all(
-            after=after, limit=limit, event_types=event_types, categories=categories, backwards=backwards
+            after=after, limit=limit, **log_options(event_types, categories, backwards)
         )
 
     def read_filtered(
@@ -174,7 +174,7 @@ class LimitedStore:
         limit: int | None = None,
     ) -> list[StoredEvent]:
         return self.inner.read_stream(
-            stream_id, after_version=after_version, event_types=event_types, backwards=backwards, limit=limit
+            stream_id, after_version=after_version, **stream_options(event_types, backwards, limit)
         )
 
     def stream_version(self, stream_id: str) -> int:

@@ -169,6 +169,21 @@ class Queries(Protocol):
 
 
 @runtime_checkable
+class FilteredReads(Protocol):
+    """A store that filters the log by event type and stream category (every built-in store; a store
+    written against the older protocol may not: a runner then reads every event)."""
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead: ...
+
+
+@runtime_checkable
 class Checkpoints(Protocol):
     """A store that keeps projection checkpoints next to its log (memory, DuckDB, PostgreSQL)."""
 

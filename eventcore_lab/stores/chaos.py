@@ -16,7 +16,7 @@ from typing import Any
 from ..core.errors import ConnectionFailed, InvalidArgument, TransactionError, VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from .base import EventStore, StreamsRead, Subscription
-from .filters import FilteredRead
+from .filters import FilteredRead, log_options, stream_options
 
 
 @dataclass
@@ -136,7 +136,7 @@ class ChaosStore:
         limit: int | None = None,
     ) -> list[StoredEvent]:
         return self.inner.read_stream(
-            stream_id, after_version=after_version, event_types=event_types, backwards=backwards, limit=limit
+            stream_id, after_version=after_version, **stream_options(event_types, backwards, limit)
         )
 
     def read_all(
@@ -149,7 +149,7 @@ class ChaosStore:
         backwards: bool = False,
     ) -> list[StoredEvent]:
         return self.inner.read_all(
-            after=after, limit=limit, event_types=event_types, categories=categories, backwards=backwards
+            after=after, limit=limit, **log_options(event_types, categories, backwards)
         )
 
     def read_filtered(
@@ -182,7 +182,7 @@ class ChaosStore:
         categories: Iterable[str] | None = None,
     ) -> Subscription:
         return self.inner.subscribe(
-            after=after, batch_size=batch_size, event_types=event_types, categories=categories
+            after=after, batch_size=batch_size, **log_options(event_types, categories)
         )
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:
