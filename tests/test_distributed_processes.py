@@ -61,6 +61,7 @@ def replay_schema(pg_url: str, pg_schema: str) -> Iterator[str]:
         conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
+@pytest.mark.timeout(max(600, EVENTS // 200))  # the suite's 600 s is too short for 1,000,000
 def test_three_workers_one_killed_equal_a_single_process_replay(
     pg_url: str, pg_schema: str, replay_schema: str, record_property: pytest.RecordProperty
 ) -> None:

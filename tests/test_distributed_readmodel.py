@@ -310,6 +310,7 @@ class CountsV2(ApplicationCounts):
 REBUILD_EVENTS = int(os.environ.get("EVENTCORE_REBUILD_EVENTS", "3000"))  # 1000000 for the full must-show
 
 
+@pytest.mark.timeout(max(600, REBUILD_EVENTS // 200))  # the suite's 600 s is too short for 1,000,000
 def test_blue_green_rebuild_readers_never_see_a_partial_model(
     store: PostgresStore, pg_url: str, pg_schema: str
 ) -> None:
