@@ -14,12 +14,9 @@ import argparse
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
-
-import psycopg
 
 from eventcore_lab import Executor
 from eventcore_lab.core.batching import BatchingExecutor
@@ -27,7 +24,7 @@ from eventcore_lab.examples.banking import Deposit, OpenAccount, account_stream
 from eventcore_lab.stores.duckdb import DuckDBStore
 from eventcore_lab.stores.postgres import PostgresStore
 
-from .environment import find_postgres
+from .environment import find_postgres, scratch_schema
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,13 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     if dsn is None:
         print(f"| PostgreSQL | not measured: no server ({where}) | | |")
         return 0
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with PostgresStore(dsn, schema=schema, pool_max=args.threads + 2) as pg:
-            print(measure("PostgreSQL", pg, args.threads, args.commands), flush=True)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with scratch_schema(dsn) as schema, PostgresStore(dsn, schema=schema, pool_max=args.threads + 2) as pg:
+        print(measure("PostgreSQL", pg, args.threads, args.commands), flush=True)
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -121,3 +123,18 @@ def pg_settings(dsn: str) -> dict[str, str]:
         "user": str(info.get("user", "postgres")),
         "password": str(info.get("password", "")),
     }
+
+
+@contextmanager
+def scratch_schema(dsn: str) -> Iterator[str]:
+    """A fresh schema name for one benchmark case, dropped (with everything in it) afterwards."""
+    import uuid
+
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -15,12 +15,9 @@ import argparse
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
-
-import psycopg
 
 from eventcore_lab import Event, EventToWrite, MemoryStore, StoredEvent
 from eventcore_lab.projections.base import Projection, handles
@@ -28,7 +25,7 @@ from eventcore_lab.projections.runner import ProjectionRunner
 from eventcore_lab.stores.duckdb import DuckDBStore
 from eventcore_lab.stores.postgres import PostgresStore
 
-from .environment import find_postgres
+from .environment import find_postgres, scratch_schema
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -131,13 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         if dsn is None:
             print(f"| PostgreSQL | not measured: no server ({where}) | | |")
             return 0
-        schema = f"bench_{uuid.uuid4().hex[:12]}"
-        try:
-            with PostgresStore(dsn, schema=schema) as pg:
-                print(measure("PostgreSQL", pg, args.events, args.match_every, args.repeats), flush=True)
-        finally:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        with scratch_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as pg:
+            print(measure("PostgreSQL", pg, args.events, args.match_every, args.repeats), flush=True)
     return 0
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
-from ..stores.filters import log_options, stream_options
+from ..stores.filters import given_options
 from ._hook import notify
 from .events import Observer, StoreOperation
 
@@ -85,7 +85,7 @@ class ObservedStore:
             "read_stream",
             stream_id,
             after_version=after_version,
-            **stream_options(event_types, backwards, limit),
+            **given_options(event_types=event_types, backwards=backwards, limit=limit),
         )
         return result
 
@@ -110,7 +110,10 @@ class ObservedStore:
         backwards: bool = False,
     ) -> list[StoredEvent]:
         result: list[StoredEvent] = self._read(
-            "read_all", after=after, limit=limit, **log_options(event_types, categories, backwards)
+            "read_all",
+            after=after,
+            limit=limit,
+            **given_options(event_types=event_types, categories=categories, backwards=backwards),
         )
         return result
 

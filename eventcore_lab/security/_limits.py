@@ -20,7 +20,7 @@ from ..core.executor import Executor
 from ..core.ids import StreamId
 from ..core.retry import RetryConfig
 from ..stores.base import EventStore, StreamsRead, Subscription
-from ..stores.filters import FilteredRead, log_options, stream_options
+from ..stores.filters import FilteredRead, given_options
 from ..stores.rules import check_log_filter
 
 
@@ -134,7 +134,9 @@ class LimitedStore:
     ) -> list[StoredEvent]:
         self._check_page(limit, "read_all")
         return self.inner.read_all(
-            after=after, limit=limit, **log_options(event_types, categories, backwards)
+            after=after,
+            limit=limit,
+            **given_options(event_types=event_types, categories=categories, backwards=backwards),
         )
 
     def read_filtered(
@@ -174,7 +176,9 @@ class LimitedStore:
         limit: int | None = None,
     ) -> list[StoredEvent]:
         return self.inner.read_stream(
-            stream_id, after_version=after_version, **stream_options(event_types, backwards, limit)
+            stream_id,
+            after_version=after_version,
+            **given_options(event_types=event_types, backwards=backwards, limit=limit),
         )
 
     def stream_version(self, stream_id: str) -> int:

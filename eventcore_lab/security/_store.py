@@ -26,7 +26,7 @@ from ..core.errors import VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent, VersionCheck
 from ..core.ids import StreamId
 from ..stores.base import EventStore, StreamsRead, Subscription
-from ..stores.filters import FilteredRead, log_options, stream_options
+from ..stores.filters import FilteredRead, given_options
 from ..stores.rules import check_log_filter
 from . import _crypto
 from ._crypto import REDACTED
@@ -281,7 +281,9 @@ class ProtectedStore:
     ) -> list[StoredEvent]:
         return self._open_all(
             self.inner.read_stream(
-                stream_id, after_version=after_version, **stream_options(event_types, backwards, limit)
+                stream_id,
+                after_version=after_version,
+                **given_options(event_types=event_types, backwards=backwards, limit=limit),
             )
         )
 
@@ -300,7 +302,11 @@ class ProtectedStore:
         backwards: bool = False,
     ) -> list[StoredEvent]:
         return self._open_all(
-            self.inner.read_all(after=after, limit=limit, **log_options(event_types, categories, backwards))
+            self.inner.read_all(
+                after=after,
+                limit=limit,
+                **given_options(event_types=event_types, categories=categories, backwards=backwards),
+            )
         )
 
     def read_filtered(

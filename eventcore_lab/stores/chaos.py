@@ -16,7 +16,7 @@ from typing import Any
 from ..core.errors import ConnectionFailed, InvalidArgument, TransactionError, VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from .base import EventStore, StreamsRead, Subscription
-from .filters import FilteredRead, log_options, stream_options
+from .filters import FilteredRead, given_options
 
 
 @dataclass
@@ -136,7 +136,9 @@ class ChaosStore:
         limit: int | None = None,
     ) -> list[StoredEvent]:
         return self.inner.read_stream(
-            stream_id, after_version=after_version, **stream_options(event_types, backwards, limit)
+            stream_id,
+            after_version=after_version,
+            **given_options(event_types=event_types, backwards=backwards, limit=limit),
         )
 
     def read_all(
@@ -149,7 +151,9 @@ class ChaosStore:
         backwards: bool = False,
     ) -> list[StoredEvent]:
         return self.inner.read_all(
-            after=after, limit=limit, **log_options(event_types, categories, backwards)
+            after=after,
+            limit=limit,
+            **given_options(event_types=event_types, categories=categories, backwards=backwards),
         )
 
     def read_filtered(
@@ -182,7 +186,9 @@ class ChaosStore:
         categories: Iterable[str] | None = None,
     ) -> Subscription:
         return self.inner.subscribe(
-            after=after, batch_size=batch_size, **log_options(event_types, categories)
+            after=after,
+            batch_size=batch_size,
+            **given_options(event_types=event_types, categories=categories),
         )
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:

@@ -94,30 +94,14 @@ class FilteredRead(msgspec.Struct, frozen=True):
     position: int
 
 
-def stream_options(event_types: object, backwards: object, limit: object) -> dict[str, Any]:
-    """The ``read_stream`` options a caller gave, defaults left out: a wrapper forwards them so that
-    an inner store written against the plain signature still serves plain reads."""
-    options: dict[str, Any] = {}
-    if event_types is not None:
-        options["event_types"] = event_types
-    if backwards is not False:
-        options["backwards"] = backwards
-    if limit is not None:
-        options["limit"] = limit
-    return options
-
-
-def log_options(event_types: object, categories: object, backwards: object = False) -> dict[str, Any]:
-    """The ``read_all``/``subscribe`` filter options a caller gave, defaults left out (see
-    :func:`stream_options`)."""
-    options: dict[str, Any] = {}
-    if event_types is not None:
-        options["event_types"] = event_types
-    if categories is not None:
-        options["categories"] = categories
-    if backwards is not False:
-        options["backwards"] = backwards
-    return options
+def given_options(**options: object) -> dict[str, Any]:
+    """The read options a caller gave, defaults (None; False for ``backwards``) left out: a wrapper
+    forwards them so that an inner store written against the plain signature still serves plain reads."""
+    return {
+        name: value
+        for name, value in options.items()
+        if value is not (False if name == "backwards" else None)
+    }
 
 
 def select_stream(

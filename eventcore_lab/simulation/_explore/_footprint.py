@@ -13,7 +13,7 @@ from typing import Any
 
 from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ...stores.base import StreamsRead
-from ...stores.filters import FilteredRead, log_options, stream_options
+from ...stores.filters import FilteredRead, given_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,9 @@ class RecordingStore:
     ) -> list[StoredEvent]:
         self._reads.add(str(stream_id))
         result: list[StoredEvent] = self.inner.read_stream(
-            stream_id, after_version=after_version, **stream_options(event_types, backwards, limit)
+            stream_id,
+            after_version=after_version,
+            **given_options(event_types=event_types, backwards=backwards, limit=limit),
         )
         return result
 
@@ -87,7 +89,9 @@ class RecordingStore:
     ) -> list[StoredEvent]:
         self._everything = True
         result: list[StoredEvent] = self.inner.read_all(
-            after=after, limit=limit, **log_options(event_types, categories, backwards)
+            after=after,
+            limit=limit,
+            **given_options(event_types=event_types, categories=categories, backwards=backwards),
         )
         return result
 
