@@ -172,6 +172,15 @@ class EventRegistry:
                 "or call registry.register(cls)"
             ) from None
 
+    def name_of(self, cls: type) -> str:
+        """The registered name of the event class ``cls`` (registering it if declared for first use)."""
+        try:
+            return self._by_class[cls]
+        except KeyError:
+            if self._register_deferred(cls, None):
+                return self._by_class[cls]
+            raise UnknownEventType(f"{cls.__qualname__} is not a registered event class") from None
+
     def event_class(self, type_name: str) -> type:
         try:
             return self._by_name[type_name]

@@ -16,7 +16,6 @@ from ._errors import ReadModelError
 _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 BOOKKEEPING = """
-CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.ec_readmodels (
     name TEXT PRIMARY KEY,
     live INT NOT NULL,

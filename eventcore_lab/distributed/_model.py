@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
+from psycopg import sql as pg_sql
 
 from ..core.events import StoredEvent
 from ..stores.base import EventStore
@@ -67,8 +68,13 @@ class DurableReadModel:
     ``dsn`` is a PostgreSQL connection string, or the PostgresStore itself: then the model, each of its
     workers and each rebuild hold one of the store's pooled connections while they live (size
     ``pool_max`` for them), and ``schema`` defaults to the store's. ``schema`` holds the bookkeeping and
-    the tables (usually the store's schema; "public" by default for a DSN). Creating the object creates
-    what is missing; any number of processes may do so at once.
+    the tables (usually the store's schema; "public" by default for a DSN).
+
+    Creating the object only reads (plain SELECTs) when the read model is set up, so an application
+    role without CREATE rights (see :func:`eventcore_lab.security.harden`) can run it. What is missing
+    is created by :meth:`migrate` (DDL): creation calls it, unless ``migrate=False``, which raises
+    ReadModelError instead. Set up once with the migration role, ``DurableReadModel(migration_dsn,
+    projection, ...).migrate(grant_to="app_role")``; any number of processes may do so at once.
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class DurableReadModel:
         partitions: int = 1,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        migrate: bool = True,
     ) -> None:
         self.projection = check_declaration(projection)
         self.name = projection.name
@@ -94,7 +101,17 @@ class DurableReadModel:
         self._sleep = sleep
         self._dsn = dsn if isinstance(dsn, str) else ""
         self._conn = self.connect()
-        self._ensure()
+        try:
+            if not self.is_set_up():
+                if not migrate:
+                    raise ReadModelError(
+                        f"read model {self.name!r} is not set up in schema {self.names.schema!r}: run "
+                        "DurableReadModel(...).migrate() with the migration role first"
+                    )
+                self.migrate()
+        except BaseException:
+            self._conn.close()
+            raise
 
     def __repr__(self) -> str:
         return f"<DurableReadModel {self.name!r} in {self.names.schema}, {self.partitions} partitions>"
@@ -117,10 +134,67 @@ class DurableReadModel:
 
     # -- set-up ------------------------------------------------------------------------------------
 
+    def is_set_up(self) -> bool:
+        """Whether the bookkeeping, this model's row and its live views exist (plain SELECTs, no DDL).
+
+        Raises ReadModelError when the model exists with another partition count."""
+        n = self.names
+        found = self._conn.execute("SELECT to_regclass(%s) IS NOT NULL", (n.readmodels,)).fetchone()
+        if not (found and found[0]):
+            return False
+        row = self._conn.execute(
+            f"SELECT partitions FROM {n.readmodels} WHERE name = %s", (self.name,)
+        ).fetchone()
+        if row is None:
+            return False
+        self._check_partitions(int(row[0]))
+        needed = [n.checkpoints, n.leases, n.members, n.dead_letters] + [n.view(t) for t in self.tables]
+        found = self._conn.execute(
+            "SELECT bool_and(to_regclass(x) IS NOT NULL) FROM unnest(%s::text[]) AS x", (needed,)
+        ).fetchone()
+        return bool(found and found[0])
+
+    def migrate(self, *, grant_to: str | None = None) -> None:
+        """Create what is missing: bookkeeping, this model's row, tables and views (DDL: run it with the
+        migration role, or any role with CREATE on the schema). ``grant_to`` names the application
+        role that then reads and writes them (SELECT, INSERT, UPDATE, DELETE); idempotent."""
+        try:
+            self._ensure()
+            if grant_to is not None:
+                with self._conn.transaction():
+                    self._grant(self._conn, grant_to, self.live_generation(), self.tables)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise ReadModelError(
+                f"read model {self.name!r} cannot be set up in schema {self.names.schema!r} by this role "
+                f"({exc.diag.message_primary}): run migrate() with the migration role"
+            ) from exc
+
+    def _grant(self, conn: psycopg.Connection[Any], role: str, generation: int, tables: list[str]) -> None:
+        """Let ``role`` use the bookkeeping and ``generation``'s tables and the views (no DDL rights)."""
+        n = self.names
+        who = pg_sql.Identifier(role)
+        owned = [n.readmodels, n.checkpoints, n.leases, n.members, n.dead_letters]
+        owned += [n.table(generation, t) for t in tables]
+        conn.execute(pg_sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(pg_sql.Identifier(n.schema), who))
+        for name in owned:
+            conn.execute(pg_sql.SQL(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {{}}").format(who))
+        for table in tables:
+            conn.execute(pg_sql.SQL(f"GRANT SELECT ON {n.view(table)} TO {{}}").format(who))
+
+    def _check_partitions(self, partitions: int) -> None:
+        if partitions != self.partitions:
+            raise ReadModelError(
+                f"read model {self.name!r} has {partitions} partitions, not {self.partitions}: the partition "
+                "count is fixed when the read model is created"
+            )
+
     def _ensure(self) -> None:
         n = self.names
         with self._conn.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ec_readmodel:{n.schema}",))
+            found = self._conn.execute("SELECT to_regnamespace(%s) IS NOT NULL", (n.schema,)).fetchone()
+            if not (found and found[0]):  # a schema owner without CREATE on the database may set up
+                self._conn.execute(f"CREATE SCHEMA {n.schema}")
             self._conn.execute(BOOKKEEPING.format(s=n.schema))
             row = self._conn.execute(
                 f"SELECT partitions FROM {n.readmodels} WHERE name = %s", (self.name,)
@@ -137,11 +211,8 @@ class DurableReadModel:
                     "SELECT %s, g FROM generate_series(0, %s - 1) g",
                     (self.name, self.partitions),
                 )
-            elif row[0] != self.partitions:
-                raise ReadModelError(
-                    f"read model {self.name!r} has {row[0]} partitions, not {self.partitions}: the partition "
-                    "count is fixed when the read model is created"
-                )
+            else:
+                self._check_partitions(int(row[0]))
 
     def _create_generation(
         self, conn: psycopg.Connection[Any], generation: int, projection: TableProjection | None = None
@@ -333,12 +404,19 @@ class DurableReadModel:
     # -- blue/green rebuild ----------------------------------------------------------------------------
 
     def rebuild(
-        self, store: EventStore, projection: TableProjection | None = None, *, batch_size: int = 2000
+        self,
+        store: EventStore,
+        projection: TableProjection | None = None,
+        *,
+        batch_size: int = 2000,
+        grant_to: str | None = None,
     ) -> int:
         """Build a new generation from the whole log beside the live one, then swap it in atomically.
 
         ``projection`` may be a new version of the fold (same name); after the swap, workers running the
-        old version stop with ReadModelError. Returns the new live generation.
+        old version stop with ReadModelError. Returns the new live generation. A rebuild creates tables
+        and views (DDL): run it with the migration role, and ``grant_to`` the application role, which
+        gets the new generation's tables with them.
         """
         fresh = check_declaration(projection or self.projection)
         if type(fresh).name != self.name:
@@ -359,6 +437,8 @@ class DurableReadModel:
                     (generation, self.name),
                 )
                 self._create_generation(conn, generation, fresh)
+                if grant_to is not None:
+                    self._grant(conn, grant_to, generation, tables)
             position = 0
             every = list(range(self.partitions))
             while True:
@@ -376,6 +456,8 @@ class DurableReadModel:
                     position = events[-1].position
                 self.save_checkpoints(conn, generation, every, position)
                 self._point_views(conn, generation, tables)
+                if grant_to is not None:
+                    self._grant(conn, grant_to, generation, tables)
                 conn.execute(
                     f"UPDATE {self.names.readmodels} SET live = %s, version = %s, building = NULL, "
                     "swapped_at = now() WHERE name = %s",

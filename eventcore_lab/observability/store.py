@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.query import AppendCondition, Query
+from ..stores.filters import given_options
 from ..stores.health import StoreHealth, health_of
 from ._hook import notify
 from .events import Observer, StoreOperation
@@ -80,8 +81,21 @@ class ObservedStore:
         self._report("read", method, started, count, True)
         return result
 
-    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
-        result: list[StoredEvent] = self._read("read_stream", stream_id, after_version=after_version)
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        event_types: Iterable[str | type] | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        result: list[StoredEvent] = self._read(
+            "read_stream",
+            stream_id,
+            after_version=after_version,
+            **given_options(event_types=event_types, backwards=backwards, limit=limit),
+        )
         return result
 
     def read_streams(self, stream_ids: Iterable[str]) -> Any:
@@ -95,12 +109,37 @@ class ObservedStore:
         self._report("read", "read_streams", started, len(result.events), True)
         return result
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
-        result: list[StoredEvent] = self._read("read_all", after=after, limit=limit)
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+        backwards: bool = False,
+    ) -> list[StoredEvent]:
+        result: list[StoredEvent] = self._read(
+            "read_all",
+            after=after,
+            limit=limit,
+            **given_options(event_types=event_types, categories=categories, backwards=backwards),
+        )
         return result
 
     def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> Any:
         return self._read("read_query", query, after=after, limit=limit)
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Any:
+        return self._read(
+            "read_filtered", after=after, limit=limit, event_types=event_types, categories=categories
+        )
 
     def stream_version(self, stream_id: str) -> int:
         return int(self.inner.stream_version(stream_id))
@@ -111,10 +150,19 @@ class ObservedStore:
     def wait_for_events(self, after: int, timeout: float) -> bool:
         return bool(self.inner.wait_for_events(after, timeout))
 
-    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Any:
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        batch_size: int = 500,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Any:
         from ..stores.base import Subscription
+        from ..stores.rules import check_log_filter
 
-        return Subscription(self, after=after, batch_size=batch_size)
+        where = check_log_filter(event_types, categories, self.inner.registry)
+        return Subscription(self, after=after, batch_size=batch_size, where=where)
 
     def health(self) -> StoreHealth:
         return health_of(self.inner)

@@ -98,6 +98,15 @@ class Projection:
                 handler(self, event)
 
 
+def handled_types(projection: object) -> tuple[type, ...] | None:
+    """The event classes a runner needs to read for ``projection``: those of a :class:`Projection`
+    that dispatches with the default ``apply`` (it ignores every other event); None (every event)
+    for anything else, or for a projection that handles nothing."""
+    if not isinstance(projection, Projection) or type(projection).apply is not Projection.apply:
+        return None
+    return projection.handled_types() or None
+
+
 def fold(projection: P, events: Iterable[StoredEvent]) -> P:
     """Apply ``events`` to ``projection`` in order and return it: the reference every runner must match."""
     apply_all = getattr(projection, "apply_all", None)

@@ -12,16 +12,19 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import EventCoreError, InvalidFormat, ProcessingFailed, ProjectionError, RebuildFailed
 from ..core.events import StoredEvent
-from ..stores.base import EventStore
+from ..stores.base import EventStore, FilteredReads
 from ._progress import progress_bar
-from .base import fresh_copy
+from .base import fresh_copy, handled_types
+
+if TYPE_CHECKING:
+    from ..snapshots import ProjectionSnapshots
 from .checkpoints import CheckpointStore, MemoryCheckpoints
 
 log = logging.getLogger("eventcore_lab.projections")
@@ -82,6 +85,11 @@ class ProjectionRunner:
     ``start()``/``stop()`` follow the log live in a background thread. Read the projection through
     ``runner.projection`` (or ``runner.query(fn)`` to read under the runner's lock while it runs live).
 
+    A :class:`~eventcore_lab.projections.base.Projection` that keeps the default ``apply`` reads only
+    the event types it handles (``event_types=`` chooses others, ``filtered=False`` reads every event);
+    the store filters them, and the checkpoint still moves to the last position the store looked at,
+    so it reaches the head.
+
     The checkpoint store defaults to memory: a durable checkpoint only makes sense for a read model that
     is durable too, otherwise a restarted process would skip the events its empty projection needs.
     """
@@ -101,6 +109,9 @@ class ProjectionRunner:
         poll_interval: float = 0.25,
         sleep: Callable[[float], None] = time.sleep,
         observers: Sequence[Any] = (),
+        event_types: Iterable[str | type] | None = None,
+        filtered: bool = True,
+        snapshots: ProjectionSnapshots | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InvalidFormat(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -126,6 +137,12 @@ class ProjectionRunner:
         self.observers = tuple(observers)
         self._factory = factory
         self._projection = projection
+        #: The event types read (None: every event); by default those a :class:`Projection` handles.
+        self.event_types: tuple[str | type, ...] | None = (
+            handled_types(projection) if event_types is None else tuple(event_types)
+        )
+        if not filtered:
+            self.event_types = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -137,6 +154,13 @@ class ProjectionRunner:
         self.applied = 0
         #: The last position applied (or skipped); the next read starts after it.
         self.position = self.checkpoints.load(self.name)
+        #: Snapshots of the projection's state (``every`` applied events); a fitting one is resumed from.
+        self.snapshots = snapshots
+        self._since_snapshot = 0
+        if snapshots is not None:
+            resumed = snapshots.restore(projection, self.name, store)
+            if resumed is not None:
+                self.position = resumed  # the state is the snapshot's: continue right after it
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -188,24 +212,35 @@ class ProjectionRunner:
         before = self.applied + len(self.skipped)
         with progress_bar(max(target - self.position, 0), f"replay {self.name}", progress) as bar:
             while self.position < target:
-                done = self._step(target)
-                if not done:
+                moved = self._step(target)
+                if not moved:
                     break
-                bar.update(done)
+                bar.update(moved)
         return self.applied + len(self.skipped) - before
 
     def _step(self, target: int | None) -> int:
-        """Read and apply one batch; return the number of events handled (0 when there were none)."""
+        """Read and apply one batch; return how many positions the checkpoint moved (0: none)."""
         with self._lock:
-            batch = self.store.read_all(after=self.position, limit=self.batch_size)
-            if target is not None and batch and batch[-1].position > target:
+            start = self.position
+            batch, scanned = self._read()
+            if target is not None and scanned > target:
                 positions = [e.position for e in batch]
                 batch = batch[: bisect.bisect_right(positions, target)]
-            if batch:
-                self._apply_batch(batch)
-            return len(batch)
+                scanned = target
+            self._apply_batch(batch, scanned)
+            return self.position - start
 
-    def _apply_batch(self, batch: list[StoredEvent]) -> None:
+    def _read(self) -> tuple[list[StoredEvent], int]:
+        """The next batch, and the position the store looked up to (past events filtered out)."""
+        if not self.event_types or not isinstance(self.store, FilteredReads):
+            batch = self.store.read_all(after=self.position, limit=self.batch_size)
+            return batch, batch[-1].position if batch else self.position
+        read = self.store.read_filtered(
+            after=self.position, limit=self.batch_size, event_types=self.event_types
+        )
+        return read.events, read.position
+
+    def _apply_batch(self, batch: list[StoredEvent], scanned: int = 0) -> None:
         apply = self._projection.apply
         skipped_before = len(self.skipped)
         count = len(batch)
@@ -225,11 +260,20 @@ class ProjectionRunner:
             # reached with everything handled, or with ProcessingFailed from _recover, in which case
             # batch[handled] was not applied and the checkpoint stays before it
             self.applied += handled - (len(self.skipped) - skipped_before)
+            moved = self.position
             if handled:
                 self.position = batch[handled - 1].position
+            if handled == count and scanned > self.position:
+                self.position = scanned  # every event up to here that this projection reads is applied
+            if self.position != moved:
                 self._save()
-                if self.observers:
-                    self.report_lag(handled)
+            if self.snapshots is not None and handled:
+                self._since_snapshot += handled
+                if self._since_snapshot >= self.snapshots.every:
+                    self.snapshots.save(self._projection, self.name, batch[handled - 1])
+                    self._since_snapshot = 0
+            if self.observers and self.position != moved:
+                self.report_lag(handled)
 
     def _recover(self, event: StoredEvent, exc: Exception) -> None:
         """Retry, skip or stop on ``event``; return only if the runner may go on after it."""
@@ -330,6 +374,8 @@ class ProjectionRunner:
             retries=self.retries,
             retry_delay=self.retry_delay,
             sleep=self._sleep,
+            event_types=self.event_types,
+            filtered=self.event_types is not None,
         )
         try:
             shadow.run_until_caught_up(progress=progress)

@@ -21,7 +21,9 @@ from ..core.ids import StreamId
 from ..core.query import AppendCondition, Query
 from ..core.retry import RetryConfig
 from ..stores.base import EventStore, Queries, QueryRead, StreamsRead, Subscription
+from ..stores.filters import FilteredRead, given_options
 from ..stores.health import StoreHealth, health_of
+from ..stores.rules import check_log_filter
 
 
 class LimitExceeded(TooLong):
@@ -135,23 +137,63 @@ class LimitedStore:
             raise LimitExceeded("max_read_page", limit, self.limits.max_read_page, "the read_query page size")
         return cast(Queries, self.inner).read_query(query, after=after, limit=limit)
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+        backwards: bool = False,
+    ) -> list[StoredEvent]:
+        self._check_page(limit, "read_all")
+        return self.inner.read_all(
+            after=after,
+            limit=limit,
+            **given_options(event_types=event_types, categories=categories, backwards=backwards),
+        )
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead:
+        self._check_page(limit, "read_filtered")
+        return self.inner.read_filtered(
+            after=after, limit=limit, event_types=event_types, categories=categories
+        )
+
+    def _check_page(self, limit: int | None, method: str) -> None:
         if limit is None or limit > self.limits.max_read_page:
             raise LimitExceeded(
                 "max_read_page",
                 float("inf") if limit is None else limit,
                 self.limits.max_read_page,
-                "the read_all page size (pass limit= and page by position)",
+                f"the {method} page size (pass limit= and page by position)",
             )
-        return self.inner.read_all(after=after, limit=limit)
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         ids = list(stream_ids)
         self.limits.check_streams(len(set(ids)), "the number of streams read at once")
         return self.inner.read_streams(ids)
 
-    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
-        return self.inner.read_stream(stream_id, after_version=after_version)
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        event_types: Iterable[str | type] | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        return self.inner.read_stream(
+            stream_id,
+            after_version=after_version,
+            **given_options(event_types=event_types, backwards=backwards, limit=limit),
+        )
 
     def stream_version(self, stream_id: str) -> int:
         return self.inner.stream_version(stream_id)
@@ -162,12 +204,21 @@ class LimitedStore:
     def wait_for_events(self, after: int, timeout: float) -> bool:
         return self.inner.wait_for_events(after, timeout)
 
-    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        batch_size: int = 500,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Subscription:
+
         if batch_size > self.limits.max_read_page:
             raise LimitExceeded(
                 "max_read_page", batch_size, self.limits.max_read_page, "the subscription batch size"
             )
-        return Subscription(self, after=after, batch_size=batch_size)
+        where = check_log_filter(event_types, categories, self.inner.registry)
+        return Subscription(self, after=after, batch_size=batch_size, where=where)
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:
         return self.inner.import_events(events)

@@ -18,8 +18,9 @@ On a schema already at its version, ``PostgresStore`` only reads the recorded ve
 no lock), so the application role opens it as it is; with a migration pending it refuses to start with
 MigrationError until the migration role has run ``migrate()``. ``PostgresKeyStore`` and
 ``PostgresSnapshots`` run DDL only when their table is missing: create it once with the migration role
-before hardening. ``DurableReadModel`` still runs its bookkeeping DDL (``IF NOT EXISTS``) whenever it is
-created, so it needs a role with CREATE on the schema.
+before hardening. ``DurableReadModel`` only reads when its tables exist: set it up (and rebuild it) with
+the migration role, ``DurableReadModel(migration_dsn, ...).migrate(grant_to=app_role)``, and open it with
+the application role.
 """
 
 from __future__ import annotations

@@ -29,7 +29,9 @@ from ..core.ids import StreamId
 from ..core.query import AppendCondition, Query
 from ..core.tags import template_fields
 from ..stores.base import EventStore, Queries, QueryRead, StreamsRead, Subscription
+from ..stores.filters import FilteredRead, given_options
 from ..stores.health import StoreHealth, health_of
+from ..stores.rules import check_log_filter
 from . import _crypto
 from ._crypto import REDACTED
 from ._erasure import UserDataErased
@@ -342,16 +344,58 @@ class ProtectedStore:
                 return events[:i] + [self._open(e) for e in events[i:]]
         return events
 
-    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
-        return self._open_all(self.inner.read_stream(stream_id, after_version=after_version))
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        event_types: Iterable[str | type] | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        return self._open_all(
+            self.inner.read_stream(
+                stream_id,
+                after_version=after_version,
+                **given_options(event_types=event_types, backwards=backwards, limit=limit),
+            )
+        )
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         found = self.inner.read_streams(stream_ids)
         opened = self._open_all(found.events)
         return found if opened is found.events else StreamsRead(opened, found.versions)
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
-        return self._open_all(self.inner.read_all(after=after, limit=limit))
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+        backwards: bool = False,
+    ) -> list[StoredEvent]:
+        return self._open_all(
+            self.inner.read_all(
+                after=after,
+                limit=limit,
+                **given_options(event_types=event_types, categories=categories, backwards=backwards),
+            )
+        )
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead:
+        found = self.inner.read_filtered(
+            after=after, limit=limit, event_types=event_types, categories=categories
+        )
+        opened = self._open_all(found.events)
+        return found if opened is found.events else FilteredRead(opened, found.position)
 
     def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryRead:
         found = cast(Queries, self.inner).read_query(query, after=after, limit=limit)
@@ -367,8 +411,16 @@ class ProtectedStore:
     def wait_for_events(self, after: int, timeout: float) -> bool:
         return self.inner.wait_for_events(after, timeout)
 
-    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
-        return Subscription(self, after=after, batch_size=batch_size)
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        batch_size: int = 500,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Subscription:
+        where = check_log_filter(event_types, categories, self.inner.registry)
+        return Subscription(self, after=after, batch_size=batch_size, where=where)
 
     def checkpoint_load(self, name: str) -> int:
         return int(self.inner.checkpoint_load(name))  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ import msgspec
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.query import AppendCondition, Query
 from ..core.registry import EventRegistry
+from .filters import FilteredRead, LogFilter
 from .health import PoolStats, StoreHealth
 
 if TYPE_CHECKING:
@@ -69,16 +70,46 @@ class EventStore(Protocol):
         """
         ...
 
-    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
-        """The events of one stream with version > ``after_version``, oldest first."""
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        event_types: Iterable[str | type] | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        """The events of one stream with version > ``after_version``, oldest first (newest first when
+        ``backwards``), only those of ``event_types`` when given, at most ``limit`` of them."""
         ...
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         """All events of these streams, merged in position order, with their versions."""
         ...
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
-        """Events with position > ``after`` in position order, at most ``limit`` of them."""
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+        backwards: bool = False,
+    ) -> list[StoredEvent]:
+        """Events with position > ``after`` in position order (newest first when ``backwards``), only
+        those of ``event_types`` in streams of ``categories`` when given, at most ``limit`` of them."""
+        ...
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead:
+        """The matching events after ``after`` (as ``read_all``) and the position the read looked up
+        to: a reader continues from there, past the events that did not match."""
         ...
 
     def stream_version(self, stream_id: str) -> int:
@@ -93,8 +124,16 @@ class EventStore(Protocol):
         """Block until an event with position > ``after`` is committed or ``timeout`` passes."""
         ...
 
-    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
-        """Every event after ``after``: first the history, then live events as they commit."""
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        batch_size: int = 500,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Subscription:
+        """Every event after ``after`` (only the matching ones when filtered): first the history, then
+        live events as they commit."""
         ...
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:
@@ -128,6 +167,21 @@ class Queries(Protocol):
 
 
 # -- capabilities only some stores have: check them with isinstance(store, Protocol) ---------------
+
+
+@runtime_checkable
+class FilteredReads(Protocol):
+    """A store that filters the log by event type and stream category (every built-in store; a store
+    written against the older protocol may not: a runner then reads every event)."""
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead: ...
 
 
 @runtime_checkable
@@ -232,31 +286,57 @@ class Subscription(Iterator[StoredEvent]):
     """Catch-up then live iteration over a store's log, in position order, never skipping an event.
 
     Iterating blocks until the next event arrives; use :meth:`poll` for a bounded wait, and
-    :meth:`close` (or a ``with`` block) to stop. ``position`` is the last position delivered.
+    :meth:`close` (or a ``with`` block) to stop. ``position`` is the last position delivered; a
+    filtered subscription (``where``) only delivers matching events, and its ``position`` is the last
+    position it looked at, so it also moves past events that did not match.
     """
 
-    def __init__(self, store: EventStore, *, after: int = 0, batch_size: int = 500) -> None:
+    def __init__(
+        self, store: EventStore, *, after: int = 0, batch_size: int = 500, where: LogFilter | None = None
+    ) -> None:
         self._store = store
         self._batch_size = batch_size
+        self._where = where
+        self._scanned = after
         self._buffer: list[StoredEvent] = []
         self._index = 0
         self._closed = threading.Event()
         self.position = after
 
+    def _fill(self) -> None:
+        """Read the next batch; a filtered one also moves ``position`` past the events it skipped."""
+        where = self._where
+        if where is None:
+            self._buffer = self._store.read_all(after=self.position, limit=self._batch_size)
+        else:
+            while True:  # a read may look at part of the log only: go on while it finds nothing but moves
+                read = self._store.read_filtered(
+                    after=self.position,
+                    limit=self._batch_size,
+                    event_types=where.event_types,
+                    categories=where.categories,
+                )
+                self._buffer, self._scanned = read.events, read.position
+                if self._buffer or read.position <= self.position:
+                    break
+                self.position = read.position
+        self._index = 0
+
     def poll(self, timeout: float = 0.0) -> StoredEvent | None:
         """The next event, waiting at most ``timeout`` seconds; None if none came or closed."""
         if self._index >= len(self._buffer):
-            self._buffer = self._store.read_all(after=self.position, limit=self._batch_size)
-            self._index = 0
+            self._fill()
             if not self._buffer:
                 if self._closed.is_set() or not self._store.wait_for_events(self.position, timeout):
                     return None
-                self._buffer = self._store.read_all(after=self.position, limit=self._batch_size)
+                self._fill()
                 if not self._buffer:
                     return None
         event = self._buffer[self._index]
         self._index += 1
         self.position = event.position
+        if self._index == len(self._buffer) and self._scanned > event.position:
+            self.position = self._scanned  # the filtered read looked this far: nothing else matched
         return event
 
     def __next__(self) -> StoredEvent:

@@ -23,6 +23,7 @@ from ..core.errors import (
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.query import AppendCondition, Query
 from .base import EventStore, Queries, QueryRead, StreamsRead, Subscription
+from .filters import FilteredRead, given_options
 from .health import StoreHealth, health_of
 
 
@@ -149,11 +150,47 @@ class ChaosStore:
 
     # -- everything else passes through -------------------------------------------------------------
 
-    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
-        return self.inner.read_stream(stream_id, after_version=after_version)
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        event_types: Iterable[str | type] | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        return self.inner.read_stream(
+            stream_id,
+            after_version=after_version,
+            **given_options(event_types=event_types, backwards=backwards, limit=limit),
+        )
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
-        return self.inner.read_all(after=after, limit=limit)
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+        backwards: bool = False,
+    ) -> list[StoredEvent]:
+        return self.inner.read_all(
+            after=after,
+            limit=limit,
+            **given_options(event_types=event_types, categories=categories, backwards=backwards),
+        )
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead:
+        return self.inner.read_filtered(
+            after=after, limit=limit, event_types=event_types, categories=categories
+        )
 
     def stream_version(self, stream_id: str) -> int:
         return self.inner.stream_version(stream_id)
@@ -164,8 +201,19 @@ class ChaosStore:
     def wait_for_events(self, after: int, timeout: float) -> bool:
         return self.inner.wait_for_events(after, timeout)
 
-    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
-        return self.inner.subscribe(after=after, batch_size=batch_size)
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        batch_size: int = 500,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Subscription:
+        return self.inner.subscribe(
+            after=after,
+            batch_size=batch_size,
+            **given_options(event_types=event_types, categories=categories),
+        )
 
     def import_events(self, events: Iterable[StoredEvent]) -> int:
         return self.inner.import_events(events)

@@ -20,15 +20,18 @@ from ..core.ids import StreamId, new_event_id
 from ..core.query import AppendCondition, Query, QueryItem
 from ..core.registry import EventRegistry, default_registry
 from .base import QueryRead, StreamsRead, Subscription
+from .filters import FilteredRead, LogFilter, scan, select_stream
 from .health import StoreHealth, measure_health
 from .rules import (
     MAX_PAYLOAD_BYTES,
+    check_backwards,
     check_checkpoint_name,
     check_condition,
     check_condition_holds,
     check_expected,
     check_follows,
     check_limit,
+    check_log_filter,
     check_open,
     check_position,
     check_query,
@@ -129,12 +132,26 @@ class MemoryStore:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        event_types: Iterable[str | type] | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
         check_open(self._closed, "the MemoryStore")
         sid = StreamId(stream_id)
-        return self.registry.current(
-            self._streams.get(sid, [])[check_position(after_version, "after_version") :]
-        )
+        after_version = check_position(after_version, "after_version")
+        where = check_log_filter(event_types, None, self.registry)
+        backwards, limit = check_backwards(backwards), check_limit(limit)
+        stream = self._streams.get(sid, [])
+        if where is None and not backwards:  # a page of a long stream copies the page only
+            return self.registry.current(
+                stream[after_version : None if limit is None else after_version + limit]
+            )
+        return select_stream(self.registry.current(stream[after_version:]), where, backwards, limit)
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         check_open(self._closed, "the MemoryStore")
@@ -153,9 +170,22 @@ class MemoryStore:
             merged.sort(key=_by_position)
         return StreamsRead(self.registry.current(merged), versions)
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+        backwards: bool = False,
+    ) -> list[StoredEvent]:
         check_open(self._closed, "the MemoryStore")
         after, limit = check_position(after), check_limit(limit)
+        where = check_log_filter(event_types, categories, self.registry)
+        if check_backwards(backwards):
+            return select_stream(self.registry.current(self._log[after:]), where, True, limit)
+        if where is not None:
+            return self._filtered(after, limit, where).events
         end = None if limit is None else after + limit
         return self.registry.current(self._log[after:end])
 
@@ -194,6 +224,25 @@ class MemoryStore:
         runs = [_between(self._by_type.get(t, ()), after, head) for t in item.types]
         return runs[0] if len(runs) == 1 else heapq.merge(*runs)
 
+    # -- filtered reads ----------------------------------------------------------------------------
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead:
+        check_open(self._closed, "the MemoryStore")
+        after, limit = check_position(after), check_limit(limit)
+        return self._filtered(after, limit, check_log_filter(event_types, categories, self.registry))
+
+    def _filtered(self, after: int, limit: int | None, where: LogFilter | None) -> FilteredRead:
+        head = len(self._log)  # appends publish whole, so every event up to here is readable
+        current = None if self.registry.evolution is None else self.registry.current
+        return scan(self._log, after, head, where, after=after, head=head, limit=limit, current=current)
+
     def stream_version(self, stream_id: str) -> int:
         check_open(self._closed, "the MemoryStore")
         return self._version_of(StreamId(stream_id))
@@ -225,9 +274,17 @@ class MemoryStore:
                 len(self._log) > after
             )
 
-    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        batch_size: int = 500,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Subscription:
         check_open(self._closed, "the MemoryStore")
-        return Subscription(self, after=check_position(after), batch_size=batch_size)
+        where = check_log_filter(event_types, categories, self.registry)
+        return Subscription(self, after=check_position(after), batch_size=batch_size, where=where)
 
     def close(self) -> None:
         """Refuse every later call with StoreClosed, like the durable stores; idempotent."""

@@ -45,6 +45,7 @@ from ..core.ids import StreamId
 from ..core.query import AppendCondition, Query
 from ..core.registry import EventRegistry, UnknownEvent
 from ..core.tags import check_tag, check_tags, tags_of
+from .filters import LogFilter
 
 #: Payloads larger than this (as JSON) are refused, so one bad event cannot bloat or stall a store.
 MAX_PAYLOAD_BYTES = 1 << 20
@@ -508,6 +509,60 @@ def check_limit(value: object) -> int | None:
     if value is None:
         return None
     return check_position(value, "limit")
+
+
+# -- filtered reads (one rule for every store's read_all, read_stream, read_filtered and subscribe) ---
+
+
+def check_log_filter(event_types: object, categories: object, registry: EventRegistry) -> LogFilter | None:
+    """Read filters: None (read everything) or a :class:`~.filters.LogFilter`.
+
+    ``event_types`` is None or a non-empty collection of type names or registered event classes;
+    ``categories`` is None or a non-empty collection of stream categories (the part of a stream id
+    before its first ``-``). A bare string is refused: it is a collection of characters, rarely meant.
+    """
+    types = _filter_items(event_types, "event_types", lambda item: _type_name(item, registry))
+    cats = _filter_items(categories, "categories", _category)
+    if types is None and cats is None:
+        return None
+    return LogFilter(types, cats)
+
+
+def _filter_items(value: object, name: str, check: Callable[[object], str]) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise InvalidArgument(
+            f"{name} must be None or a collection of names, got {type(value).__name__}: {value!r}"
+        )
+    items = frozenset(check(item) for item in value)
+    if not items:
+        raise InvalidArgument(f"{name} is empty, so nothing would match; pass None to read every one")
+    return items
+
+
+def _type_name(item: object, registry: EventRegistry) -> str:
+    if isinstance(item, type):
+        return registry.name_of(item)
+    if not isinstance(item, str):
+        raise InvalidArgument(f"event_types holds type names or event classes, got {item!r}")
+    return check_event_type(item)
+
+
+def _category(item: object) -> str:
+    if not isinstance(item, str) or not item.strip() or "-" in item or not item.isprintable():
+        raise InvalidArgument(
+            f"a stream category is a non-empty printable string without '-' (the part of a stream id "
+            f"before its first '-'), got {item!r}"
+        )
+    return item
+
+
+def check_backwards(value: object) -> bool:
+    """A ``backwards`` argument: True or False."""
+    if type(value) is not bool:
+        raise InvalidArgument(f"backwards must be True or False, got {value!r}")
+    return value
 
 
 def check_checkpoint_name(name: object) -> str:

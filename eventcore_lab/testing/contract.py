@@ -27,6 +27,7 @@ import pytest
 from ..core.errors import SerializationError, TooLong, UnknownEventType, ValidationError, VersionConflict
 from ..core.events import EventToWrite, ExpectedVersion, Metadata, StoredEvent
 from ._contract_events import ContractNote, NotRegistered, Unserializable, note, snapshot, tagged, write
+from ._contract_filters import FilteredReadsContract
 from ._contract_queries import QueriesContract
 from ._contract_rules import PersistentRulesContract, RulesContract
 
@@ -50,7 +51,7 @@ NO_STREAM, ANY, NO_CHECK, exact = (
 )
 
 
-class StoreContract(RulesContract, QueriesContract):
+class StoreContract(RulesContract, QueriesContract, FilteredReadsContract):
     """The behaviour every store shares. Override the ``store`` fixture."""
 
     @pytest.fixture

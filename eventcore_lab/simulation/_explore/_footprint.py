@@ -14,6 +14,7 @@ from typing import Any
 from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ...core.query import AppendCondition, Query
 from ...stores.base import QueryRead, StreamsRead
+from ...stores.filters import FilteredRead, given_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +58,56 @@ class RecordingStore:
         result: StreamsRead = self.inner.read_streams(ids)
         return result
 
-    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        event_types: Iterable[str | type] | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
         self._reads.add(str(stream_id))
-        result: list[StoredEvent] = self.inner.read_stream(stream_id, after_version=after_version)
+        result: list[StoredEvent] = self.inner.read_stream(
+            stream_id,
+            after_version=after_version,
+            **given_options(event_types=event_types, backwards=backwards, limit=limit),
+        )
         return result
 
     def stream_version(self, stream_id: str) -> int:
         self._reads.add(str(stream_id))
         return int(self.inner.stream_version(stream_id))
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+        backwards: bool = False,
+    ) -> list[StoredEvent]:
         self._everything = True
-        result: list[StoredEvent] = self.inner.read_all(after=after, limit=limit)
+        result: list[StoredEvent] = self.inner.read_all(
+            after=after,
+            limit=limit,
+            **given_options(event_types=event_types, categories=categories, backwards=backwards),
+        )
+        return result
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead:
+        self._everything = True
+        result: FilteredRead = self.inner.read_filtered(
+            after=after, limit=limit, event_types=event_types, categories=categories
+        )
         return result
 
     def head(self) -> int:

@@ -16,8 +16,11 @@ import msgspec
 from ...core.events import Metadata, StoredEvent
 from ...core.ids import StreamId
 from ..base import StreamsRead
+from ..filters import FilteredRead, LogFilter, scan, scan_in_pages, select_sql, select_stream
 from ..rules import (
+    check_backwards,
     check_limit,
+    check_log_filter,
     check_position,
 )
 from ._base import _DuckDBBase
@@ -33,12 +36,25 @@ def _by_position(event: StoredEvent) -> int:
 class _ReadingMixin(_DuckDBBase):
     """Reading streams and the log."""
 
-    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        event_types: Iterable[str | type] | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
         self._check_open()
         sid = StreamId(stream_id)
-        return self.registry.current(
-            list(self._read([sid])[sid][check_position(after_version, "after_version") :])
-        )
+        after_version = check_position(after_version, "after_version")
+        where = check_log_filter(event_types, None, self.registry)
+        backwards, limit = check_backwards(backwards), check_limit(limit)
+        if (where is not None or limit is not None) and self.registry.evolution is None:
+            # filtered or paged: SQL reads just those rows, not the whole stream through the cache
+            return self._read_stream_sql(sid, after_version, where, backwards, limit)
+        events = self.registry.current(list(self._read([sid])[sid][after_version:]))
+        return select_stream(events, where, backwards, limit)
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         self._check_open()
@@ -126,9 +142,22 @@ class _ReadingMixin(_DuckDBBase):
             )
         return events
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+        backwards: bool = False,
+    ) -> list[StoredEvent]:
         self._check_open()
         after, limit = check_position(after), check_limit(limit)
+        where = check_log_filter(event_types, categories, self.registry)
+        if check_backwards(backwards):
+            return self._read_backwards(after, limit, where)
+        if where is not None:
+            return self._filtered(after, limit, where).events
         with self._lock:
             head = self._head
             if after >= head or limit == 0:
@@ -145,6 +174,96 @@ class _ReadingMixin(_DuckDBBase):
             if limit is not None:
                 query += " limit ?"
                 params.append(limit)
+            rows = self._con.execute(query, params).fetchall()
+        return self._decode(rows)
+
+    # -- filtered reads: SQL on the log (the in-memory tail for tailing readers) -----------------------
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead:
+        self._check_open()
+        after, limit = check_position(after), check_limit(limit)
+        return self._filtered(after, limit, check_log_filter(event_types, categories, self.registry))
+
+    def _filtered(self, after: int, limit: int | None, where: LogFilter | None) -> FilteredRead:
+        tail: list[StoredEvent] | None = None
+        with self._lock:
+            head = self._head
+            if after >= head or limit == 0:
+                return FilteredRead([], after)
+            if after + 1 >= self._tail_start:
+                # a copy, taken under the lock (the writer trims the tail); with a limit, a window of it,
+                # so a reader paging through a long tail does not copy all of it for every page
+                end = head if limit is None else min(head, after + max(limit * 16, 8192))
+                tail = self._tail[after + 1 - self._tail_start : end + 1 - self._tail_start]
+                head = end
+        if tail is not None:
+            current = None if self.registry.evolution is None else self.registry.current
+            return scan(tail, 0, len(tail), where, after=after, head=head, limit=limit, current=current)
+        if where is not None and where.event_types is not None and self.registry.evolution is not None:
+            return scan_in_pages(  # stored type names may not be the names read: filter after decoding
+                lambda wide, start, page: self._filtered_sql(wide, start, head, page),
+                where,
+                after=after,
+                limit=limit,
+            )
+        return self._filtered_sql(where, after, head, limit)
+
+    def _filtered_sql(
+        self, where: LogFilter | None, after: int, head: int, limit: int | None
+    ) -> FilteredRead:
+        events = self._select(where, "position > ? and position <= ?", [after, head], "position", limit)
+        if limit is not None and len(events) == limit:
+            return FilteredRead(events, events[-1].position)
+        return FilteredRead(events, head)
+
+    def _read_backwards(self, after: int, limit: int | None, where: LogFilter | None) -> list[StoredEvent]:
+        with self._lock:
+            head = self._head
+        if where is not None and where.event_types is not None and self.registry.evolution is not None:
+            events = self._select(
+                LogFilter(categories=where.categories),
+                "position > ? and position <= ?",
+                [after, head],
+                "position desc",
+                None,
+            )
+            return select_stream(events, where, False, limit)
+        return self._select(where, "position > ? and position <= ?", [after, head], "position desc", limit)
+
+    def _read_stream_sql(
+        self, sid: str, after_version: int, where: LogFilter | None, backwards: bool, limit: int | None
+    ) -> list[StoredEvent]:
+        with self._lock:
+            head = self._head
+        order = "version desc" if backwards else "version"
+        return self._select(
+            where, "stream_id = ? and version > ? and position <= ?", [sid, after_version, head], order, limit
+        )
+
+    def _select(
+        self, where: LogFilter | None, condition: str, params: list[Any], order: str, limit: int | None
+    ) -> list[StoredEvent]:
+        """Events matching ``condition`` and ``where``, decoded; ``where`` is matched on stored names."""
+        query, params = select_sql(
+            _TABLE_COLUMNS,
+            "events",
+            condition,
+            params,
+            where,
+            contains="list_contains(?, {})",
+            order=order,
+            limit=limit,
+            placeholder="?",
+        )
+        with self._db_lock:
+            self._check_open()
             rows = self._con.execute(query, params).fetchall()
         return self._decode(rows)
 

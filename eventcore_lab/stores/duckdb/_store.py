@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import duckdb
@@ -24,6 +24,7 @@ from ..rules import (
     check_condition,
     check_condition_holds,
     check_expected,
+    check_log_filter,
     check_position,
     prepare_append,
     stamp_events,
@@ -185,9 +186,17 @@ class DuckDBStore(_ConnectionMixin, _QueryMixin, _AnalyticsMixin):
             rows.tags.append(item.tags)
         return self._enqueue(rows, stored, versions, stored[-1].position + 1, checked=checks)
 
-    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        batch_size: int = 500,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Subscription:
         self._check_open()
-        return Subscription(self, after=check_position(after), batch_size=batch_size)
+        where = check_log_filter(event_types, categories, self.registry)
+        return Subscription(self, after=check_position(after), batch_size=batch_size, where=where)
 
     def close(self) -> None:
         """Finish queued appends, then close the file. Later calls fail with StoreClosed."""

@@ -44,6 +44,9 @@ class _PostgresBase:
     _sql_notify: str
     _sql_head: str
     _sql_settle: str
+    _table: str
+    _sql_window: str
+    _sql_positions: str
     _migrated: bool
     _migrate_lock: threading.Lock
     _changed: threading.Condition

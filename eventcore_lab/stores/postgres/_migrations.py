@@ -28,6 +28,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (2, "_schema_2.sql"),
     (3, "_schema_3.sql"),
     (4, "_schema_4.sql"),
+    (5, "_schema_5.sql"),
 )
 
 

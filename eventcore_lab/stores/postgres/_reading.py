@@ -20,9 +20,12 @@ from ...core.query import AppendCondition, Query
 from .. import bulk
 from .._stream_cache import StreamCache
 from ..base import QueryRead, StreamsRead
+from ..filters import FilteredRead, LogFilter, scan_in_pages, select_sql, select_stream
 from ..rules import (
+    check_backwards,
     check_checkpoint_name,
     check_limit,
+    check_log_filter,
     check_position,
     check_query,
 )
@@ -101,10 +104,27 @@ class _ReadingMixin(_NotifyMixin):
             tags=tuple(tags) if tags else (),
         )
 
-    def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        event_types: Iterable[str | type] | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
         self._check_open()
         sid = StreamId(stream_id)
-        return self._events(self._sql_read_stream, (sid, check_position(after_version, "after_version")))
+        after_version = check_position(after_version, "after_version")
+        where = check_log_filter(event_types, None, self.registry)
+        backwards, limit = check_backwards(backwards), check_limit(limit)
+        if where is None and not backwards and limit is None:
+            return self._events(self._sql_read_stream, (sid, after_version))
+        if where is not None and where.event_types is not None and self.registry.evolution is not None:
+            events = self._select(None, "stream_id = %s AND version > %s", [sid, after_version], "version")
+            return select_stream(events, where, backwards, limit)
+        order = "version DESC" if backwards else "version"
+        return self._select(where, "stream_id = %s AND version > %s", [sid, after_version], order, limit)
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         self._check_open()
@@ -222,9 +242,22 @@ class _ReadingMixin(_NotifyMixin):
         if self._cache is not None:
             self._cache.missed_guesses(stream_ids)
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+        backwards: bool = False,
+    ) -> list[StoredEvent]:
         self._check_open()
         after, limit = check_position(after), check_limit(limit)
+        where = check_log_filter(event_types, categories, self.registry)
+        if check_backwards(backwards):
+            return self._read_backwards(after, limit, where)
+        if where is not None:
+            return self._filtered(after, limit, where).events
         self._ready()
         rows: list[Sequence[Any]] = []
         position = after
@@ -266,6 +299,101 @@ class _ReadingMixin(_NotifyMixin):
     def _events_raw(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         self._ready()
         return self._run(query, params)
+
+    # -- filtered reads: SQL on indexes (migrations 4 and 5), up to the last position with no pending gap ----
+
+    def read_filtered(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> FilteredRead:
+        self._check_open()
+        after, limit = check_position(after), check_limit(limit)
+        return self._filtered(after, limit, check_log_filter(event_types, categories, self.registry))
+
+    def _filtered(self, after: int, limit: int | None, where: LogFilter | None) -> FilteredRead:
+        if where is not None and where.event_types is not None and self.registry.evolution is not None:
+            # stored type names may not be the names read (an upcaster may rename): filter after decoding
+            return scan_in_pages(self._filtered_page, where, after=after, limit=limit)
+        return self._filtered_page(where, after, limit)
+
+    def _filtered_page(self, where: LogFilter | None, after: int, limit: int | None) -> FilteredRead:
+        """Matching events in windows of positions: each window ends before the first pending gap (a
+        write still in flight), so the position returned never passes an event not yet readable."""
+        self._ready()
+        found: list[StoredEvent] = []
+        position = after
+        if limit == 0:
+            return FilteredRead(found, after)
+        with self._connection() as conn:
+            while True:
+                bound, more = self._settled_bound(conn, position)
+                if bound <= position:
+                    break
+                want = None if limit is None else limit - len(found)
+                query, params = self._select_sql(
+                    where, "position > %s AND position <= %s", [position, bound], "position", want
+                )
+                found.extend(self._to_event(row) for row in conn.execute(query, params).fetchall())
+                if limit is not None and len(found) == limit:
+                    return FilteredRead(found, found[-1].position)
+                position = bound
+                if not more:
+                    break
+        return FilteredRead(found, position)
+
+    def _settled_bound(
+        self, conn: psycopg.Connection[Any], after: int, window: int = 20_000
+    ) -> tuple[int, bool]:
+        """The last position of the next ``window`` positions after ``after`` up to which every
+        position is committed or a permanent gap, and whether more may follow it."""
+        row = conn.execute(self._sql_window, (after, window)).fetchone()
+        count, top = (row[0], row[1]) if row else (0, None)
+        if not count or top is None:
+            return after, False
+        if top - after == count:  # no gap at all: the usual case, one cheap index-only statement
+            return int(top), count == window
+        expected = after + 1
+        for (position,) in conn.execute(self._sql_positions, (after, window)).fetchall():
+            if position != expected:
+                state = self._settle(conn, expected, position - 1)
+                if state != "permanent":  # pending: stop before it; committed: read again from there
+                    return expected - 1, state == "committed"
+            expected = position + 1
+        return int(top), count == window
+
+    def _read_backwards(self, after: int, limit: int | None, where: LogFilter | None) -> list[StoredEvent]:
+        """Newest first: the events committed when the statement runs (a tailing reader reads forwards)."""
+        if where is not None and where.event_types is not None and self.registry.evolution is not None:
+            wide = LogFilter(categories=where.categories)
+            events = self._select(wide, "position > %s", [after], "position DESC")
+            return select_stream(events, where, False, limit)
+        return self._select(where, "position > %s", [after], "position DESC", limit)
+
+    def _select(
+        self, where: LogFilter | None, condition: str, params: list[Any], order: str, limit: int | None = None
+    ) -> list[StoredEvent]:
+        query, values = self._select_sql(where, condition, params, order, limit)
+        return self._events(query, values)
+
+    def _select_sql(
+        self, where: LogFilter | None, condition: str, params: list[Any], order: str, limit: int | None
+        """One SELECT of events; ``where`` is matched on stored names (indexed: migrations 4 and 5)."""
+        """One SELECT of events; ``where`` is matched on stored names, with the indexes of migrations 4 and 5."""
+        return select_sql(
+            _COLUMNS,
+            self._table,
+            condition,
+            params,
+            where,
+            contains="{} = ANY(%s::text[])",
+            order=order,
+            limit=limit,
+            placeholder="%s",
+        )
 
     def _settle(self, conn: psycopg.Connection[Any], start: int, end: int) -> str:
         """Judge the missing positions ``start..end`` (a later position is visible): see settle_gap.

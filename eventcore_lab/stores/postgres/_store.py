@@ -7,7 +7,7 @@ import math
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import psycopg
@@ -24,6 +24,7 @@ from ..base import Subscription
 from ..health import PoolStats, StoreHealth, measure_health
 from ..rules import (
     MAX_PAYLOAD_BYTES,
+    check_log_filter,
     check_position,
 )
 from ._connection import (
@@ -140,6 +141,14 @@ class PostgresStore(_WriterMixin):
         self._sql_version = f"SELECT coalesce(max(version), 0) FROM {t}.events WHERE stream_id = %s"
         self._sql_notify = "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)"
         self._sql_head = f"SELECT coalesce(max(position), 0) FROM {t}.events"
+        self._table = f"{t}.events"  # filtered reads build their SELECTs on it
+        self._sql_window = (  # how many positions follow ``after`` in a window, and the last one
+            f"SELECT count(*), max(position) FROM (SELECT position FROM {t}.events WHERE position > %s "
+            "ORDER BY position LIMIT %s) AS w"
+        )
+        self._sql_positions = (
+            f"SELECT position FROM {t}.events WHERE position > %s ORDER BY position LIMIT %s"
+        )
         self._sql_settle = f"SELECT state, reader::text FROM {t}.settle_gap(%s::xid8, %s, %s)"
         self._migrated = False
         self._migrate_lock = threading.Lock()
@@ -163,9 +172,17 @@ class PostgresStore(_WriterMixin):
     def __repr__(self) -> str:
         return f"<PostgresStore schema={self.schema!r} at {self._where}>"
 
-    def subscribe(self, *, after: int = 0, batch_size: int = 500) -> Subscription:
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        batch_size: int = 500,
+        event_types: Iterable[str | type] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Subscription:
         self._check_open()
-        return Subscription(self, after=check_position(after), batch_size=batch_size)
+        where = check_log_filter(event_types, categories, self.registry)
+        return Subscription(self, after=check_position(after), batch_size=batch_size, where=where)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
