@@ -381,8 +381,8 @@ class _ReadingMixin(_NotifyMixin):
 
     def _select_sql(
         self, where: LogFilter | None, condition: str, params: list[Any], order: str, limit: int | None
+    ) -> tuple[str, list[Any]]:
         """One SELECT of events; ``where`` is matched on stored names (indexed: migrations 4 and 5)."""
-        """One SELECT of events; ``where`` is matched on stored names, with the indexes of migrations 4 and 5."""
         return select_sql(
             _COLUMNS,
             self._table,
