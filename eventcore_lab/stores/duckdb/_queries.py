@@ -74,9 +74,9 @@ class _QueryMixin(_ReadingMixin):
         with self._db_lock:
             self._check_open()
             rows = self._con.execute(
-                f"select {_TABLE_COLUMNS} from events where position in (select unnest(?::bigint[])) "
-                "order by position",
-                [positions],
+                f"select {_TABLE_COLUMNS} from events where position between ? and ? "
+                "and position in (select unnest(?::bigint[])) order by position",  # the range prunes blocks
+                [positions[0], positions[-1], positions],
             ).fetchall()
         return self._decode(rows)
 
