@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -62,27 +63,34 @@ class _QueryMixin(_ReadingMixin):
             head = self._head
             if after >= head or limit == 0:
                 return QueryRead([], head)
-            positions = list(itertools.islice(self._index.matching(query, after, head), limit))
+            positions: Sequence[int]
+            if query.matches_all:  # every position: a range, not a list of them
+                positions = range(after + 1, (head if limit is None else min(head, after + limit)) + 1)
+            else:
+                positions = list(itertools.islice(self._index.matching(query, after, head), limit))
             split = bisect.bisect_left(positions, self._tail_start)
             tail, start = self._tail, self._tail_start
             recent = [tail[p - start] for p in positions[split:]]
         older = self._fetch_positions(positions[:split]) if split else []
         return QueryRead(older + self.registry.current(recent), head)
 
-    def _fetch_positions(self, positions: list[int]) -> list[StoredEvent]:
+    def _fetch_positions(self, positions: Sequence[int]) -> list[StoredEvent]:
         """The events at ``positions`` (ascending, all at or below the published head), from DuckDB."""
+        # the range lets DuckDB skip blocks; the list picks positions within it
+        sql = f"select {_TABLE_COLUMNS} from events where position between ? and ? "
+        params: list[Any] = [positions[0], positions[-1]]
+        if positions[-1] - positions[0] + 1 != len(positions):  # not every position in the range
+            sql += "and position in (select unnest(?::bigint[])) "
+            params.append(list(positions))
         with self._db_lock:
             self._check_open()
-            rows = self._con.execute(
-                f"select {_TABLE_COLUMNS} from events where position between ? and ? "
-                "and position in (select unnest(?::bigint[])) order by position",  # the range prunes blocks
-                [positions[0], positions[-1], positions],
-            ).fetchall()
+            rows = self._con.execute(sql + "order by position", params).fetchall()
         return self._decode(rows)
 
     def _load_index(self) -> None:
-        """Index every stored event by tag and type (on open, before any append)."""
-        index_from_file(self._con, self._index, 0, self._head)
+        """Index every stored event by tag and type (on open, before any append; sorted in parallel)."""
+        with self._parallel() as con:
+            index_from_file(con, self._index, 0, self._head)
 
     def _first_match(self, query: Query, after: int) -> int | None:
         """The lowest position above ``after`` of an event matching ``query``, committed or queued.
