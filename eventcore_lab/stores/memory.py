@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import bisect
 import functools
-import heapq
 import itertools
 import operator
 import threading
@@ -17,8 +15,9 @@ import msgspec
 from ..core.errors import InvalidFormat
 from ..core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ..core.ids import StreamId, new_event_id
-from ..core.query import AppendCondition, Query, QueryItem
+from ..core.query import AppendCondition, Query
 from ..core.registry import EventRegistry, default_registry
+from ._query_index import QueryIndex
 from .base import QueryRead, StreamsRead, Subscription
 from .filters import FilteredRead, LogFilter, scan, select_stream
 from .health import StoreHealth, measure_health
@@ -68,8 +67,7 @@ class MemoryStore:
         self._new_id = new_event_id if new_id is None else _checked_ids(new_id)
         self._log: list[StoredEvent] = []
         self._streams: dict[str, list[StoredEvent]] = {}
-        self._by_tag: dict[str, list[int]] = {}
-        self._by_type: dict[str, list[int]] = {}
+        self._index = QueryIndex()
         self._changed = threading.Condition(threading.Lock())
         self._checkpoints: dict[str, int] = {}
         self._closed = False
@@ -117,16 +115,14 @@ class MemoryStore:
 
     def _commit(self, stored: list[StoredEvent]) -> None:
         """Publish built events; cannot fail, so an append is all-or-nothing. Caller holds the lock."""
-        streams, by_tag, by_type = self._streams, self._by_tag, self._by_type
+        streams, index = self._streams, self._index
         for event in stored:
             stream = streams.get(event.stream_id)
             if stream is None:
                 streams[event.stream_id] = [event]
             else:
                 stream.append(event)
-            by_type.setdefault(event.event_type, []).append(event.position)
-            for tag in event.tags:
-                by_tag.setdefault(tag, []).append(event.position)
+            index.add(event.position, event.event_type, event.tags)
         self._log.extend(stored)
         self._changed.notify_all()
 
@@ -205,24 +201,7 @@ class MemoryStore:
 
     def _matching(self, query: Query, after: int, head: int) -> Iterator[int]:
         """Positions in (after, head] matching ``query``, ascending, each once. Caller holds the lock."""
-        if query.matches_all:
-            return iter(range(after + 1, head + 1))
-        runs = [self._item_matching(item, after, head) for item in query.items]
-        if len(runs) == 1:
-            return runs[0]
-        return (p for p, _ in itertools.groupby(heapq.merge(*runs)))
-
-    def _item_matching(self, item: QueryItem, after: int, head: int) -> Iterator[int]:
-        if item.tags:  # walk the rarest tag's positions, check the rest on the event
-            rarest = min((self._by_tag.get(t, ()) for t in item.tags), key=len)
-            log = self._log
-            return (
-                p
-                for p in _between(rarest, after, head)
-                if item.matches(log[p - 1].event_type, log[p - 1].tags)
-            )
-        runs = [_between(self._by_type.get(t, ()), after, head) for t in item.types]
-        return runs[0] if len(runs) == 1 else heapq.merge(*runs)
+        return self._index.matching(query, after, head)
 
     # -- filtered reads ----------------------------------------------------------------------------
 
@@ -306,12 +285,6 @@ class MemoryStore:
 
 
 _by_position = operator.attrgetter("position")
-
-
-def _between(positions: Sequence[int], after: int, head: int) -> Iterator[int]:
-    """The ascending ``positions`` in (after, head]; later appends past ``head`` are not seen."""
-    start, end = bisect.bisect_right(positions, after), bisect.bisect_right(positions, head)
-    return iter(positions[start:end])
 
 
 _utc_now = functools.partial(datetime.now, UTC)

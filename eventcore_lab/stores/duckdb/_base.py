@@ -18,6 +18,7 @@ import duckdb
 from ...core.errors import TransactionError
 from ...core.events import StoredEvent
 from ...core.registry import EventRegistry
+from .._query_index import QueryIndex
 from .._stream_cache import StreamCache
 from ..rules import check_open
 from ._batches import _Batch
@@ -56,6 +57,7 @@ class _DuckDBBase:
     _commit_hook: Callable[[int], None] | None
     _tail: list[StoredEvent]
     _tail_start: int
+    _index: QueryIndex  # tag/type -> positions up to the published head (see ._queries)
 
     def _check_open(self) -> None:
         check_open(self._closed, f"the DuckDBStore {self.path}")

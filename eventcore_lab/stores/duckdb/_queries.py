@@ -1,22 +1,29 @@
-"""The DuckDB store's queries: reads by query and the check of an append condition, filtered in SQL.
+"""The DuckDB store's queries: reads by query and the check of an append condition, from an in-memory index.
 
-A query read takes the published head under ``_lock`` and reads up to it, like ``read_streams``. An
-append condition is checked under ``_lock``, where the stream versions are checked: every event that
-exists or will commit before this append is either at or below the published head (in the in-memory
-tail or in DuckDB) or in a batch that is queued or being committed (``_in_flight``), and all are
-searched (see ``_first_match``).
+The store keeps ascending positions per tag and per event type (:class:`.._query_index.QueryIndex`),
+loaded on open and extended by the writer as it publishes each group, so that neither a query read
+nor an append condition filters the events table in SQL. A query read takes the published head and
+the matching positions under ``_lock``, like ``read_streams``. An append condition is checked under
+``_lock``, where the stream versions are checked: every event that exists or will commit before this
+append is either at or below the published head (in the index) or in a batch that is queued or being
+committed (``_in_flight``), and all are searched (see ``_first_match``).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 
+from ...core.events import StoredEvent
 from ...core.query import Query
 from ..base import QueryRead
 from ..rules import check_limit, check_position, check_query
 from ._batches import _TABLE_COLUMNS
+from ._index import index_from_file
 from ._reading import _ReadingMixin
 
 
@@ -40,48 +47,59 @@ def query_sql(query: Query, tags: str = "tags") -> tuple[str, list[Any]]:
 class _QueryMixin(_ReadingMixin):
     """Reading by query, and the first event matching a condition (for the append path)."""
 
+    # -- reading by query through the in-memory index ------------------------------------------------
+
     def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryRead:
         """Events matching ``query`` with position > ``after`` (at most ``limit``), and the head they
-        were read at: one snapshot, as of the published head when the read began."""
+        were read at: one snapshot, as of the published head when the read began.
+
+        The head, the matching positions (from the in-memory index) and the events still in the
+        in-memory tail are taken in one locked section; only older events are read from DuckDB, by
+        position, so a group committed meanwhile is not seen at all.
+        """
         self._check_open()
         query, after, limit = check_query(query), check_position(after), check_limit(limit)
         with self._lock:
             head = self._head
-        if after >= head or limit == 0:
-            return QueryRead([], head)
-        where, params = query_sql(query)
-        sql = f"select {_TABLE_COLUMNS} from events where position > ? and position <= ? and {where} "
-        sql += "order by position" + ("" if limit is None else f" limit {int(limit)}")
+            if after >= head or limit == 0:
+                return QueryRead([], head)
+            positions: Sequence[int]
+            if query.matches_all:  # every position: a range, not a list of them
+                positions = range(after + 1, (head if limit is None else min(head, after + limit)) + 1)
+            else:
+                positions = list(itertools.islice(self._index.matching(query, after, head), limit))
+            split = bisect.bisect_left(positions, self._tail_start)
+            tail, start = self._tail, self._tail_start
+            recent = [tail[p - start] for p in positions[split:]]
+        older = self._fetch_positions(positions[:split]) if split else []
+        return QueryRead(older + self.registry.current(recent), head)
+
+    def _fetch_positions(self, positions: Sequence[int]) -> list[StoredEvent]:
+        """The events at ``positions`` (ascending, all at or below the published head), from DuckDB."""
+        # the range lets DuckDB skip blocks; the list picks positions within it
+        sql = f"select {_TABLE_COLUMNS} from events where position between ? and ? "
+        params: list[Any] = [positions[0], positions[-1]]
+        if positions[-1] - positions[0] + 1 != len(positions):  # not every position in the range
+            sql += "and position in (select unnest(?::bigint[])) "
+            params.append(list(positions))
         with self._db_lock:
             self._check_open()
-            rows = self._con.execute(sql, [after, head, *params]).fetchall()
-        return QueryRead(self._decode(rows), head)
+            rows = self._con.execute(sql + "order by position", params).fetchall()
+        return self._decode(rows)
+
+    def _load_index(self) -> None:
+        """Index every stored event by tag and type (on open, before any append; sorted in parallel)."""
+        with self._parallel() as con:
+            index_from_file(con, self._index, 0, self._head)
 
     def _first_match(self, query: Query, after: int) -> int | None:
         """The lowest position above ``after`` of an event matching ``query``, committed or queued.
 
-        Caller holds ``_lock``: the published head cannot move, and every event above it is in a batch
-        that is queued or being committed (``_in_flight``), searched in memory. Below the head, the
-        in-memory tail answers when it reaches back to ``after`` (a decision read recently: the usual
-        case), else DuckDB, through the store's own cursor for these checks (the writer keeps
-        committing meanwhile: ``_db_lock`` is not needed, and must not be taken after ``_lock``).
+        Caller holds ``_lock``: the published head cannot move, the index holds every event up to it,
+        and every event above it is in a batch that is queued or being committed (``_in_flight``),
+        searched in memory (or, for a queued Parquet import, in its file).
         """
-        found: int | None = None
-        if after + 1 >= self._tail_start:
-            for event in self._tail[after + 1 - self._tail_start :]:
-                if query.matches(event.event_type, event.tags):
-                    found = event.position
-                    break
-        elif after < self._head:
-            where, params = query_sql(query)
-            [(found,)] = (
-                self._check_cursor()
-                .execute(
-                    f"select min(position) from events where position > ? and position <= ? and {where}",
-                    [after, self._head, *params],
-                )
-                .fetchall()
-            )
+        found = self._index.first(query, after, self._head)
         if found is not None:
             return found  # everything in the queue comes later
         for batch in (*self._in_flight, *self._queue):

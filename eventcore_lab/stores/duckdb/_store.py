@@ -15,6 +15,7 @@ from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
 from ...core.ids import StreamId, new_event_id
 from ...core.query import AppendCondition
 from ...core.registry import EventRegistry, default_registry, schema_version_of
+from .._query_index import QueryIndex
 from .._stream_cache import StreamCache
 from ..base import Subscription
 from ..health import StoreHealth, measure_health
@@ -115,7 +116,9 @@ class DuckDBStore(_ConnectionMixin, _QueryMixin, _AnalyticsMixin):
         self._commit_hook = commit_hook
         self._tail = []
         self._tail_start = 1
+        self._index = QueryIndex()
         self._load()
+        self._load_index()
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"

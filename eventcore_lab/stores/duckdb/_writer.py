@@ -30,6 +30,7 @@ from ._batches import (
     _ParquetImport,
     _Rows,
 )
+from ._index import index_from_file
 
 _IMPORT_CHUNK = 200_000
 
@@ -263,7 +264,31 @@ class _WriterMixin(_DuckDBBase):
         self._head = group[-1].end
         self._trim()
         for batch in group:
+            self._index_published(batch)
+        for batch in group:
             batch.finish()
+
+    # -- the query index ------------------------------------------------------------------------------
+
+    def _index_published(self, batch: _Batch) -> None:
+        """Add a committed batch to the query index, in position order. Caller holds ``_lock``."""
+        index = self._index
+        if batch.events is not None:
+            for event in batch.events:
+                index.add(event.position, event.event_type, event.tags)
+            return
+        rows = batch.rows
+        for position, event_type, tags in zip(rows.positions, rows.types, rows.tags, strict=True):
+            index.add(position, event_type, tags)
+        if batch.staged is not None:  # a Parquet import: its rows are only in the file (and now DuckDB)
+            first = batch.staged[1]
+            cursor = self._con.cursor()  # not ``_db_lock``: it is never taken after ``_lock``
+            try:
+                index_from_file(cursor, index, first - 1, batch.end)
+            finally:
+                cursor.close()
+
+    # -------------------------------------------------------------------------------------------------
 
     def _recover(self, group: list[_Batch], error: BaseException) -> None:
         """A group failed to commit: find out which of its batches DuckDB refuses, and fail only those.

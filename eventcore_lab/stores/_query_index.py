@@ -1,0 +1,90 @@
+"""Positions by tag and by event type: how a store answers a query without scanning its log.
+
+The memory store keeps its whole index here; the DuckDB store keeps one in memory beside the file
+(its writer adds each group as it publishes it), so that a query read and an append condition cost a
+few binary searches instead of an SQL scan of the tags column. The matching rule (an item matches an
+event of any of its types carrying all of its tags; a query matches any of its items) is the one of
+:class:`~eventcore_lab.core.query.Query`, answered from positions alone.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+
+from ..core.query import Query, QueryItem
+
+_EMPTY = array("q")
+
+
+class QueryIndex:
+    """Ascending positions per tag and per event type (``array('q')``: 8 bytes a position)."""
+
+    __slots__ = ("_by_tag", "_by_type")
+
+    def __init__(self) -> None:
+        self._by_tag: dict[str, array[int]] = {}
+        self._by_type: dict[str, array[int]] = {}
+
+    def add(self, position: int, event_type: str, tags: Iterable[str]) -> None:
+        """Index one event; positions must come in ascending order (the log's)."""
+        found = self._by_type.get(event_type)
+        if found is None:
+            self._by_type[event_type] = array("q", (position,))
+        else:
+            found.append(position)
+        for tag in tags:
+            found = self._by_tag.get(tag)
+            if found is None:
+                self._by_tag[tag] = array("q", (position,))
+            else:
+                found.append(position)
+
+    def add_positions(
+        self, *, event_type: str | None = None, tag: str | None = None, positions: Iterable[int]
+    ) -> None:
+        """Index many events of one type or one tag at once (positions ascending, above those known)."""
+        index, key = (self._by_type, event_type) if tag is None else (self._by_tag, tag)
+        assert key is not None
+        index.setdefault(key, array("q")).extend(positions)
+
+    def matching(self, query: Query, after: int, head: int) -> Iterator[int]:
+        """Positions in (after, head] of events matching ``query``, ascending, each once."""
+        if query.matches_all:
+            return iter(range(after + 1, head + 1))
+        runs = [self._item_matching(item, after, head) for item in query.items]
+        if len(runs) == 1:
+            return runs[0]
+        return (p for p, _ in itertools.groupby(heapq.merge(*runs)))
+
+    def first(self, query: Query, after: int, head: int) -> int | None:
+        """The lowest position in (after, head] of an event matching ``query``, if any."""
+        return next(self.matching(query, after, head), None)
+
+    def _item_matching(self, item: QueryItem, after: int, head: int) -> Iterator[int]:
+        types = [self._by_type.get(t, _EMPTY) for t in item.types]
+        if not item.tags:
+            runs = [_between(positions, after, head) for positions in types]
+            return runs[0] if len(runs) == 1 else heapq.merge(*runs)
+        # walk the rarest tag's positions; check the other tags and the types by binary search
+        tagged = sorted((self._by_tag.get(t, _EMPTY) for t in item.tags), key=len)
+        rarest, others = tagged[0], tagged[1:]
+        return (
+            p
+            for p in _between(rarest, after, head)
+            if all(_contains(o, p) for o in others) and (not types or any(_contains(t, p) for t in types))
+        )
+
+
+def _between(positions: Sequence[int], after: int, head: int) -> Iterator[int]:
+    """The ascending ``positions`` in (after, head]; later additions past ``head`` are not seen."""
+    start, end = bisect.bisect_right(positions, after), bisect.bisect_right(positions, head)
+    return iter(positions[start:end])
+
+
+def _contains(positions: Sequence[int], position: int) -> bool:
+    at = bisect.bisect_left(positions, position)
+    return at < len(positions) and positions[at] == position
