@@ -11,7 +11,8 @@ from eventcore_lab import Command, Event, EventToWrite, StoredEvent, emit, strea
 from eventcore_lab.core.command import CommandContext
 from eventcore_lab.core.errors import TooLong
 from eventcore_lab.core.executor import Executor
-from eventcore_lab.errors import BusinessRuleViolation, ValidationFailed
+from eventcore_lab.core.retry import RetryConfig
+from eventcore_lab.errors import BusinessRuleViolation, ConnectionFailed, TransactionError, ValidationFailed
 from eventcore_lab.examples.banking import (
     AccountOpened,
     Deposit,
@@ -21,11 +22,13 @@ from eventcore_lab.examples.banking import (
     TransferMoney,
     account_stream,
 )
+from eventcore_lab.stores.chaos import ChaosStore
 from eventcore_lab.stores.postgres import PostgresStore
 
 
 class Noted(Event):
     registration = "on_first_use"
+    event_type = "test_store_postgres_guessing.Noted"
     text: str
 
 
@@ -205,3 +208,16 @@ def test_an_append_refusing_what_a_guess_decided_is_confirmed_by_a_real_read(
         with pytest.raises(TooLong):  # truly empty: the long note is refused, as without guessing
             Executor(store).execute(NoteOnce("o-2"))
         assert store.read_stream("o-2") == []
+
+
+def test_a_wrapper_forwarding_unknown_attributes_does_not_pass_guessing_reads_through(
+    stores: tuple[Recording, Recording],
+) -> None:
+    """A ChaosStore forwards unknown attributes to its inner store; the executor must still read through
+    the wrapper (where faults are injected), not hand a guessing read to the store behind it."""
+    first, _ = stores
+    chaos = ChaosStore(first.store, failure_probability=1.0, conflict_probability=0.0, latency=None, seed=1)
+    with pytest.raises((ConnectionFailed, TransactionError)):  # the injected read fault, not a guess
+        Executor(chaos, retry=RetryConfig.none()).execute(OpenAccount(account_stream(8), "ann", 1))
+    assert first.store.guess_stats == {"guessed": 0, "confirmed": 0}
+    assert first.store.read_stream(account_stream(8)) == []

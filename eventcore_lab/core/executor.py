@@ -119,8 +119,10 @@ class Executor:
         #: snapshots of folded state (eventcore_lab.snapshots): a fold resumes from one; versions still
         #: come from the store, so the optimistic check guards every decision as before
         self.snapshots = snapshots
-        # a store that may guess unseen streams empty (see _guessing): not with snapshots, which keep state
-        self._guessing = snapshots is None and isinstance(store, GuessingReads)
+        # a store that may guess unseen streams empty (see _guessing): not with snapshots, which keep state.
+        # The class must implement it: a wrapper forwarding unknown attributes (ObservedStore, ChaosStore)
+        # would otherwise hand the guessing read to the inner store, past its own observation and faults.
+        self._guessing = snapshots is None and issubclass(type(store), GuessingReads)
 
     def execute(
         self,
