@@ -25,6 +25,7 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -32,6 +33,7 @@ import msgspec
 from ..core.errors import (
     AppendConditionFailed,
     EmptyValue,
+    EventCoreError,
     EventTypeMismatch,
     InvalidArgument,
     InvalidFormat,
@@ -338,6 +340,15 @@ def prepare_import(
     """
     if isinstance(events, str | bytes | Mapping) or not isinstance(events, Iterable):
         raise InvalidArgument(f"import expects an iterable of StoredEvent, got {type(events).__name__}")
+    items = events if isinstance(events, list) else list(events)
+    fast = _prepare_import_columns(items, registry, max_payload_bytes)
+    return fast if fast is not None else _prepare_import_rows(items, registry, max_payload_bytes)
+
+
+def _prepare_import_rows(
+    events: list[StoredEvent], registry: EventRegistry, max_payload_bytes: int
+) -> PreparedImport:
+    """:func:`prepare_import` event by event: the reference, and what names the first refused event."""
     kept: list[StoredEvent] = []
     payloads: list[bytes] = []
     metadata_json: list[bytes] = []
@@ -407,6 +418,126 @@ def prepare_import(
         payloads.append(data)
         metadata_json.append(meta)
     return PreparedImport(kept, payloads, metadata_json, first, last)
+
+
+def _prepare_import_columns(
+    events: list[StoredEvent], registry: EventRegistry, max_payload_bytes: int
+) -> PreparedImport | None:
+    """:func:`prepare_import` column by column: each rule runs once per distinct value (stream id, type
+    name, payload class, metadata, timestamp) or as one pass over a column in C, and the payloads of a
+    class are encoded and read back in one call each, which costs a fraction of doing it event by event.
+
+    Returns None when anything would be refused (or is unusual, such as a stream id to trim): then
+    :func:`_prepare_import_rows` checks again event by event and names the first refused event.
+    """
+    try:
+        return _import_columns(events, registry, max_payload_bytes)
+    except (EventCoreError, TypeError, ValueError, OverflowError, msgspec.DecodeError):
+        return None
+
+
+def _column(events: list[StoredEvent], name: str) -> list[Any]:
+    return list(map(attrgetter(name), events))
+
+
+def _import_columns(
+    events: list[StoredEvent], registry: EventRegistry, max_payload_bytes: int
+) -> PreparedImport | None:
+    if not events:
+        return PreparedImport([], [], [], {}, {})
+    if set(map(type, events)) != {StoredEvent}:
+        return None
+    raw_streams = _column(events, "stream_id")
+    valid = {raw: StreamId(raw) for raw in dict.fromkeys(raw_streams)}
+    if any(sid != raw for raw, sid in valid.items()):
+        return None  # trimmed stream ids: rare, left to the row-by-row check
+    streams = list(map(valid.__getitem__, raw_streams))
+    ids = _column(events, "event_id")
+    if not all(issubclass(kind, uuid.UUID) for kind in set(map(type, ids))):
+        return None
+    if len(set(map(attrgetter("int"), ids))) != len(ids):
+        return None
+    versions = _column(events, "version")
+    if set(map(type, versions)) != {int} or min(versions) < 1:
+        return None
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for sid, version in zip(streams, versions, strict=True):
+        previous = last.get(sid)
+        if previous is None:
+            first[sid] = version
+        elif version != previous + 1:
+            return None
+        last[sid] = version
+    types = _column(events, "event_type")
+    for name in set(types):
+        check_event_type(name)
+    payloads = _import_payloads(
+        _column(events, "payload"), types, streams, versions, registry, max_payload_bytes
+    )
+    if payloads is None:
+        return None
+    metadata = _column(events, "metadata")
+    distinct = dict(zip(map(id, metadata), metadata, strict=True))  # an export shares few Metadata objects
+    encoded = {key: encode_metadata(meta, "") for key, meta in distinct.items()}
+    metadata_json = list(map(encoded.__getitem__, map(id, metadata)))
+    recorded = _column(events, "recorded_at")
+    for at in dict(zip(map(id, recorded), recorded, strict=True)).values():
+        if not isinstance(at, datetime) or at.tzinfo is not UTC:
+            return None  # naive or another zone: refused or converted row by row
+    for tags in _column(events, "tags"):
+        if tags or type(tags) is not tuple:
+            return None  # tagged events: checked (and their tags copied) row by row
+    return PreparedImport(list(events), payloads, metadata_json, first, last)
+
+
+_line_encoder = msgspec.json.Encoder()
+_line_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+
+
+def _import_payloads(
+    payloads: list[object],
+    types: list[str],
+    streams: list[StreamId],
+    versions: list[int],
+    registry: EventRegistry,
+    max_payload_bytes: int,
+) -> list[bytes] | None:
+    """The payloads' JSON, class by class; None when one would be refused (see :func:`encode_payload`)."""
+    groups: dict[type, list[int]] = {}
+    for row, kind in enumerate(map(type, payloads)):
+        group = groups.get(kind)
+        if group is None:
+            groups[kind] = [row]
+        else:
+            group.append(row)
+    data: list[bytes] = [b""] * len(payloads)
+    for kind, rows in groups.items():
+        if issubclass(kind, UnknownEvent):
+            for row in rows:
+                where = _At(streams[row], versions[row])
+                data[row] = _unknown_payload(payloads[row], types[row], registry, max_payload_bytes, where)  # type: ignore[arg-type]
+            continue
+        name = registry.name_of(kind)
+        if [types[row] for row in rows].count(name) != len(rows):
+            return None
+        of_kind = payloads if len(groups) == 1 else [payloads[row] for row in rows]
+        lines = _line_encoder.encode_lines(of_kind)
+        cls = registry.event_class(name)
+        decoder = _line_decoders.get(cls)
+        if decoder is None:
+            decoder = _line_decoders[cls] = msgspec.json.Decoder(cls)
+        if not _equal(decoder.decode_lines(lines), of_kind):
+            return None
+        encoded = lines.split(b"\n")
+        encoded.pop()  # after the last newline
+        if len(encoded) != len(rows) or max(map(len, encoded)) > max_payload_bytes:
+            return None
+        if len(groups) == 1:
+            return encoded
+        for row, line in zip(rows, encoded, strict=True):
+            data[row] = line
+    return data
 
 
 def _unknown_payload(
