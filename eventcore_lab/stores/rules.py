@@ -23,10 +23,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from operator import attrgetter
-from typing import Any
+from itertools import compress, count, repeat
+from operator import attrgetter, is_
+from typing import Any, cast
 
 import msgspec
 
@@ -85,6 +86,20 @@ class PreparedImport(msgspec.Struct, frozen=True):
     metadata: list[bytes]
     first_versions: dict[str, int]
     last_versions: dict[str, int]
+    #: The events' fields as columns, when validation built them (a columnar store inserts them as is).
+    columns: ImportColumns | None = None
+
+
+class ImportColumns(msgspec.Struct, frozen=True):
+    """The fields of validated import events, one list per field, index for index with the events."""
+
+    event_ids: list[uuid.UUID]
+    streams: list[str]
+    versions: list[int]
+    types: list[str]
+    payloads: list[Any]
+    recorded: list[datetime]
+    tags: list[tuple[str, ...]]
 
 
 # -- appends -----------------------------------------------------------------------------------------
@@ -451,7 +466,7 @@ def _import_columns(
     valid = {raw: StreamId(raw) for raw in dict.fromkeys(raw_streams)}
     if any(sid != raw for raw, sid in valid.items()):
         return None  # trimmed stream ids: rare, left to the row-by-row check
-    streams = list(map(valid.__getitem__, raw_streams))
+    streams: list[str] = list(map(valid.__getitem__, raw_streams))
     ids = _column(events, "event_id")
     if not all(issubclass(kind, uuid.UUID) for kind in set(map(type, ids))):
         return None
@@ -460,21 +475,17 @@ def _import_columns(
     versions = _column(events, "version")
     if set(map(type, versions)) != {int} or min(versions) < 1:
         return None
-    first: dict[str, int] = {}
-    last: dict[str, int] = {}
-    for sid, version in zip(streams, versions, strict=True):
-        previous = last.get(sid)
-        if previous is None:
-            first[sid] = version
-        elif version != previous + 1:
-            return None
-        last[sid] = version
+    last = dict(zip(streams, versions, strict=True))
+    first_seen = dict(zip(reversed(streams), reversed(versions), strict=True))
+    first = {sid: first_seen[sid] for sid in last}  # in order of first appearance, as row by row
+    counters = {sid: count(version) for sid, version in first.items()}
+    if list(map(next, map(counters.__getitem__, streams))) != versions:
+        return None  # a stream's versions are not consecutive in import order
     types = _column(events, "event_type")
     for name in set(types):
         check_event_type(name)
-    payloads = _import_payloads(
-        _column(events, "payload"), types, streams, versions, registry, max_payload_bytes
-    )
+    payload_objects = _column(events, "payload")
+    payloads = _import_payloads(payload_objects, types, streams, versions, registry, max_payload_bytes)
     if payloads is None:
         return None
     metadata = _column(events, "metadata")
@@ -485,10 +496,11 @@ def _import_columns(
     for at in dict(zip(map(id, recorded), recorded, strict=True)).values():
         if not isinstance(at, datetime) or at.tzinfo is not UTC:
             return None  # naive or another zone: refused or converted row by row
-    for tags in _column(events, "tags"):
-        if tags or type(tags) is not tuple:
-            return None  # tagged events: checked (and their tags copied) row by row
-    return PreparedImport(list(events), payloads, metadata_json, first, last)
+    tags = _column(events, "tags")
+    if any(tags) or set(map(type, tags)) != {tuple}:
+        return None  # tagged events: checked (and their tags copied) row by row
+    columns = ImportColumns(ids, streams, versions, types, payload_objects, recorded, tags)
+    return PreparedImport(list(events), payloads, metadata_json, first, last, columns)
 
 
 _line_encoder = msgspec.json.Encoder()
@@ -498,46 +510,63 @@ _line_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 def _import_payloads(
     payloads: list[object],
     types: list[str],
-    streams: list[StreamId],
+    streams: list[str],
     versions: list[int],
     registry: EventRegistry,
     max_payload_bytes: int,
 ) -> list[bytes] | None:
     """The payloads' JSON, class by class; None when one would be refused (see :func:`encode_payload`)."""
-    groups: dict[type, list[int]] = {}
-    for row, kind in enumerate(map(type, payloads)):
-        group = groups.get(kind)
-        if group is None:
-            groups[kind] = [row]
-        else:
-            group.append(row)
-    data: list[bytes] = [b""] * len(payloads)
-    for kind, rows in groups.items():
+    kinds = list(map(type, payloads))
+    classes = list(dict.fromkeys(kinds))
+    lines_of: dict[type, Iterator[bytes]] = {}
+    for kind in classes:
+        rows: Iterable[int] = range(len(payloads))
+        of_kind, types_of_kind = payloads, types
+        if len(classes) > 1:
+            mask = list(map(is_, kinds, repeat(kind)))
+            rows = list(compress(rows, mask))
+            of_kind, types_of_kind = list(compress(payloads, mask)), list(compress(types, mask))
         if issubclass(kind, UnknownEvent):
-            for row in rows:
-                where = _At(streams[row], versions[row])
-                data[row] = _unknown_payload(payloads[row], types[row], registry, max_payload_bytes, where)  # type: ignore[arg-type]
-            continue
-        name = registry.name_of(kind)
-        if [types[row] for row in rows].count(name) != len(rows):
-            return None
-        of_kind = payloads if len(groups) == 1 else [payloads[row] for row in rows]
-        lines = _line_encoder.encode_lines(of_kind)
-        cls = registry.event_class(name)
-        decoder = _line_decoders.get(cls)
-        if decoder is None:
-            decoder = _line_decoders[cls] = msgspec.json.Decoder(cls)
-        if not _equal(decoder.decode_lines(lines), of_kind):
-            return None
-        encoded = lines.split(b"\n")
-        encoded.pop()  # after the last newline
-        if len(encoded) != len(rows) or max(map(len, encoded)) > max_payload_bytes:
-            return None
-        if len(groups) == 1:
+            encoded = [
+                _unknown_payload(
+                    cast(UnknownEvent, payloads[row]),
+                    types[row],
+                    registry,
+                    max_payload_bytes,
+                    _At(streams[row], versions[row]),
+                )
+                for row in rows
+            ]
+        else:
+            encoded_or_none = _encode_class(kind, of_kind, types_of_kind, registry, max_payload_bytes)
+            if encoded_or_none is None:
+                return None
+            encoded = encoded_or_none
+        if len(classes) == 1:
             return encoded
-        for row, line in zip(rows, encoded, strict=True):
-            data[row] = line
-    return data
+        lines_of[kind] = iter(encoded)
+    return list(map(next, map(lines_of.__getitem__, kinds)))  # back in import order
+
+
+def _encode_class(
+    kind: type, payloads: list[object], types: list[str], registry: EventRegistry, max_payload_bytes: int
+) -> list[bytes] | None:
+    """The JSON of payloads of one registered class, encoded and read back in one call each."""
+    name = registry.name_of(kind)
+    if types.count(name) != len(types):
+        return None
+    lines = _line_encoder.encode_lines(payloads)
+    cls = registry.event_class(name)
+    decoder = _line_decoders.get(cls)
+    if decoder is None:
+        decoder = _line_decoders[cls] = msgspec.json.Decoder(cls)
+    if not _equal(decoder.decode_lines(lines), payloads):
+        return None
+    encoded = lines.split(b"\n")  # JSON text holds no raw newline
+    encoded.pop()  # after the last newline
+    if len(encoded) != len(payloads) or max(map(len, encoded)) > max_payload_bytes:
+        return None
+    return encoded
 
 
 def _unknown_payload(

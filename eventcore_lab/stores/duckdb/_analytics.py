@@ -288,7 +288,7 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
             bar.update(len(items))
         if not batch.events:
             return 0
-        rows = _Rows.of_events(batch.events, batch.payloads, batch.metadata)
+        rows = _Rows.of_import(batch)
         with self._lock:
             self._check_writable()
             check_follows(batch.first_versions, self._version_with_pending)

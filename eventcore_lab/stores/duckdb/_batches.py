@@ -22,6 +22,7 @@ import pyarrow as pa
 from ...core.errors import EventFileChanged
 from ...core.events import StoredEvent
 from .. import bulk
+from ..rules import ImportColumns, PreparedImport
 
 
 def _sql_string(text: str) -> str:
@@ -41,6 +42,9 @@ _ARROW_SCHEMA = bulk.ARROW_SCHEMA.set(
 
 
 _metadata_encoder = msgspec.json.Encoder()
+
+#: The StoredEvent fields of :class:`ImportColumns`, in its order.
+_IMPORT_FIELDS = ("event_id", "stream_id", "version", "event_type", "payload", "recorded_at", "tags")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -88,18 +92,23 @@ class _Rows:
         return len(self.positions)
 
     @classmethod
-    def of_events(cls, events: list[StoredEvent], payloads: list[bytes], metadata: list[bytes]) -> _Rows:
-        """The columns of validated events (positions left to the writer), one C-level pass each."""
+    def of_import(cls, prepared: PreparedImport) -> _Rows:
+        """The columns of a validated import (positions left to the writer): those validation built,
+        else one C-level pass over the events per field."""
         rows = cls()
-        rows.event_ids = list(map(attrgetter("event_id"), events))
-        rows.streams = list(map(attrgetter("stream_id"), events))
-        rows.versions = list(map(attrgetter("version"), events))
-        rows.types = list(map(attrgetter("event_type"), events))
-        rows.payloads = payloads
-        rows.metadata = metadata
-        rows.recorded = list(map(attrgetter("recorded_at"), events))
-        rows.schema_versions = bulk.schema_versions(list(map(attrgetter("payload"), events)))
-        rows.tags = list(map(attrgetter("tags"), events))
+        columns = prepared.columns
+        if columns is None:
+            events = prepared.events
+            columns = ImportColumns(*(list(map(attrgetter(name), events)) for name in _IMPORT_FIELDS))
+        rows.event_ids = columns.event_ids
+        rows.streams = columns.streams
+        rows.versions = columns.versions
+        rows.types = columns.types
+        rows.payloads = prepared.payloads
+        rows.metadata = prepared.metadata
+        rows.recorded = columns.recorded
+        rows.schema_versions = bulk.schema_versions(columns.payloads)
+        rows.tags = columns.tags
         return rows
 
     def extend(self, other: _Rows) -> None:
