@@ -122,8 +122,11 @@ class _Rows:
         ids = self.event_ids[cut]
         id_bytes = pa.py_buffer(b"".join(map(int.to_bytes, map(attrgetter("int"), ids), repeat(16))))
         stamps = self.recorded[cut]
-        micros = {at: _micros(at) for at in dict.fromkeys(stamps)}  # an append shares one timestamp
-        recorded = pa.array(list(map(micros.__getitem__, stamps)), pa.int64())
+        # an append shares one timestamp object, an export a few: convert each object once (by id:
+        # hashing an aware datetime asks its zone for the offset)
+        distinct = dict(zip(map(id, stamps), stamps, strict=True))
+        micros = {key: _micros(at) for key, at in distinct.items()}
+        recorded = pa.array(list(map(micros.__getitem__, map(id, stamps))), pa.int64())
         return pa.Table.from_arrays(
             [
                 pa.array(self.positions[cut], pa.int64()),
