@@ -9,7 +9,7 @@ equal prepared imports for valid input, and for each kind of bad input the colum
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from eventcore_lab import Metadata, StoredEvent
+from eventcore_lab.core.errors import InvalidFormat
 from eventcore_lab.core.registry import UnknownEvent, default_registry
 from eventcore_lab.stores.bulk import schema_versions
 from eventcore_lab.stores.duckdb._batches import _IMPORT_FIELDS
@@ -161,3 +162,19 @@ def test_schema_versions_are_read_per_class_and_per_unknown_event() -> None:
     payloads: list[object] = [note("a"), Measured(value=1.0), unknown]
     assert schema_versions(payloads[:2]) == [1, 1]
     assert schema_versions(payloads) == [1, 1, 4]
+
+
+def test_an_event_refused_before_the_input_fails_is_reported_as_row_by_row() -> None:
+    """Reading the input fails part way (a damaged file): an event read before that which would be
+    refused is named, as checking each event as it is read would; else the reading error comes out."""
+
+    def damaged(events: list[StoredEvent]) -> Iterator[StoredEvent]:
+        yield from events
+        raise OSError("the file ends too early")
+
+    events = history()
+    with pytest.raises(InvalidFormat, match="not a UUID"):
+        prepare_import(damaged(changed(events, 6, event_id="x")), default_registry)
+    with pytest.raises(OSError, match="too early"):
+        prepare_import(damaged(events), default_registry)
+    assert prepare_import(iter(events), default_registry) == prepare_import(events, default_registry)

@@ -352,12 +352,28 @@ def prepare_import(
     :class:`UnknownEvent` of that name), whose payload and metadata read back exactly, whose event id
     is a UUID not repeated in the import, whose ``recorded_at`` is timezone-aware, and whose version
     continues its stream's previous imported version. Positions are ignored: stores assign new ones.
+    The checks run column by column (:func:`_prepare_import_columns`); when that finds anything to
+    refuse, they run again event by event, so that the error names the first refused event.
     """
     if isinstance(events, str | bytes | Mapping) or not isinstance(events, Iterable):
         raise InvalidArgument(f"import expects an iterable of StoredEvent, got {type(events).__name__}")
-    items = events if isinstance(events, list) else list(events)
+    items = events if isinstance(events, list) else _materialise(events, registry, max_payload_bytes)
     fast = _prepare_import_columns(items, registry, max_payload_bytes)
     return fast if fast is not None else _prepare_import_rows(items, registry, max_payload_bytes)
+
+
+def _materialise(
+    events: Iterable[StoredEvent], registry: EventRegistry, max_payload_bytes: int
+) -> list[StoredEvent]:
+    """The events as a list. When reading them fails (a damaged file, say), an event read before the
+    failure that would be refused is reported instead, as checking event by event while reading would."""
+    items: list[StoredEvent] = []
+    try:
+        items.extend(events)
+    except Exception:
+        _prepare_import_rows(items, registry, max_payload_bytes)
+        raise
+    return items
 
 
 def _prepare_import_rows(
@@ -460,6 +476,8 @@ def _import_columns(
 ) -> PreparedImport | None:
     if not events:
         return PreparedImport([], [], [], {}, {})
+    if type(registry).encode is not EventRegistry.encode or type(registry).decode is not EventRegistry.decode:
+        return None  # payloads are encoded here as the registry's own methods would
     if set(map(type, events)) != {StoredEvent}:
         return None
     raw_streams = _column(events, "stream_id")
