@@ -14,7 +14,7 @@ from eventcore_lab.core.events import EventToWrite
 from eventcore_lab.core.query import AppendCondition, Query, QueryItem
 from eventcore_lab.stores.duckdb import DuckDBStore
 from eventcore_lab.stores.duckdb._queries import query_sql
-from eventcore_lab.testing._contract_events import ContractJoined, tagged
+from eventcore_lab.testing._contract_events import ContractJoined, Measured, note, tagged
 
 _NOTE, _JOINED = "eventcore.contract.Note", "eventcore.contract.Joined"
 
@@ -108,3 +108,27 @@ def test_the_index_agrees_with_sql_after_an_import(tmp_path: Path, how: str) -> 
         _assert_index_agrees(target)
         _append(target, 5, 20)
         _assert_index_agrees(target)
+
+
+def test_an_untagged_import_of_several_types_is_indexed_by_type(tmp_path: Path) -> None:
+    """An import without tags is indexed type by type in bulk: each type's positions, in order."""
+    measured = "eventcore.contract.Measured"
+    with DuckDBStore(tmp_path / "source.duckdb") as source:
+        for i in range(60):
+            payload = Measured(value=float(i)) if i % 3 == 0 else note(f"n{i}")
+            source.append([EventToWrite(f"u-{i % 4}", payload)])
+        exported = source.read_all()
+    by_type = [
+        Query.of(QueryItem(types=(_NOTE,))),
+        Query.of(QueryItem(types=(measured,))),
+        Query.of(QueryItem(types=(measured, _NOTE))),
+        Query.of(QueryItem(tags=("student:1",))),
+    ]
+    with DuckDBStore(tmp_path / "target.duckdb") as target:
+        _append(target, 6, 20)  # tagged events first: the import's positions come after them
+        assert target.import_events(exported) == 60
+        for query in by_type:
+            for after in (0, 15, 40, 80):
+                expected = _sql_positions(target, query, after)
+                assert [e.position for e in target.read_query(query, after=after).events] == expected
+        assert len(_sql_positions(target, by_type[1], 20)) == 20  # the import's measurements are found

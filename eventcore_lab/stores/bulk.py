@@ -37,7 +37,7 @@ from ..core.errors import (
     SerializationError,
 )
 from ..core.events import Metadata, StoredEvent
-from ..core.registry import EventRegistry, default_registry, schema_version_of
+from ..core.registry import EventRegistry, UnknownEvent, default_registry, schema_version_of
 
 if TYPE_CHECKING:
     from .base import EventStore
@@ -266,6 +266,16 @@ def _utc(moment: object, where: str) -> datetime:
 
 
 # -- Arrow and Parquet -----------------------------------------------------------------------------------
+
+
+def schema_versions(payloads: list[object]) -> list[int]:
+    """Each payload's schema version (see :func:`schema_version_of`), looked up once per class."""
+    by_class: dict[type, int] = {}
+    for kind in set(map(type, payloads)):
+        if issubclass(kind, UnknownEvent):  # each keeps the version it was read at
+            return [schema_version_of(payload) for payload in payloads]
+        by_class[kind] = getattr(kind, "schema_version", 1)
+    return list(map(by_class.__getitem__, map(type, payloads)))
 
 
 def events_to_arrow(events: Iterable[StoredEvent], registry: EventRegistry | None = None) -> pa.Table:

@@ -288,16 +288,7 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
             bar.update(len(items))
         if not batch.events:
             return 0
-        rows = _Rows()
-        rows.event_ids = [e.event_id for e in batch.events]
-        rows.streams = [e.stream_id for e in batch.events]
-        rows.versions = [e.version for e in batch.events]
-        rows.types = [e.event_type for e in batch.events]
-        rows.payloads = batch.payloads
-        rows.metadata = batch.metadata
-        rows.recorded = [e.recorded_at for e in batch.events]
-        rows.schema_versions = [schema_version_of(e.payload) for e in batch.events]
-        rows.tags = [e.tags for e in batch.events]
+        rows = _Rows.of_import(batch)
         with self._lock:
             self._check_writable()
             check_follows(batch.first_versions, self._version_with_pending)

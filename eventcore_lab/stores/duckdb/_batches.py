@@ -11,6 +11,8 @@ import threading
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
 
 import duckdb
@@ -20,6 +22,7 @@ import pyarrow as pa
 from ...core.errors import EventFileChanged
 from ...core.events import StoredEvent
 from .. import bulk
+from ..rules import ImportColumns, PreparedImport
 
 
 def _sql_string(text: str) -> str:
@@ -39,6 +42,9 @@ _ARROW_SCHEMA = bulk.ARROW_SCHEMA.set(
 
 
 _metadata_encoder = msgspec.json.Encoder()
+
+#: The StoredEvent fields of :class:`ImportColumns`, in its order.
+_IMPORT_FIELDS = ("event_id", "stream_id", "version", "event_type", "payload", "recorded_at", "tags")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -85,6 +91,26 @@ class _Rows:
     def __len__(self) -> int:
         return len(self.positions)
 
+    @classmethod
+    def of_import(cls, prepared: PreparedImport) -> _Rows:
+        """The columns of a validated import (positions left to the writer): those validation built,
+        else one C-level pass over the events per field."""
+        rows = cls()
+        columns = prepared.columns
+        if columns is None:
+            events = prepared.events
+            columns = ImportColumns(*(list(map(attrgetter(name), events)) for name in _IMPORT_FIELDS))
+        rows.event_ids = columns.event_ids
+        rows.streams = columns.streams
+        rows.versions = columns.versions
+        rows.types = columns.types
+        rows.payloads = prepared.payloads
+        rows.metadata = prepared.metadata
+        rows.recorded = columns.recorded
+        rows.schema_versions = bulk.schema_versions(columns.payloads)
+        rows.tags = columns.tags
+        return rows
+
     def extend(self, other: _Rows) -> None:
         for name in self.__slots__:
             getattr(self, name).extend(getattr(other, name))
@@ -94,10 +120,13 @@ class _Rows:
         than DuckDB's whole insert)."""
         cut = slice(start, stop)
         ids = self.event_ids[cut]
-        id_bytes = pa.py_buffer(b"".join([u.bytes for u in ids]))
+        id_bytes = pa.py_buffer(b"".join(map(int.to_bytes, map(attrgetter("int"), ids), repeat(16))))
         stamps = self.recorded[cut]
-        micros = {at: _micros(at) for at in dict.fromkeys(stamps)}  # an append shares one timestamp
-        recorded = pa.array([micros[at] for at in stamps], pa.int64())
+        # an append shares one timestamp object, an export a few: convert each object once (by id:
+        # hashing an aware datetime asks its zone for the offset)
+        distinct = dict(zip(map(id, stamps), stamps, strict=True))
+        micros = {key: _micros(at) for key, at in distinct.items()}
+        recorded = pa.array(list(map(micros.__getitem__, map(id, stamps))), pa.int64())
         return pa.Table.from_arrays(
             [
                 pa.array(self.positions[cut], pa.int64()),
