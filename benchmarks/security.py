@@ -129,9 +129,9 @@ def run_once(
         setup, timed = commands(variant, workload, n, uuid.uuid4().hex[:8])
         for command in setup:
             executor.execute(command)
-        # the previous variant's store is garbage held in reference cycles: collected here, not by a
-        # collection that would otherwise land in this variant's timed loop (it made `wrapped` run at
-        # half the plain rate when it followed `plain`)
+        # a full collection falls due every few runs and traverses the whole heap (about 70 ms with the
+        # libraries imported, as long as 3000 plain commands): run it here, so that it lands in no
+        # variant's timed loop (it made `wrapped` look half as fast as `plain`, whichever ran second)
         gc.collect()
         started = clock()
         for command in timed:
