@@ -303,3 +303,36 @@ def test_views_for_principals_reveal_only_to_allowed_roles() -> None:
     anonymous = store.view_for(None, allowed_roles=["privacy"])
     assert support.read_all()[0].payload.email == REDACTED == anonymous.read_all()[0].payload.email
     assert officer.read_all()[0].payload.email == "ada@example.com" and officer is store
+
+
+class TaggedByEmail(Event, frozen=True):
+    registration = "on_first_use"
+    tags_from = ("email:{email}",)
+
+    customer_id: str
+    email: Annotated[str, PersonalData(subject="customer_id")]
+
+
+class TaggedBySubject(Event, frozen=True):
+    registration = "on_first_use"
+    tags_from = ("customer:{customer_id}",)
+
+    customer_id: str
+    email: Annotated[str, PersonalData(subject="customer_id")]
+
+
+def test_tags_from_a_personal_field_are_refused_on_every_append_and_write_nothing() -> None:
+    store = ProtectedStore(MemoryStore(), MemoryKeyStore())
+    leaky = EventToWrite("c1", TaggedByEmail(customer_id="c1", email="ada@example.com"))
+    for _ in range(2):  # the class's check is remembered only when it passes
+        with pytest.raises(PersonalDataError, match=r"TaggedByEmail\.tags_from .*email"):
+            store.append([leaky])
+        assert store.head() == 0
+    for i in range(2):
+        store.append([EventToWrite("c1", TaggedBySubject(customer_id="c1", email=f"{i}@example.com"))])
+    raw = store.inner.read_all()
+    assert [e.tags for e in raw] == [("customer:c1",)] * 2
+    assert all("example.com" not in e.payload.email for e in raw)
+    with pytest.raises(PersonalDataError):
+        store.append([leaky])
+    assert store.head() == 2

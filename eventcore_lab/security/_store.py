@@ -51,14 +51,23 @@ KEY_CACHE_SIZE = 100_000
 MAX_VERSION_RETRIES = 50
 
 
+#: Classes whose tag templates were found free of personal-data fields (templates are compiled once per
+#: class, see core.tags, so the answer cannot change): an append checks a known class by one lookup.
+_tags_checked: set[type] = set()
+
+
 def _refuse_personal_tags(cls: type, fields: PersonalFields) -> None:
     """Tags are kept in clear and indexed: a template built from a personal-data field would leak it."""
+    if cls in _tags_checked:
+        return
     personal = {name for name, _ in fields.fields} & template_fields(cls)
-    if personal:
-        raise PersonalDataError(
-            f"{cls.__qualname__}.tags_from uses the personal-data field(s) {', '.join(sorted(personal))}; "
-            "tags are stored in clear, so build them from other fields (e.g. the subject id)"
-        )
+    if not personal:
+        _tags_checked.add(cls)
+        return
+    raise PersonalDataError(
+        f"{cls.__qualname__}.tags_from uses the personal-data field(s) {', '.join(sorted(personal))}; "
+        "tags are stored in clear, so build them from other fields (e.g. the subject id)"
+    )
 
 
 def _replace(event: Any, changes: Mapping[str, Any]) -> Any:
