@@ -221,55 +221,46 @@ class Executor:
         if watch is not None:
             metadata = watch.begin(metadata)
         started = time.perf_counter()
+        # the attempts run in this generator (not a nested one): one generator frame less per phase
+        attempt = 1
+        guessing = self._guessing
         try:
-            return (yield from self._attempts(command, metadata, watch, started, principal))
+            while True:
+                guesses = Guesses() if guessing else None
+                try:
+                    written = yield from self._attempt(command, metadata, attempt, watch, principal, guesses)
+                    if guessing and not written and self._guessed_wrong(guesses):
+                        guessing = False
+                        continue
+                    streams = tuple(dict.fromkeys(e.stream_id for e in written))
+                    if watch is not None:
+                        watch.succeeded(attempt, len(written), streams)
+                    return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
+                except EventCoreError as error:
+                    if guessing and self._guessed_wrong(guesses):
+                        guessing = False
+                        continue
+                    if not self.retry.should_retry(error, attempt - 1):
+                        final = error.with_attempts(attempt)
+                        if watch is not None:
+                            watch.failed(final, attempt)
+                        raise final from error
+                    delay = self.retry.delay(attempt, self.rng)
+                    if watch is not None:
+                        watch.retried(attempt, delay, error)
+                    yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
+                    attempt += 1
+                except Exception as error:
+                    if guessing and self._guessed_wrong(guesses):
+                        guessing = False
+                        continue
+                    if watch is not None:
+                        watch.failed(error, attempt)
+                    raise
         except GeneratorExit:  # the driver stopped early (a timeout reports itself first)
             if watch is not None:
                 watch.failed(None, 0)
             raise
-
-    def _attempts(
-        self,
-        command: Command[Any],
-        metadata: Metadata,
-        watch: CommandWatch | None,
-        started: float,
-        principal: Any,
-    ) -> Generator[_RawStep, None, ExecutionResult]:
-        attempt = 1
-        guessing = self._guessing
-        while True:
-            guesses = Guesses() if guessing else None
-            try:
-                written = yield from self._attempt(command, metadata, attempt, watch, principal, guesses)
-                if guessing and not written and self._guessed_wrong(guesses):
-                    guessing = False
-                    continue
-                streams = tuple(dict.fromkeys(e.stream_id for e in written))
-                if watch is not None:
-                    watch.succeeded(attempt, len(written), streams)
-                return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
-            except EventCoreError as error:
-                if guessing and self._guessed_wrong(guesses):
-                    guessing = False
-                    continue
-                if not self.retry.should_retry(error, attempt - 1):
-                    final = error.with_attempts(attempt)
-                    if watch is not None:
-                        watch.failed(final, attempt)
-                    raise final from error
-                delay = self.retry.delay(attempt, self.rng)
-                if watch is not None:
-                    watch.retried(attempt, delay, error)
-                yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
-                attempt += 1
-            except Exception as error:
-                if guessing and self._guessed_wrong(guesses):
-                    guessing = False
-                    continue
-                if watch is not None:
-                    watch.failed(error, attempt)
-                raise
 
     def _guessed_wrong(self, guesses: Guesses | None) -> bool:
         """Whether the attempt's outcome (anything but a committed write) may rest on a guess; the store
