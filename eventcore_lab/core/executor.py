@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import operator
 import random
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -232,7 +233,7 @@ class Executor:
                     if guessing and not written and self._guessed_wrong(guesses):
                         guessing = False
                         continue
-                    streams = tuple(dict.fromkeys(e.stream_id for e in written))
+                    streams = tuple(dict.fromkeys(map(_stream_of, written)))
                     if watch is not None:
                         watch.succeeded(attempt, len(written), streams)
                     return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
@@ -416,6 +417,9 @@ def _watch_type() -> type[CommandWatch]:
     from ..observability._hook import CommandWatch
 
     return CommandWatch
+
+
+_stream_of = operator.attrgetter("stream_id")
 
 
 def _position(event: StoredEvent) -> int:

@@ -72,6 +72,7 @@ class MemoryStore:
         # waiters and notify_all go through the Condition built on that same lock
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._waiting = 0  # threads in wait_for_events: a commit notifies only when someone waits
         self._checkpoints: dict[str, int] = {}
         self._closed = False
 
@@ -127,7 +128,8 @@ class MemoryStore:
                 stream.append(event)
             index.add(event.position, event.event_type, event.tags)
         self._log.extend(stored)
-        self._changed.notify_all()
+        if self._waiting:
+            self._changed.notify_all()
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -154,7 +156,7 @@ class MemoryStore:
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         check_open(self._closed, "the MemoryStore")
-        ids = [StreamId(s) for s in stream_ids]
+        ids = [s if type(s) is StreamId else StreamId(s) for s in stream_ids]  # a command's are validated
         streams = self._streams
         merged: list[StoredEvent] = []
         with self._lock:
@@ -252,9 +254,13 @@ class MemoryStore:
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         with self._changed:
-            return self._changed.wait_for(lambda: len(self._log) > after or self._closed, timeout) and (
-                len(self._log) > after
-            )
+            self._waiting += 1
+            try:
+                return self._changed.wait_for(
+                    lambda: len(self._log) > after or self._closed, timeout
+                ) and (len(self._log) > after)
+            finally:
+                self._waiting -= 1
 
     def subscribe(
         self,
