@@ -297,6 +297,7 @@ class Executor:
         start = snapshots.start(command, first_read) if snapshots is not None else None
         if query is not None:
             to_read.append(query)  # after the streams: see Boundary
+        streams_only = query is None  # whether to_read holds stream ids only (no filtering then)
         for iteration in range(self.max_discovery_iterations):
             mark = time.time_ns() if watch is not None else 0
             found = start.read(self.store) if start is not None and iteration == 0 else None
@@ -304,10 +305,13 @@ class Executor:
                 read.add_streams(found)
             else:
                 start = None  # no snapshot, or one that does not fit the store: fold from scratch
-                read.read_streams(self.store, [i for i in to_read if isinstance(i, str)], guesses)
-                for item in to_read:
-                    if isinstance(item, Query):
-                        read.read_query(self.store, item)
+                if streams_only:
+                    read.read_streams(self.store, to_read, guesses)  # type: ignore[arg-type]
+                else:
+                    read.read_streams(self.store, [i for i in to_read if isinstance(i, str)], guesses)
+                    for item in to_read:
+                        if isinstance(item, Query):
+                            read.read_query(self.store, item)
             if watch is not None:
                 watch.phase("read", attempt, mark, versions)
             yield (Phase.READ, attempt, versions, 0.0, None)
@@ -328,6 +332,7 @@ class Executor:
                 position = max(read.last_position, start.snapshot.position if start else 0)
                 snapshots.offer(command, first_read, state, versions, read.folded, position)
             to_read = _unread(read, command.resolve(state)) if command.__resolves__ else []
+            streams_only = not to_read or not any(isinstance(item, Query) for item in to_read)
             if not to_read:
                 ctx = CommandContext(versions, self.clock(), metadata)
                 writes = list(command.handle(state, ctx))

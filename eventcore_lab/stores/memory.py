@@ -256,9 +256,9 @@ class MemoryStore:
         with self._changed:
             self._waiting += 1
             try:
-                return self._changed.wait_for(
-                    lambda: len(self._log) > after or self._closed, timeout
-                ) and (len(self._log) > after)
+                return self._changed.wait_for(lambda: len(self._log) > after or self._closed, timeout) and (
+                    len(self._log) > after
+                )
             finally:
                 self._waiting -= 1
 
