@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import operator
 import random
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -223,55 +224,46 @@ class Executor:
         if watch is not None:
             metadata = watch.begin(metadata)
         started = time.perf_counter()
+        # the attempts run in this generator (not a nested one): one generator frame less per phase
+        attempt = 1
+        guessing = self._guessing
         try:
-            return (yield from self._attempts(command, metadata, watch, started, principal))
+            while True:
+                guesses = Guesses() if guessing else None
+                try:
+                    written = yield from self._attempt(command, metadata, attempt, watch, principal, guesses)
+                    if guessing and not written and self._guessed_wrong(guesses):
+                        guessing = False
+                        continue
+                    streams = tuple(dict.fromkeys(map(_stream_of, written)))
+                    if watch is not None:
+                        watch.succeeded(attempt, len(written), streams)
+                    return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
+                except EventCoreError as error:
+                    if guessing and self._guessed_wrong(guesses):
+                        guessing = False
+                        continue
+                    if not self.retry.should_retry(error, attempt - 1):
+                        final = error.with_attempts(attempt)
+                        if watch is not None:
+                            watch.failed(final, attempt)
+                        raise final from error
+                    delay = self.retry.delay(attempt, self.rng)
+                    if watch is not None:
+                        watch.retried(attempt, delay, error)
+                    yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
+                    attempt += 1
+                except Exception as error:
+                    if guessing and self._guessed_wrong(guesses):
+                        guessing = False
+                        continue
+                    if watch is not None:
+                        watch.failed(error, attempt)
+                    raise
         except GeneratorExit:  # the driver stopped early (a timeout reports itself first)
             if watch is not None:
                 watch.failed(None, 0)
             raise
-
-    def _attempts(
-        self,
-        command: Command[Any],
-        metadata: Metadata,
-        watch: CommandWatch | None,
-        started: float,
-        principal: Any,
-    ) -> Generator[_RawStep, None, ExecutionResult]:
-        attempt = 1
-        guessing = self._guessing
-        while True:
-            guesses = Guesses() if guessing else None
-            try:
-                written = yield from self._attempt(command, metadata, attempt, watch, principal, guesses)
-                if guessing and not written and self._guessed_wrong(guesses):
-                    guessing = False
-                    continue
-                streams = tuple(dict.fromkeys(e.stream_id for e in written))
-                if watch is not None:
-                    watch.succeeded(attempt, len(written), streams)
-                return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
-            except EventCoreError as error:
-                if guessing and self._guessed_wrong(guesses):
-                    guessing = False
-                    continue
-                if not self.retry.should_retry(error, attempt - 1):
-                    final = error.with_attempts(attempt)
-                    if watch is not None:
-                        watch.failed(final, attempt)
-                    raise final from error
-                delay = self.retry.delay(attempt, self.rng)
-                if watch is not None:
-                    watch.retried(attempt, delay, error)
-                yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
-                attempt += 1
-            except Exception as error:
-                if guessing and self._guessed_wrong(guesses):
-                    guessing = False
-                    continue
-                if watch is not None:
-                    watch.failed(error, attempt)
-                raise
 
     def _guessed_wrong(self, guesses: Guesses | None) -> bool:
         """Whether the attempt's outcome (anything but a committed write) may rest on a guess; the store
@@ -307,6 +299,7 @@ class Executor:
         start = snapshots.start(command, first_read) if snapshots is not None else None
         if query is not None:
             to_read.append(query)  # after the streams: see Boundary
+        streams_only = query is None  # whether to_read holds stream ids only (no filtering then)
         for iteration in range(self.max_discovery_iterations):
             mark = time.time_ns() if watch is not None else 0
             found = start.read(self.store) if start is not None and iteration == 0 else None
@@ -314,10 +307,13 @@ class Executor:
                 read.add_streams(found)
             else:
                 start = None  # no snapshot, or one that does not fit the store: fold from scratch
-                read.read_streams(self.store, [i for i in to_read if isinstance(i, str)], guesses)
-                for item in to_read:
-                    if isinstance(item, Query):
-                        read.read_query(self.store, item)
+                if streams_only:
+                    read.read_streams(self.store, to_read, guesses)  # type: ignore[arg-type]
+                else:
+                    read.read_streams(self.store, [i for i in to_read if isinstance(i, str)], guesses)
+                    for item in to_read:
+                        if isinstance(item, Query):
+                            read.read_query(self.store, item)
             if watch is not None:
                 watch.phase("read", attempt, mark, versions)
             yield (Phase.READ, attempt, versions, 0.0, None)
@@ -338,6 +334,7 @@ class Executor:
                 position = max(read.last_position, start.snapshot.position if start else 0)
                 snapshots.offer(command, first_read, state, versions, read.folded, position)
             to_read = _unread(read, command.resolve(state)) if command.__resolves__ else []
+            streams_only = not to_read or not any(isinstance(item, Query) for item in to_read)
             if not to_read:
                 ctx = CommandContext(versions, self.clock(), metadata)
                 writes = list(command.handle(state, ctx))
@@ -427,6 +424,9 @@ def _watch_type() -> type[CommandWatch]:
     from ..observability._hook import CommandWatch
 
     return CommandWatch
+
+
+_stream_of = operator.attrgetter("stream_id")
 
 
 def _position(event: StoredEvent) -> int:

@@ -125,9 +125,12 @@ class Boundary:
     def events(self) -> Iterator[StoredEvent]:
         """Every event read, in position order, each once."""
         batches = self._batches
-        if len(batches) == 1 and not self._queries:
-            yield from batches[0]
-            return
+        if len(batches) <= 1 and not self._queries:  # one read: in order, each once; no generator needed
+            return iter(batches[0] if batches else ())
+        return self._merged()
+
+    def _merged(self) -> Iterator[StoredEvent]:
+        batches = self._batches
         last = 0
         for event in heapq.merge(*batches, key=_position):
             if event.position != last:

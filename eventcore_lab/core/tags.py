@@ -75,7 +75,10 @@ def check_tags(tags: Iterable[str], where: object) -> tuple[str, ...]:
 
 def tags_of(event: object, explicit: tuple[str, ...], where: object) -> tuple[str, ...]:
     """The tags an event is stored with: those its class derives from its fields, then ``explicit``."""
-    templates = _templates(type(event))
+    cls = type(event)
+    templates = _compiled.get(cls)
+    if templates is None:
+        templates = _templates(cls)
     if not templates:
         return check_tags(explicit, where) if explicit else ()
     derived = []

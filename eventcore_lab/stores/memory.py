@@ -68,7 +68,11 @@ class MemoryStore:
         self._log: list[StoredEvent] = []
         self._streams: dict[str, list[StoredEvent]] = {}
         self._index = QueryIndex()
-        self._changed = threading.Condition(threading.Lock())
+        # appends and reads take the lock itself (a Condition's ``with`` adds a Python call per use);
+        # waiters and notify_all go through the Condition built on that same lock
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._waiting = 0  # threads in wait_for_events: a commit notifies only when someone waits
         self._checkpoints: dict[str, int] = {}
         self._closed = False
 
@@ -88,7 +92,7 @@ class MemoryStore:
         prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
         condition = check_condition(condition)
         version_of = self._version_of
-        with self._changed:
+        with self._lock:
             check_open(self._closed, "the MemoryStore")
             check_expected(checks, version_of)
             check_condition_holds(condition, self._first_match)
@@ -124,7 +128,8 @@ class MemoryStore:
                 stream.append(event)
             index.add(event.position, event.event_type, event.tags)
         self._log.extend(stored)
-        self._changed.notify_all()
+        if self._waiting:
+            self._changed.notify_all()
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -151,10 +156,10 @@ class MemoryStore:
 
     def read_streams(self, stream_ids: Iterable[str]) -> StreamsRead:
         check_open(self._closed, "the MemoryStore")
-        ids = [StreamId(s) for s in stream_ids]
+        ids = [s if type(s) is StreamId else StreamId(s) for s in stream_ids]  # a command's are validated
         streams = self._streams
         merged: list[StoredEvent] = []
-        with self._changed:
+        with self._lock:
             found = [streams.get(s, ()) for s in ids]
             versions: dict[str, int] = {s: len(events) for s, events in zip(ids, found, strict=True)}
             parts = 0
@@ -190,7 +195,7 @@ class MemoryStore:
         check_open(self._closed, "the MemoryStore")
         query, after, limit = check_query(query), check_position(after), check_limit(limit)
         log = self._log
-        with self._changed:
+        with self._lock:
             head = len(log)
             positions = itertools.islice(self._matching(query, after, head), limit)
             found = [log[p - 1] for p in positions]
@@ -249,9 +254,13 @@ class MemoryStore:
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         with self._changed:
-            return self._changed.wait_for(lambda: len(self._log) > after or self._closed, timeout) and (
-                len(self._log) > after
-            )
+            self._waiting += 1
+            try:
+                return self._changed.wait_for(lambda: len(self._log) > after or self._closed, timeout) and (
+                    len(self._log) > after
+                )
+            finally:
+                self._waiting -= 1
 
     def subscribe(
         self,
