@@ -216,6 +216,24 @@ class SQLAccess(Protocol):
 
 
 @runtime_checkable
+class TableAccess(Protocol):
+    """A store that hands out its log as an Arrow table with payload fields expanded (DuckDB,
+    PostgreSQL): what ``events_frame`` builds its columns from without a Python object per event."""
+
+    def events_table(
+        self,
+        *,
+        after: int = 0,
+        until: int | datetime | None = None,
+        stream_ids: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+        fields: Callable[[list[str]], Mapping[str, str] | None] = ...,
+    ) -> pa.Table | None:
+        """The log as an Arrow table with payload fields expanded (None when they cannot be)."""
+        ...
+
+
+@runtime_checkable
 class ColumnarAccess(Protocol):
     """A store that hands out its log as columns, filtered by the database (DuckDB)."""
 

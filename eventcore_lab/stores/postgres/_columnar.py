@@ -1,0 +1,125 @@
+"""The PostgreSQL store's columnar path for ``events_frame``: the rows come out with one COPY TO (CSV,
+parsed by Arrow into columns, never a Python object per row), and DuckDB expands their payloads in
+memory exactly as the DuckDB store does (``stores/duckdb/_columnar.py``), upcasts included.
+
+Decoding a StoredEvent per row held ``events_frame`` of 1,000,000 events to about 50,000 events/s.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from psycopg import sql
+
+_COPY = (
+    "COPY (SELECT position, event_id::text, stream_id, version, event_type, payload::text, metadata::text, "
+    "(extract(epoch FROM recorded_at) * 1000000)::int8, schema_version FROM {table} WHERE {where} "
+    "ORDER BY position) TO STDOUT (FORMAT csv)"
+)
+_NAMES = [
+    "position",
+    "event_id",
+    "stream_id",
+    "version",
+    "event_type",
+    "payload",
+    "metadata",
+    "recorded_us",
+    "schema_version",
+]
+_TYPES = {
+    "position": pa.int64(),
+    "version": pa.int64(),
+    "recorded_us": pa.int64(),
+    "schema_version": pa.int32(),
+    **{name: pa.string() for name in ("event_id", "stream_id", "event_type", "payload", "metadata")},
+}
+# what the DuckDB store's ``events`` table holds, over the fetched columns
+_VIEW = (
+    "create view events as select position, event_id::uuid as event_id, stream_id, version, event_type, "
+    "payload::json as payload, metadata::json as metadata, recorded_at, schema_version from fetched"
+)
+
+
+class _ColumnarMixin:
+    """``events_table`` for PostgreSQL (see ``DuckDBStore.events_table`` for its contract)."""
+
+    if TYPE_CHECKING:  # provided by the store
+        registry: Any
+        _q: Any
+
+        def head(self) -> int: ...
+
+        def _connection(self) -> Any: ...
+
+    def events_table(
+        self,
+        *,
+        after: int = 0,
+        until: int | datetime | None = None,
+        stream_ids: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+        fields: Callable[[list[str]], Mapping[str, str] | None] = lambda types: {},
+    ) -> pa.Table | None:
+        """The log as an Arrow table with payload fields expanded, as ``DuckDBStore.events_table``
+        gives it; None when the fields cannot be read natively, or when a position up to the head is
+        not readable yet (a writer still in flight, or a gap: ``read_all`` settles those)."""
+        import duckdb
+
+        from ..duckdb._columnar import expand_events
+
+        head = self.head()
+        table = sql.SQL(".").join([self._q, sql.Identifier("events")])
+        with self._connection() as conn:
+            if isinstance(until, datetime):  # the first event recorded later ends the log, as in memory
+                row = conn.execute(
+                    sql.SQL("SELECT min(position) FROM {} WHERE recorded_at > %s").format(table), (until,)
+                ).fetchone()
+                if row and row[0] is not None:
+                    head = min(head, int(row[0]) - 1)
+            elif until is not None:
+                head = min(head, int(until))
+            row = conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE position > %s AND position <= %s").format(table),
+                (after, head),
+            ).fetchone()
+            if head > after and (row is None or int(row[0]) != head - after):
+                return None
+            where = [
+                sql.SQL("position > {} AND position <= {}").format(sql.Literal(after), sql.Literal(head))
+            ]
+            wanted = None if stream_ids is None else [str(s) for s in stream_ids]
+            if wanted is not None:
+                where.append(sql.SQL("stream_id = ANY({})").format(sql.Literal(wanted)))
+            if event_types is not None and self.registry.evolution is None:  # renamed types: after upcasting
+                where.append(sql.SQL("event_type = ANY({})").format(sql.Literal(list(event_types))))
+            query = sql.SQL(_COPY).format(table=table, where=sql.SQL(" AND ").join(where))
+            buffer = io.BytesIO()
+            with conn.cursor().copy(query) as copy:
+                for block in copy:
+                    buffer.write(block)
+        buffer.seek(0)
+        if not buffer.getbuffer().nbytes:
+            rows = pa.table({name: pa.array([], kind) for name, kind in _TYPES.items()})
+        else:
+            rows = pa_csv.read_csv(
+                buffer,
+                read_options=pa_csv.ReadOptions(column_names=_NAMES),
+                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+                convert_options=pa_csv.ConvertOptions(column_types=_TYPES, strings_can_be_null=False),
+            )
+        micros = rows.column("recorded_us")
+        rows = rows.append_column("recorded_at", pc.cast(micros, pa.timestamp("us", tz="UTC")))
+        con = duckdb.connect()
+        try:
+            con.register("fetched", rows)
+            con.execute(_VIEW)
+            return expand_events(con, self.registry, head, after, None, wanted, event_types, fields)
+        finally:
+            con.close()
