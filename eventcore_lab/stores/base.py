@@ -234,20 +234,8 @@ class TableAccess(Protocol):
 
 
 @runtime_checkable
-class ColumnarAccess(Protocol):
+class ColumnarAccess(TableAccess, Protocol):
     """A store that hands out its log as columns, filtered by the database (DuckDB)."""
-
-    def events_table(
-        self,
-        *,
-        after: int = 0,
-        until: int | datetime | None = None,
-        stream_ids: Iterable[str] | None = None,
-        event_types: Iterable[str] | None = None,
-        fields: Callable[[list[str]], Mapping[str, str] | None] = ...,
-    ) -> pa.Table | None:
-        """The log as an Arrow table with payload fields expanded (None when they cannot be)."""
-        ...
 
     def events_frame(
         self,

@@ -28,24 +28,13 @@ _CHUNK_SQL = (
 )
 #: positions per chunk (one value of a few tens of MB)
 CHUNK = 100_000
-_NAMES = [
-    "position",
-    "event_id",
-    "stream_id",
-    "version",
-    "event_type",
-    "payload",
-    "metadata",
-    "recorded_us",
-    "schema_version",
-]
-_TYPES = {
-    "position": pa.int64(),
-    "version": pa.int64(),
-    "recorded_us": pa.int64(),
-    "schema_version": pa.int32(),
-    **{name: pa.string() for name in ("event_id", "stream_id", "event_type", "payload", "metadata")},
-}
+_TEXT, _INT = pa.string(), pa.int64()
+#: the fetched columns, in the order of the SELECT
+_TYPES = dict(
+    position=_INT, event_id=_TEXT, stream_id=_TEXT, version=_INT, event_type=_TEXT, payload=_TEXT,
+    metadata=_TEXT, recorded_us=_INT, schema_version=pa.int32(),
+)  # fmt: skip
+_NAMES = list(_TYPES)
 # what the DuckDB store's ``events`` table holds, over the fetched columns
 _VIEW = (
     "create view events as select position, event_id::uuid as event_id, stream_id, version, event_type, "
