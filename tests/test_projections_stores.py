@@ -244,3 +244,22 @@ def test_duckdb_events_frame_agrees_on_defaults_of_older_events_and_big_ints(tmp
             samples, events_frame(memory, types=NativeFrameSample), check_exact=True
         )
         assert samples["count"].tolist()[-1] == float(2**63 + 5)  # float64: other rows have no count
+
+
+def test_postgres_events_table_leaves_a_gap_in_the_log_to_read_all(pg_url: str, pg_schema: str) -> None:
+    """A position drawn by a writer that never committed is a gap below the head: the columnar path
+    cannot tell it from a writer still in flight, so it answers None and ``events_frame`` takes
+    ``read_all``, which settles gaps; the frame is the same as without the gap."""
+    import psycopg
+
+    with PostgresStore(pg_url, schema=pg_schema) as store:
+        store.append([EventToWrite("account-1", banking.MoneyDeposited(amount=1))])
+        assert store.events_table() is not None
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"SELECT nextval('\"{pg_schema}\".positions')")  # a writer that rolled back
+        store.append([EventToWrite("account-1", banking.MoneyDeposited(amount=2))])
+        assert store.head() == 3
+        assert store.events_table() is None
+        assert store.events_table(until=1) is not None  # below the gap: columnar
+        frame = events_frame(store)
+        assert frame["position"].tolist() == [1, 3] and frame["amount"].tolist() == [1, 2]
