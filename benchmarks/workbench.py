@@ -106,6 +106,10 @@ def widgets_on_duckdb(events: int, repeats: int, workdir: Path, parts: list[str]
             out["explorer_pick_stream_s"] = timed(
                 lambda: setattr(explorer.stream_picker, "value", next(picks)), repeats
             )
+            typed = iter(streams[::-1] * repeats)  # a whole id typed into the filter: that stream shown
+            out["explorer_filter_s"] = timed(
+                lambda: setattr(explorer.stream_filter, "value", next(typed)), repeats
+            )
         if "slider" in parts:
             started = time.perf_counter()
             slider = TimelineSlider(store, Total)

@@ -30,6 +30,7 @@ def test_workbench_quick_measures_every_part(tmp_path: Path, pg_url: str) -> Non
     assert set(result["widgets"]) == {
         "explorer_open_s",
         "explorer_pick_stream_s",
+        "explorer_filter_s",
         "slider_open_s",
         "slider_move_s",
     }
@@ -62,6 +63,9 @@ def test_large_duckdb_store_in_the_explorer_and_the_slider(tmp_path: Path) -> No
         explorer = StreamExplorer(store)
         explorer.stream_picker.value = chosen
         assert [e.event_id for e in explorer.events] == expected_stream
+        explorer.show(next(s for s in explorer.all_streams if s != chosen))
+        explorer.stream_filter.value = chosen  # typed in full: shown, however many streams there are
+        assert explorer.stream == chosen and [e.event_id for e in explorer.events] == expected_stream
         slider = TimelineSlider(store, Total)
         slider.slider.value = half
         assert slider.current.amount == expected_total

@@ -424,3 +424,50 @@ class _Count:
 
     def _repr_html_(self) -> str:
         return f"{self.seen} events"
+
+
+def test_a_history_past_the_detail_limit_is_drawn_as_a_density_overview_the_slider_follows() -> None:
+    """Past ``detail_limit`` events the picture is one shaded strip per stream at the fitted width
+    (not a dot per event); bins count the events, x is affine in position, and the slider's track
+    still spans the markers of position 0 and the head."""
+    store = _long_history(60)  # 63 events on 3 streams: 30 more than the limit below
+    detailed = timeline(store, detail_limit=None)
+    line = timeline(store, detail_limit=33)
+    assert detailed.overview is None and line.overview is not None
+    assert timeline(store, detail_limit=63).overview is None  # at the limit: still every event
+    assert line.svg() != detailed.svg() and line.size()[0] <= FIT_WIDTH
+    root = ET.fromstring(line.svg())
+    assert not list(root.iter(f"{SVG}circle"))  # no dot per event
+    bars = [r for r in root.iter(f"{SVG}rect") if r.get("fill-opacity")]
+    tips = ["".join(r.itertext()) for r in bars]
+    per_row = {name: 0 for name in ("all streams", "account-0", "account-1", "account-2")}
+    for tip in tips:
+        name, rest = tip.split(": ", 1)
+        per_row[name] += int(rest.split(" events")[0])
+    assert per_row == {"all streams": 63, "account-0": 21, "account-1": 21, "account-2": 21}
+    labels = [t for t, _, _ in texts(line.svg())]
+    assert "position in the log" in labels and any("63 events on 3 streams" in t for t in labels)
+    head = store.head()
+    xs = [line.marker_x(p) for p in range(head + 1)]
+    steps = {round(b - a, 6) for a, b in pairwise(xs)}
+    assert len(steps) == 1 and steps.pop() > 0  # affine in position
+    marked = line.with_marker(40).svg()
+    assert "position 40" in marked and marked.startswith(line.svg().removesuffix("</svg>"))
+
+
+def test_the_slider_over_a_long_history_shows_the_overview_and_lines_up() -> None:
+    store = _long_history(2_100)  # past the default limit of 2,000 events
+    slider = TimelineSlider(store, lambda: _Count())
+    line = slider.timeline
+    assert line.overview is not None
+    width, _ = line.size()
+    left = float(slider.slider.layout.margin.split()[-1].rstrip("%")) / 100 * width
+    span = float(slider.slider.layout.width.rstrip("%")) / 100 * width
+    assert left + 8 == pytest.approx(line.marker_x(0), abs=0.1)
+    assert left + span - 8 == pytest.approx(line.marker_x(store.head()), abs=0.1)
+    for position in (1, 700, store.head()):
+        track = left + 8 + (span - 16) * position / store.head()
+        assert track == pytest.approx(line.marker_x(position), abs=0.1)
+    slider.slider.value = 700
+    assert "position 700" in slider.picture.value and "700 events" in slider.state.value
+    assert len(slider.picture.value) < 300_000

@@ -201,6 +201,40 @@ def test_explorer_lists_streams_shows_events_and_one_in_detail() -> None:
     assert empty.stream is None and "no events" in empty.table.value
 
 
+def test_explorer_lists_a_bounded_number_of_streams_and_filters_as_you_type() -> None:
+    from eventcore_lab import EventToWrite
+    from eventcore_lab.widgets.explorer import LISTED
+
+    store = MemoryStore()
+    store.append([EventToWrite(f"account-{i}", banking.MoneyDeposited(amount=i + 1)) for i in range(250)])
+    explorer = StreamExplorer(store)
+    assert len(explorer.stream_picker.options) == LISTED == 200 and explorer.stream == "account-0"
+    assert "250 of 250 streams, 200 listed" in explorer.stream_count.value
+    assert "account-99" not in explorer.stream_picker.options  # sorted: account-99 comes late
+
+    explorer.stream_filter.value = "account-24"  # a whole id: that stream is shown
+    assert explorer.stream_picker.options == ("account-24", *(f"account-24{k}" for k in range(10)))
+    assert explorer.stream == "account-24" and ">25<" in explorer.table.value  # its position
+    assert "11 of 250 streams" in explorer.stream_count.value and "listed" not in explorer.stream_count.value
+    explorer.stream_filter.value = " COUNT-13"  # part of ids, any case: the first match is shown
+    assert explorer.stream_picker.options == ("account-13", *(f"account-13{k}" for k in range(10)))
+    assert explorer.stream == "account-13"
+    explorer.stream_picker.value = "account-135"
+    explorer.stream_filter.value = "count-135"  # the shown stream still matches: it stays
+    assert explorer.stream == "account-135" and explorer.stream_picker.options == ("account-135",)
+
+    explorer.stream_filter.value = ""
+    explorer.show("account-99")  # not listed at the moment: listed first and shown
+    assert explorer.stream == "account-99" and explorer.stream_picker.options[0] == "account-99"
+    assert ">100<" in explorer.table.value
+    explorer.stream_filter.value = "no-such"
+    assert explorer.stream is None and "no events" in explorer.table.value
+    assert "0 of 250 streams" in explorer.stream_count.value
+    store.append([EventToWrite("zeta-1", banking.MoneyDeposited(amount=7))])
+    explorer.refresh(select="zeta-1")  # what the workbench does after a command: shown despite the filter
+    assert explorer.stream == "zeta-1" and ">251<" in explorer.table.value  # its position
+
+
 def test_workbench_shows_the_stream_a_command_wrote() -> None:
     store = MemoryStore()
     bench = Workbench(store, coffee.COMMANDS)

@@ -31,6 +31,8 @@ _MARGIN = 60.0  # px right of the axis, for the last label and the marker's capt
 #: the widest a timeline is drawn by default: a JupyterLab output at 1440x900 shows it at 100%
 FIT_WIDTH = 980.0
 LABEL_SIZE, STREAM_SIZE, TITLE_SIZE = 12.0, 13.0, 15.0  # px at 100%
+#: the most events drawn one by one; a longer history is drawn as a density overview (``_overview.py``)
+DETAIL_LIMIT = 2_000
 _LEVEL = LABEL_SIZE + 3  # px between stacked label levels
 _CHAR = LABEL_SIZE * 0.56  # px per character, a generous estimate for sans-serif
 
@@ -55,7 +57,7 @@ def stagger(spans: Sequence[tuple[float, float]], gap: float = 6.0) -> list[int]
 class Shape:
     """One drawing instruction, in SVG coordinates (y grows downwards)."""
 
-    kind: str  # circle, line, text, rect
+    kind: str  # circle, line, text, rect, bar (x2, y2: width, height)
     x: float
     y: float
     x2: float = 0.0
@@ -66,6 +68,7 @@ class Shape:
     size: float = LABEL_SIZE
     halo: bool = False  # a white outline, so that a line passing behind a label does not hide it
     tip: str = ""  # hover text
+    opacity: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Timeline:
         title: str = "",
         marker: int | None = None,
         max_width: float | None = FIT_WIDTH,
+        detail_limit: int | None = DETAIL_LIMIT,
     ) -> None:
         if axis not in ("position", "time"):
             raise InvalidFormat(f"a timeline's axis is 'position' or 'time', got {axis!r}")
@@ -97,8 +101,21 @@ class Timeline:
         self.title = title
         self.marker = marker
         self.max_width = max_width
+        self.detail_limit = detail_limit
         # layout and SVG body, which the marker does not change: shared with the with_marker copies
         self._memo: dict[Any, Any] = {}
+
+    @property
+    def overview(self) -> Any:
+        """The density picture drawn instead of every event when there are more than ``detail_limit``
+        events (position axis only; ``None`` when every event is drawn)."""
+        if self.detail_limit is None or len(self.events) <= self.detail_limit or self.axis != "position":
+            return None
+        if "overview" not in self._memo:
+            from ._overview import Overview
+
+            self._memo["overview"] = Overview(self.events, title=self.title, max_width=self.max_width)
+        return self._memo["overview"]
 
     @property
     def streams(self) -> list[str]:
@@ -204,12 +221,16 @@ class Timeline:
         return laid_out
 
     def size(self) -> tuple[float, float]:
+        if self.overview is not None:
+            return self.overview.size()
         xs, *_, axis_y = self._layout()
         return (max(xs.values(), default=_LEFT) + _RIGHT + _MARGIN, axis_y + 40)
 
     def marker_x(self, position: int) -> float:
         """Where the marker of ``position`` is drawn: halfway between the last event at or before it
         and the next one (what a slider under the picture lines up with)."""
+        if self.overview is not None:
+            return float(self.overview.marker_x(position))
         xs = self._layout()[0]
         if self.axis == "position":  # x grows with position: the last event at or before it
             count = bisect.bisect_right(self.events, position, key=_position)
@@ -220,6 +241,8 @@ class Timeline:
         return (max(before) + half) if before else _LEFT - half
 
     def _unmarked_shapes(self) -> list[Shape]:
+        if self.overview is not None:
+            return self.overview.shapes()
         xs, command_levels, event_levels, command_y, row, axis_y = self._layout()
         width, _ = self.size()
         out: list[Shape] = []
@@ -290,7 +313,10 @@ class Timeline:
         """The marker's line and label, drawn over everything else."""
         if self.marker is None or not self.events:
             return []
-        _, _, _, command_y, _, axis_y = self._layout()
+        if self.overview is not None:
+            command_y, axis_y = self.overview.top - 8, self.overview.axis_y
+        else:
+            _, _, _, command_y, _, axis_y = self._layout()
         mx = self.marker_x(self.marker)
         return [
             Shape("line", mx, command_y - 8, mx, axis_y, colour="#e53935"),
@@ -356,6 +382,8 @@ class Timeline:
                 ax.plot([s.x, s.x2], [s.y, s.y2], color=s.colour, linestyle="--" if s.dashed else "-", lw=1)
             elif s.kind == "circle":
                 ax.add_patch(Circle((s.x, s.y), 7, facecolor=s.colour, edgecolor="#e65100", zorder=3))
+            elif s.kind == "bar":
+                ax.add_patch(Rectangle((s.x, s.y), s.x2, s.y2, facecolor=s.colour, alpha=s.opacity, lw=0))
             elif s.kind == "rect":
                 ax.add_patch(Rectangle((s.x - 6, s.y - 6), 12, 12, facecolor=s.colour, zorder=3))
             else:
@@ -402,6 +430,7 @@ def timeline(
     axis: str = "position",
     title: str = "",
     max_width: float | None = FIT_WIDTH,
+    detail_limit: int | None = DETAIL_LIMIT,
 ) -> Timeline:
     """A timeline of a store (or of stored events), optionally narrowed to some streams and a window.
 
@@ -410,7 +439,9 @@ def timeline(
     query-based command decided on, whatever streams they are in. ``start``/``end`` are inclusive
     bounds, either global positions (int) or times (datetime, compared with ``recorded_at``).
     ``max_width`` (px) is how wide the picture may be before its events are drawn closer together;
-    ``None`` keeps the usual spacing whatever the width.
+    ``None`` keeps the usual spacing whatever the width. Past ``detail_limit`` events (on the position
+    axis) the picture is a density overview per stream instead of one dot per event (``None``: always
+    every event).
     """
     events = list(source.read_all() if hasattr(source, "read_all") else source)
     if streams is not None:
@@ -433,7 +464,7 @@ def timeline(
             events = [e for e in events if keep(e.position, bound)]
         else:
             raise InvalidFormat(f"timeline start/end must be a position (int) or a datetime, got {bound!r}")
-    return Timeline(events, axis=axis, title=title, max_width=max_width)
+    return Timeline(events, axis=axis, title=title, max_width=max_width, detail_limit=detail_limit)
 
 
 def _clock(when: datetime, fmt: str) -> str:
@@ -457,6 +488,11 @@ def _svg_element(s: Shape) -> str:
         return (
             f'<circle cx="{s.x:.1f}" cy="{s.y:.1f}" r="7" fill="{s.colour}" stroke="#e65100">'
             f"<title>{html.escape(s.tip or s.text)}</title></circle>"
+        )
+    if s.kind == "bar":
+        return (
+            f'<rect x="{s.x:.1f}" y="{s.y:.1f}" width="{s.x2:.1f}" height="{s.y2:.1f}" fill="{s.colour}" '
+            f'fill-opacity="{s.opacity:.2f}"><title>{html.escape(s.tip)}</title></rect>'
         )
     if s.kind == "rect":
         return (

@@ -22,7 +22,7 @@ import pyarrow as pa
 from .._gc import gc_paused
 from ..core.errors import InvalidFormat, ProjectionError
 from ..core.events import StoredEvent
-from ..stores.base import ColumnarAccess, EventStore, StreamListing
+from ..stores.base import EventStore, StreamListing, TableAccess
 from ._columns import EnvelopeColumns, PayloadColumns, arrow_frame
 from ._progress import progress_bar
 from .base import Projection
@@ -334,7 +334,7 @@ def _native_frame(
     """The events frame from the store's own columnar path (``store.events_table``), when it has one
     and the payloads are plain scalars; None otherwise. DuckDB filters and expands the JSON payloads,
     which is several times faster than building columns from Python objects."""
-    if not isinstance(store, ColumnarAccess) or not isinstance(after, int) or after < 0:
+    if not isinstance(store, TableAccess) or not isinstance(after, int) or after < 0:
         return None  # the Python path reports a bad ``after`` as every store does
     events_table = store.events_table
     stream_ids: list[str] | None = None

@@ -216,8 +216,9 @@ class SQLAccess(Protocol):
 
 
 @runtime_checkable
-class ColumnarAccess(Protocol):
-    """A store that hands out its log as columns, filtered by the database (DuckDB)."""
+class TableAccess(Protocol):
+    """A store that hands out its log as an Arrow table with payload fields expanded (DuckDB,
+    PostgreSQL): what ``events_frame`` builds its columns from without a Python object per event."""
 
     def events_table(
         self,
@@ -230,6 +231,11 @@ class ColumnarAccess(Protocol):
     ) -> pa.Table | None:
         """The log as an Arrow table with payload fields expanded (None when they cannot be)."""
         ...
+
+
+@runtime_checkable
+class ColumnarAccess(TableAccess, Protocol):
+    """A store that hands out its log as columns, filtered by the database (DuckDB)."""
 
     def events_frame(
         self,

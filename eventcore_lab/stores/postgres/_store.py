@@ -27,6 +27,7 @@ from ..rules import (
     check_log_filter,
     check_position,
 )
+from ._columnar import _ColumnarMixin
 from ._connection import (
     DSN_ENV,
     _configure,
@@ -37,7 +38,7 @@ from ._reading import _COLUMNS
 from ._writer import _WriterMixin
 
 
-class PostgresStore(_WriterMixin):
+class PostgresStore(_WriterMixin, _ColumnarMixin):
     """An event store in a PostgreSQL schema, shared safely by any number of processes.
 
     ``pool_min``/``pool_max`` size the connection pool of this process; ``pool_timeout`` is how long an
