@@ -341,6 +341,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     from .stores.bulk import iter_store
+    from .stores.filters import category_of
 
     by_type: Counter[str] = Counter()
     by_category: Counter[str] = Counter()
@@ -349,7 +350,7 @@ def _stats(args: argparse.Namespace) -> int:
     with _opened(args) as store:
         for event in iter_store(store):
             by_type[event.event_type] += 1
-            by_category[event.stream_id.split("-", 1)[0]] += 1
+            by_category[category_of(event.stream_id)] += 1
             by_stream[event.stream_id] += 1
             by_day[event.recorded_at.date().isoformat()] += 1
     data = {

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from msgspec.structs import replace
 
@@ -232,17 +232,21 @@ class Executor:
                 guesses = Guesses() if guessing else None
                 try:
                     written = yield from self._attempt(command, metadata, attempt, watch, principal, guesses)
-                    if guessing and not written and self._guessed_wrong(guesses):
+                    if not written and self._guessed_wrong(guesses):
                         guessing = False
                         continue
                     streams = tuple(dict.fromkeys(map(_stream_of, written)))
                     if watch is not None:
                         watch.succeeded(attempt, len(written), streams)
                     return ExecutionResult(written, streams, attempt, time.perf_counter() - started)
-                except EventCoreError as error:
-                    if guessing and self._guessed_wrong(guesses):
+                except Exception as error:
+                    if self._guessed_wrong(guesses):  # any failure may rest on a guess: rerun, real read
                         guessing = False
                         continue
+                    if not isinstance(error, EventCoreError):
+                        if watch is not None:
+                            watch.failed(error, attempt)
+                        raise
                     if not self.retry.should_retry(error, attempt - 1):
                         final = error.with_attempts(attempt)
                         if watch is not None:
@@ -253,13 +257,6 @@ class Executor:
                         watch.retried(attempt, delay, error)
                     yield (Phase.BACKOFF, attempt, _streams_of(error), delay, error)
                     attempt += 1
-                except Exception as error:
-                    if guessing and self._guessed_wrong(guesses):
-                        guessing = False
-                        continue
-                    if watch is not None:
-                        watch.failed(error, attempt)
-                    raise
         except GeneratorExit:  # the driver stopped early (a timeout reports itself first)
             if watch is not None:
                 watch.failed(None, 0)
@@ -270,7 +267,7 @@ class Executor:
         is told, and the command runs again at once on a real read (see ``_guessing``)."""
         if guesses is None or not guesses.streams:
             return False
-        self.store.guess_missed(guesses.streams)  # type: ignore[attr-defined]
+        cast(GuessingReads, self.store).guess_missed(guesses.streams)
         return True
 
     def _watch(self, command: Command[Any]) -> CommandWatch | None:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
-from ._guessing import Guesses
+from ._guessing import Guesses, GuessingReads
 from .errors import InvalidArgument, UnknownEventFolded
 from .events import ExpectedVersion, StoredEvent
 from .ids import StreamId
@@ -83,7 +83,7 @@ class Boundary:
         if guesses is None:
             self.add_streams(store.read_streams(ids))
         else:  # a store that may guess (see _guessing): remember what it guessed
-            found, guessed = store.read_streams_guessing(ids)  # type: ignore[attr-defined]
+            found, guessed = cast(GuessingReads, store).read_streams_guessing(ids)
             guesses.streams.update(guessed)
             self.add_streams(found)
 

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import EventCoreError
 from ..core.executor import Executor
+from ..stores.filters import LogFilter
 from ._auth import Authenticator, Principal, anonymous
 from ._commands import (
     CommandRoute,
@@ -37,7 +38,7 @@ from ._commands import (
     fingerprint,
     result_body,
 )
-from ._events import DEFAULT_LIMIT, check_limit, event_json, json_values, matches, page_body, parse_cursor
+from ._events import DEFAULT_LIMIT, check_limit, event_json, json_values, page_body, parse_cursor
 from ._health import HealthCheck, library_health, normalise
 from ._idempotency import Claim, IdempotencyStore, Stored, claim, idempotency_for
 from ._middleware import RequestContext, request_id_of
@@ -411,15 +412,17 @@ def _add_log_routes(
             after = parse_cursor(last_event_id.strip(), "position (the id of the last event received)")
         if after < 0:
             raise RequestInvalid("after must be >= 0", {"after": ["must be >= 0"]})
-        categories, types = frozenset(category or ()), frozenset(event_type or ())
+        wanted = LogFilter(
+            frozenset(event_type) if event_type else None, frozenset(category) if category else None
+        )
         return EventSourceResponse(
-            _live_events(service, after, categories, types, keepalive),
+            _live_events(service, after, wanted, keepalive),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
 
 async def _live_events(
-    service: _Service, after: int, categories: frozenset[str], types: frozenset[str], keepalive: float
+    service: _Service, after: int, wanted: LogFilter, keepalive: float
 ) -> AsyncIterator[bytes]:
     subscription = service.store.subscribe(after=after)
     idle = 0.0
@@ -434,7 +437,7 @@ async def _live_events(
                     idle = 0.0
                     yield format_sse_event(comment="keep-alive")
                 continue
-            if not matches(event, categories, types):
+            if not wanted.matches(event):
                 continue
             idle = 0.0
             data = _encode(event_json(event)).decode()

@@ -62,14 +62,3 @@ def page_body(events: Sequence[StoredEvent], limit: int, key: str) -> dict[str, 
         "events": [event_json(e) for e in events],
         "next_cursor": str(last) if len(events) == limit and last is not None else None,
     }
-
-
-def category_of(stream_id: str) -> str:
-    """A stream's category: the part before the first ``-`` (``task`` for ``task-42``)."""
-    return stream_id.split("-", 1)[0]
-
-
-def matches(event: StoredEvent, categories: frozenset[str], types: frozenset[str]) -> bool:
-    return (not categories or category_of(event.stream_id) in categories) and (
-        not types or event.event_type in types
-    )
