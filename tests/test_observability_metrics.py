@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import urllib.request
 from typing import Any
@@ -138,6 +139,8 @@ def test_concurrent_threads_observations_sum_exactly() -> None:
                 executor.execute(Deposit(f"account-{(seed + n) % 3}", amount=-1 if n % 10 == 0 else 1))
 
     server, port = serve_metrics(metrics)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so they race between read and append
     try:
         workers = [threading.Thread(target=client, args=(seed,)) for seed in range(threads)]
         for worker in workers:
@@ -147,6 +150,7 @@ def test_concurrent_threads_observations_sum_exactly() -> None:
             worker.join()
         samples = scrape(port)
     finally:
+        sys.setswitchinterval(interval)
         server.shutdown()
     frame = recorder.frame()
     commands = frame[frame["kind"] == "command"]
