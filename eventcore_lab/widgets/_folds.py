@@ -1,0 +1,130 @@
+"""States of a read model along a log, for time travel: folds read the log by position range and resume
+from copies kept every ``CHECKPOINT_EVENTS`` events, so no state needs the whole log in memory and a
+state near a kept one costs at most one page of events."""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+#: events between two kept states: a state is folded from the nearest kept one before it, reading and
+#: folding at most this many events (about 50 ms from DuckDB)
+CHECKPOINT_EVENTS = 2_000
+
+#: ``read(after, limit)``: at most ``limit`` events with a position above ``after``, in position order
+Reader = Callable[[int, int], Sequence[Any]]
+
+
+def store_reader(store: Any) -> Reader:
+    """Pages of ``store``'s log, read as the store's ``read_all(after=, limit=)`` reads them."""
+    return lambda after, limit: store.read_all(after=after, limit=limit)
+
+
+def list_reader(events: Sequence[Any]) -> Reader:
+    """Pages of ``events`` (sorted by position)."""
+
+    def read(after: int, limit: int) -> Sequence[Any]:
+        start = bisect.bisect_right(events, after, key=_position)
+        return events[start : start + limit]
+
+    return read
+
+
+class Folds:
+    """The state of a read model (made by ``factory``, fed with ``apply(event)``) after every event of
+    a log up to a position, for positions up to ``head``. Thread-safe: a background fold can run ahead
+    while another thread asks for states."""
+
+    def __init__(self, factory: Callable[[], Any], read: Reader, head: int) -> None:
+        self.factory = factory
+        self.read = read
+        self.head = head
+        self._positions: list[int] = []  # the position of each kept state, ascending
+        self._kept: list[Any] = []  # the state after CHECKPOINT_EVENTS * (i + 1) events; never changed
+        self._copyable = True
+        self._complete = False  # fewer than CHECKPOINT_EVENTS events follow the last kept state
+        self._lock = threading.Lock()
+
+    @property
+    def folded(self) -> int:
+        """The position of the last kept state (0 before the first)."""
+        with self._lock:
+            return self._positions[-1] if self._positions else 0
+
+    def near(self, position: int) -> bool:
+        """Whether the state at ``position`` folds at most ``CHECKPOINT_EVENTS`` events, or has to be
+        folded from the start anyway (a model that cannot be copied keeps no state)."""
+        if not self._copyable or self._complete:
+            return True
+        return min(position, self.head) - self.folded <= CHECKPOINT_EVENTS
+
+    @property
+    def done(self) -> bool:
+        """Whether every state up to the head is near a kept one (or none can be kept)."""
+        return self.near(self.head)
+
+    def state_at(self, position: int) -> Any:
+        """A new model that has applied every event with a position up to ``position`` (up to the
+        head); states kept on the way past the last kept one are kept."""
+        position = min(position, self.head)
+        with self._lock:
+            index = bisect.bisect_right(self._positions, position) - 1
+            last = index == len(self._positions) - 1
+            after, kept = (self._positions[index], self._kept[index]) if index >= 0 else (0, None)
+        model = self.factory() if kept is None else copy.deepcopy(kept)
+        while after < position:
+            page = self.read(after, min(CHECKPOINT_EVENTS, position - after))
+            for event in page:
+                if event.position > position:
+                    return model
+                model.apply(event)
+            if len(page) < min(CHECKPOINT_EVENTS, position - after):
+                return model  # the log ends before ``position``
+            after = page[-1].position
+            if last and len(page) == CHECKPOINT_EVENTS:
+                last = self._keep(after, model)
+        return model
+
+    def fold_ahead(self, each: Callable[[], None], stop: threading.Event) -> None:
+        """Fold on from the last kept state to the head, keeping a state every ``CHECKPOINT_EVENTS``
+        events and calling ``each()`` after each, until done or ``stop`` is set."""
+        while not self.done and not stop.is_set():
+            self._advance()
+            each()
+
+    def _advance(self) -> None:
+        """Fold the page of events after the last kept state and keep the state after it."""
+        with self._lock:
+            after, kept = (self._positions[-1], self._kept[-1]) if self._positions else (0, None)
+        model = self.factory() if kept is None else copy.deepcopy(kept)
+        page = [event for event in self.read(after, CHECKPOINT_EVENTS) if event.position <= self.head]
+        for event in page:
+            model.apply(event)
+        if len(page) < CHECKPOINT_EVENTS:
+            self._complete = True  # every later state is at most a page away from the last kept one
+        else:
+            self._keep(page[-1].position, model)
+
+    def _keep(self, position: int, model: Any) -> bool:
+        """Keep a copy of ``model`` as the state at ``position``; False when no more can be kept."""
+        try:
+            state = copy.deepcopy(model)
+        except Exception:  # a model holding a lock, a connection...: fold from the start instead
+            with self._lock:
+                self._copyable = False
+                self._positions.clear()
+                self._kept.clear()
+            return False
+        with self._lock:
+            if self._positions and self._positions[-1] >= position:
+                return True  # another fold kept it first (the same state: the same events, from the same one)
+            self._positions.append(position)
+            self._kept.append(state)
+        return True
+
+
+def _position(event: Any) -> int:
+    return int(event.position)
