@@ -66,11 +66,12 @@ class Density:
         if not isinstance(store, SQLAccess):
             return None
         upto = "from events where position <= $head"
-        firsts = store.sql(  # one scan: each stream's first position, and the log's bounds
-            f"with s as (select stream_id, min(position) as f, max(position) as l, count(*) as n {upto} "
-            "group by stream_id) select stream_id, (select min(f) from s) as first, (select max(l) from s) "
-            f"as last, (select sum(n) from s) as events, (select count(*) from s) as streams from s "
-            f"order by f limit {ROWS}",
+        # a stream first appears with its first event, version 1 (versions start at 1 and no event is
+        # ever deleted): no grouping by stream over the whole log
+        firsts = store.sql(
+            f"select stream_id, count(*) over () as streams, (select min(position) {upto}) as first, "
+            f"(select max(position) {upto}) as last, (select count(*) {upto}) as events {upto} "
+            f"and version = 1 order by position limit {ROWS}",
             {"head": head},
         )
         if firsts.empty:

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 #: events between two kept states: a state is folded from the nearest kept one before it, reading and
-#: folding at most this many events (about 50 ms from DuckDB)
-CHECKPOINT_EVENTS = 2_000
+#: folding at most this many events (about 25 ms from DuckDB on a quiet machine)
+CHECKPOINT_EVENTS = 1_000
 
 #: ``read(after, limit)``: at most ``limit`` events with a position above ``after``, in position order
 Reader = Callable[[int, int], Sequence[Any]]
