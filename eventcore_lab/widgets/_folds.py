@@ -70,11 +70,7 @@ class Folds:
         """A new model that has applied every event with a position up to ``position`` (up to the
         head); states kept on the way past the last kept one are kept."""
         position = min(position, self.head)
-        with self._lock:
-            index = bisect.bisect_right(self._positions, position) - 1
-            last = index == len(self._positions) - 1
-            after, kept = (self._positions[index], self._kept[index]) if index >= 0 else (0, None)
-        model = self.factory() if kept is None else copy.deepcopy(kept)
+        after, model, keep = self._resume(position)
         while after < position:
             page = self.read(after, min(CHECKPOINT_EVENTS, position - after))
             for event in page:
@@ -84,8 +80,11 @@ class Folds:
             if len(page) < min(CHECKPOINT_EVENTS, position - after):
                 return model  # the log ends before ``position``
             after = page[-1].position
-            if last and len(page) == CHECKPOINT_EVENTS:
-                last = self._keep(after, model)
+            if keep and len(page) == CHECKPOINT_EVENTS:
+                state = self._copy(model)
+                keep = state is not None
+                if keep:
+                    self._keep(after, state)
         return model
 
     def fold_ahead(self, each: Callable[[], None], stop: threading.Event) -> None:
@@ -97,33 +96,47 @@ class Folds:
 
     def _advance(self) -> None:
         """Fold the page of events after the last kept state and keep the state after it."""
-        with self._lock:
-            after, kept = (self._positions[-1], self._kept[-1]) if self._positions else (0, None)
-        model = self.factory() if kept is None else copy.deepcopy(kept)
+        after, model, keep = self._resume(self.head)
+        if not keep:
+            return  # the model cannot be copied: nothing to keep
         page = [event for event in self.read(after, CHECKPOINT_EVENTS) if event.position <= self.head]
         for event in page:
             model.apply(event)
         if len(page) < CHECKPOINT_EVENTS:
             self._complete = True  # every later state is at most a page away from the last kept one
         else:
-            self._keep(page[-1].position, model)
+            self._keep(page[-1].position, model)  # a model of its own: kept as it is
 
-    def _keep(self, position: int, model: Any) -> bool:
-        """Keep a copy of ``model`` as the state at ``position``; False when no more can be kept."""
+    def _resume(self, position: int) -> tuple[int, Any, bool]:
+        """Where a fold up to ``position`` starts: the position and a copy of the last state kept at or
+        before it (else 0 and a new model), and whether states it passes are new ones to keep."""
+        with self._lock:
+            index = bisect.bisect_right(self._positions, position) - 1
+            last = index == len(self._positions) - 1
+            after, kept = (self._positions[index], self._kept[index]) if index >= 0 else (0, None)
+        model = None if kept is None else self._copy(kept)
+        if model is None:
+            return 0, self.factory(), last and self._copyable
+        return after, model, last
+
+    def _copy(self, model: Any) -> Any:
+        """A deep copy of ``model``; None, and no state kept from then on, when it cannot be copied."""
         try:
-            state = copy.deepcopy(model)
+            return copy.deepcopy(model)
         except Exception:  # a model holding a lock, a connection...: fold from the start instead
             with self._lock:
                 self._copyable = False
                 self._positions.clear()
                 self._kept.clear()
-            return False
+            return None
+
+    def _keep(self, position: int, state: Any) -> None:
+        """Keep ``state`` (changed by no one any more) as the state at ``position``."""
         with self._lock:
-            if self._positions and self._positions[-1] >= position:
-                return True  # another fold kept it first (the same state: the same events, from the same one)
-            self._positions.append(position)
-            self._kept.append(state)
-        return True
+            if self._copyable and (not self._positions or self._positions[-1] < position):
+                self._positions.append(position)
+                self._kept.append(state)
+            # else another fold kept it first (the same state: the same events from the same one)
 
 
 def _position(event: Any) -> int:
