@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -88,7 +89,6 @@ def widgets_on_duckdb(events: int, repeats: int, workdir: Path, parts: list[str]
     events over ``events // 100`` streams."""
     from eventcore_lab.stores.duckdb import DuckDBStore
     from eventcore_lab.widgets.explorer import StreamExplorer
-    from eventcore_lab.widgets.slider import TimelineSlider
 
     path = workdir / f"workbench-{uuid.uuid4().hex[:8]}.duckdb"
     store = DuckDBStore(path, show_progress=False)
@@ -111,17 +111,55 @@ def widgets_on_duckdb(events: int, repeats: int, workdir: Path, parts: list[str]
                 lambda: setattr(explorer.stream_filter, "value", next(typed)), repeats
             )
         if "slider" in parts:
-            started = time.perf_counter()
-            slider = TimelineSlider(store, Total)
-            out["slider_open_s"] = time.perf_counter() - started
-            moves = iter([events // 2, events // 4, events - 1, 10] * repeats)
-            out["slider_move_s"] = timed(lambda: setattr(slider.slider, "value", next(moves)), repeats)
+            out.update(slider_interactions(store, repeats))
     finally:
         store.close()
         path.unlink(missing_ok=True)
     for key, value in out.items():
         log(f"{key} ({events:,} events, DuckDB): {value * 1000:,.0f} ms")
     return out
+
+
+def slider_interactions(store: Any, repeats: int, moves: int = 20) -> dict[str, float]:
+    """The timeline slider on ``store``: opened (the picture, and in the pane the state at the head or
+    how far the background fold got), moves while that fold runs (to positions at most a page past the
+    states it kept, folded at once: the fold slows them down), the state at the head shown (every event
+    read and folded; counted from the last opening), and moves once it is done, to ``moves`` positions
+    drawn at random (seeded), each folded from the kept state before it. Moves are timed one by one
+    (median and slowest)."""
+    from eventcore_lab.widgets.slider import CHECKPOINT_EVENTS, TimelineSlider
+
+    def move(slider: Any, position: int) -> float:
+        started = time.perf_counter()
+        slider.slider.value = position
+        return time.perf_counter() - started
+
+    opens = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        slider = TimelineSlider(store, Total)
+        opens.append(time.perf_counter() - started)
+        if len(opens) < repeats:
+            slider.close()
+            slider.wait()  # the background fold stops at its next page
+    head = slider.slider.max
+    draw = random.Random(21)
+    during = [
+        move(slider, draw.randint(0, min(head, slider.folds.folded + CHECKPOINT_EVENTS)))
+        for _ in range(moves // 2)
+    ]
+    slider.wait()
+    at_head = time.perf_counter() - started
+    slider.slider.value = head
+    after = [move(slider, draw.randint(0, head)) for _ in range(moves)]
+    slider.close()
+    return {
+        "slider_open_s": statistics.median(opens),
+        "slider_state_at_head_s": at_head,
+        "slider_move_while_folding_s": statistics.median(during),
+        "slider_move_s": statistics.median(after),
+        "slider_move_max_s": max(after),
+    }
 
 
 def frame_from_postgres(events: int, repeats: int) -> dict[str, float]:

@@ -32,7 +32,10 @@ def test_workbench_quick_measures_every_part(tmp_path: Path, pg_url: str) -> Non
         "explorer_pick_stream_s",
         "explorer_filter_s",
         "slider_open_s",
+        "slider_state_at_head_s",
+        "slider_move_while_folding_s",
         "slider_move_s",
+        "slider_move_max_s",
     }
     assert result["frame"]["events_frame_pg_events_per_s"] > 0
 

@@ -11,11 +11,11 @@ import bisect
 import copy
 import fnmatch
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..core.errors import InvalidFormat
 from .board import COLOURS
@@ -96,25 +96,53 @@ class Timeline:
     ) -> None:
         if axis not in ("position", "time"):
             raise InvalidFormat(f"a timeline's axis is 'position' or 'time', got {axis!r}")
-        self.events = sorted(events, key=lambda e: e.position)
         self.axis = axis
         self.title = title
         self.marker = marker
         self.max_width = max_width
         self.detail_limit = detail_limit
-        # layout and SVG body, which the marker does not change: shared with the with_marker copies
-        self._memo: dict[Any, Any] = {}
+        # the events, layout and SVG body, which the marker does not change: shared with the with_marker
+        # copies
+        self._memo: dict[Any, Any] = {"events": sorted(events, key=_position)}
+
+    @classmethod
+    def _of_density(
+        cls, density: Any, read: Callable[[], Iterable[Any]], *, title: str, max_width: float | None
+    ) -> Timeline:
+        """The overview of a log counted by its store (a ``_overview.Density``), without an object
+        per event; ``read`` reads its events for whatever needs them one by one."""
+        from ._overview import Overview
+
+        line = cls([], title=title, max_width=max_width)
+        line._memo = {"read": read, "overview": Overview(density, title=title, max_width=max_width)}
+        return line
+
+    @property
+    def events(self) -> list[Any]:
+        """The events, in position order (an overview counted by its store reads them on first use)."""
+        if "events" not in self._memo:
+            self._memo["events"] = sorted(self._memo["read"](), key=_position)
+        events: list[Any] = self._memo["events"]
+        return events
 
     @property
     def overview(self) -> Any:
         """The density picture drawn instead of every event when there are more than ``detail_limit``
         events (position axis only; ``None`` when every event is drawn)."""
-        if self.detail_limit is None or len(self.events) <= self.detail_limit or self.axis != "position":
-            return None
         if "overview" not in self._memo:
-            from ._overview import Overview
+            from ._overview import Density, Overview, bins_for
 
-            self._memo["overview"] = Overview(self.events, title=self.title, max_width=self.max_width)
+            events = self.events
+            dense = self.detail_limit is not None and len(events) > self.detail_limit
+            self._memo["overview"] = (
+                Overview(
+                    Density.of_events(events, bins_for(self.max_width)),
+                    title=self.title,
+                    max_width=self.max_width,
+                )
+                if dense and self.axis == "position"
+                else None
+            )
         return self._memo["overview"]
 
     @property
@@ -311,10 +339,12 @@ class Timeline:
 
     def _marker_shapes(self) -> list[Shape]:
         """The marker's line and label, drawn over everything else."""
-        if self.marker is None or not self.events:
+        if self.marker is None:
             return []
         if self.overview is not None:
             command_y, axis_y = self.overview.top - 8, self.overview.axis_y
+        elif not self.events:
+            return []
         else:
             _, _, _, command_y, _, axis_y = self._layout()
         mx = self.marker_x(self.marker)
@@ -417,6 +447,9 @@ class Timeline:
         return self.svg()
 
     def __repr__(self) -> str:
+        if self.overview is not None:
+            density = self.overview.density
+            return f"<Timeline of {density.events} events on {density.stream_count} streams>"
         return f"<Timeline of {len(self.events)} events on {len(self.streams)} streams>"
 
 
@@ -441,8 +474,16 @@ def timeline(
     ``max_width`` (px) is how wide the picture may be before its events are drawn closer together;
     ``None`` keeps the usual spacing whatever the width. Past ``detail_limit`` events (on the position
     axis) the picture is a density overview per stream instead of one dot per event (``None``: always
-    every event).
+    every event). The overview of a whole store that counts its log in SQL (DuckDB) is drawn from those
+    counts, without reading every event.
     """
+    prefix = end is None or (isinstance(end, int) and not isinstance(end, bool))
+    whole = streams is None and query is None and start is None and prefix
+    if whole and axis == "position" and detail_limit is not None and hasattr(source, "head"):
+        head = source.head() if end is None else min(source.head(), cast(int, end))
+        counted = _counted(source, head, title=title, max_width=max_width, detail_limit=detail_limit)
+        if counted is not None:
+            return counted
     events = list(source.read_all() if hasattr(source, "read_all") else source)
     if streams is not None:
         patterns = [streams] if isinstance(streams, str) else list(streams)
@@ -465,6 +506,25 @@ def timeline(
         else:
             raise InvalidFormat(f"timeline start/end must be a position (int) or a datetime, got {bound!r}")
     return Timeline(events, axis=axis, title=title, max_width=max_width, detail_limit=detail_limit)
+
+
+def _counted(
+    store: Any, head: int, *, title: str, max_width: float | None, detail_limit: int
+) -> Timeline | None:
+    """The overview of ``store``'s log up to ``head``, counted by the store; None when the store cannot
+    count it or when its events are few enough to be drawn one by one."""
+    from ._overview import Density, bins_for
+
+    if head <= detail_limit:  # positions start at 1: no more events than the head
+        return None
+    density = Density.of_store(store, head, bins_for(max_width))
+    if density is None or density.events <= detail_limit:
+        return None
+
+    def read() -> list[Any]:
+        return [e for e in store.read_all(limit=head) if e.position <= head]
+
+    return Timeline._of_density(density, read, title=title, max_width=max_width)
 
 
 def _clock(when: datetime, fmt: str) -> str:

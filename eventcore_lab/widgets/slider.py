@@ -3,8 +3,8 @@ chosen position."""
 
 from __future__ import annotations
 
-import bisect
-import copy
+import html
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -12,19 +12,24 @@ import ipywidgets as widgets
 
 from ..core.errors import InvalidFormat
 from ..modeling.timeline import Timeline
+from ._folds import CHECKPOINT_EVENTS, Folds, list_reader, store_reader
 from ._render import read_model_html
 
-#: events between two kept states of the slider's read model
-CHECKPOINT_EVENTS = 5_000
-
-
-def _position(event: Any) -> int:
-    return int(event.position)
+__all__ = ["CHECKPOINT_EVENTS", "TimelineSlider"]
 
 
 class TimelineSlider(widgets.VBox):
     """A position slider over recorded history. ``projection`` is a factory (a class, or a function
-    returning a new empty read model): the state at position p is a fresh fold of events up to p."""
+    returning a new empty read model): the state at position p is a fresh fold of events up to p.
+
+    Opening a store does not read its whole log at once: states are folded from pages of it, and the
+    picture of a long log is counted by the store where it can (see
+    :func:`~eventcore_lab.modeling.timeline.timeline`). A state more than ``CHECKPOINT_EVENTS`` events
+    past the states kept so far is folded in a background thread, which keeps states on its way to the
+    head; the pane says how far it got and shows the state when it gets there (:meth:`wait` waits for
+    it). The log is the store's up to its head when the slider opened. ``streams`` narrows the picture
+    only: states are folds of the whole log.
+    """
 
     def __init__(
         self,
@@ -35,22 +40,25 @@ class TimelineSlider(widgets.VBox):
         view: Callable[[Any], str] = read_model_html,
         title: str = "",
     ) -> None:
+        self._stop = threading.Event()  # set by close(): the background fold stops
         if not callable(projection):
             raise InvalidFormat("TimelineSlider needs a projection factory: a class or a function making one")
         from ..modeling.timeline import timeline
 
         self.factory = projection
         self.view = view
-        self.timeline: Timeline = timeline(source, streams=streams, title=title)
-        if streams is None and hasattr(source, "read_all"):  # the whole log, read once, in position order
-            self.all_events = self.timeline.events
+        if hasattr(source, "read_all"):  # a store: the log up to its head now, read page by page
+            head = source.head()
+            self.timeline: Timeline = timeline(source, streams=streams, end=head, title=title)
+            self.folds = Folds(projection, store_reader(source), head)
         else:
-            self.all_events = sorted(
-                source.read_all() if hasattr(source, "read_all") else source, key=_position
-            )
-        self._checkpoints: list[Any] = []  # the model after CHECKPOINT_EVENTS * (i + 1) events
-        self._copyable = True
-        head = max((e.position for e in self.all_events), default=0)
+            events = sorted(source, key=lambda e: int(e.position))
+            head = int(events[-1].position) if events else 0
+            self.timeline = timeline(events, streams=streams, title=title)
+            self.folds = Folds(projection, list_reader(events), head)
+        self._lock = threading.Lock()  # the state pane: which position it shows
+        self._shown: int | None = None
+        self._worker: threading.Thread | None = None
         width, _ = self.timeline.size()
         start, end = self.timeline.marker_x(0), self.timeline.marker_x(head)
         # the slider's track spans the picture from the marker at 0 to the marker at the head; both are
@@ -87,41 +95,59 @@ class TimelineSlider(widgets.VBox):
         self._redraw()
 
     def state_at(self, position: int) -> Any:
-        """The read model built from every event with a position up to ``position`` (a new object).
-
-        Folds resume from a copy of the state kept every ``CHECKPOINT_EVENTS`` events, so a move
-        folds at most that many events; a model that cannot be deep-copied is always folded afresh.
-        """
-        events = self.all_events
-        count = bisect.bisect_right(events, position, key=_position)
-        start = min(count // CHECKPOINT_EVENTS, len(self._checkpoints)) - 1  # -1: from the factory
-        model = copy.deepcopy(self._checkpoints[start]) if start >= 0 else self.factory()
-        folded = (start + 1) * CHECKPOINT_EVENTS if start >= 0 else 0
-        keep = self._copyable
-        for index in range(folded, count):
-            model.apply(events[index])
-            if (
-                keep
-                and (index + 1) % CHECKPOINT_EVENTS == 0
-                and (index + 1) // CHECKPOINT_EVENTS > len(self._checkpoints)
-            ):
-                keep = self._keep(model)
-        return model
-
-    def _keep(self, model: Any) -> bool:
-        """Remember a copy of ``model`` as the next checkpoint; False (and no more) if it cannot be copied."""
-        try:
-            self._checkpoints.append(copy.deepcopy(model))
-        except Exception:  # a model holding a lock, a connection...: fold from the start instead
-            self._copyable = False
-            self._checkpoints.clear()
-        return self._copyable
+        """A new read model built from every event with a position up to ``position`` (events appended
+        after the slider opened are not included)."""
+        return self.folds.state_at(position)
 
     @property
     def current(self) -> Any:
         return self.state_at(self.slider.value)
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the background fold (if any) is over: every state is then near a kept one and the
+        pane shows the state at the slider's position. False if ``timeout`` seconds passed first."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return worker is None or not worker.is_alive()
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
+
     def _redraw(self) -> None:
         marked = self.timeline.with_marker(self.slider.value)
         self.picture.value = marked.svg(attributes='style="display:block;width:100%;height:auto"')
-        self.state.value = self.view(self.current)
+        self._show_state()
+
+    def _show_state(self) -> None:
+        """Show the state at the slider's position when it is near a kept one; else say so, and fold
+        on in the background, which shows it when it gets there."""
+        position = self.slider.value
+        with self._lock:
+            if self._shown == position:
+                return
+            if not self.folds.near(position):
+                self._shown = None
+                self.state.value = (
+                    f"<em>folding the log up to position {position:,}: "
+                    f"{self.folds.folded:,} of {self.folds.head:,} folded so far...</em>"
+                )
+                self._fold_in_background()
+                return
+        shown = self.view(self.folds.state_at(position))
+        with self._lock:
+            if self.slider.value == position:  # not moved meanwhile
+                self.state.value = shown
+                self._shown = position
+
+    def _fold_in_background(self) -> None:
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._fold_ahead, name="slider-fold", daemon=True)
+            self._worker.start()
+
+    def _fold_ahead(self) -> None:
+        try:
+            self.folds.fold_ahead(self._show_state, self._stop)
+        except Exception as exc:  # a projection that fails, a store closed meanwhile: said in the pane
+            self.state.value = f"<pre>folding failed: {html.escape(repr(exc))}</pre>"
