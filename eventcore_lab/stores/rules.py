@@ -537,18 +537,53 @@ def _import_payloads(
     registry: EventRegistry,
     max_payload_bytes: int,
 ) -> list[bytes] | None:
-    """The payloads' JSON, class by class; None when one would be refused (see :func:`encode_payload`)."""
+    """The payloads' JSON, in one encoding pass, read back class by class; None when one would be
+    refused (see :func:`encode_payload`)."""
     kinds = list(map(type, payloads))
     classes = list(dict.fromkeys(kinds))
-    lines_of: dict[type, Iterator[bytes]] = {}
+    if any(issubclass(kind, UnknownEvent) for kind in classes):
+        return _import_payloads_with_unknown(payloads, types, streams, versions, registry, max_payload_bytes)
+    names = {kind: registry.name_of(kind) for kind in classes}
+    if list(map(names.__getitem__, kinds)) != types:
+        return None  # an event whose type is not its payload's registered name
+    encoded = _line_encoder.encode_lines(payloads).split(b"\n")  # JSON text holds no raw newline
+    encoded.pop()  # after the last newline
+    if len(encoded) != len(payloads) or max(map(len, encoded)) > max_payload_bytes:
+        return None
     for kind in classes:
-        rows: Iterable[int] = range(len(payloads))
-        of_kind, types_of_kind = payloads, types
+        of_kind, lines = payloads, encoded
         if len(classes) > 1:
             mask = list(map(is_, kinds, repeat(kind)))
-            rows = list(compress(rows, mask))
-            of_kind, types_of_kind = list(compress(payloads, mask)), list(compress(types, mask))
+            of_kind, lines = list(compress(payloads, mask)), list(compress(encoded, mask))
+        if not _reads_back(registry.event_class(names[kind]), of_kind, lines):
+            return None
+    return encoded
+
+
+def _reads_back(cls: type, payloads: list[object], lines: list[bytes]) -> bool:
+    """Whether the JSON ``lines`` of payloads of one registered class decode to equal payloads."""
+    decoder = _line_decoders.get(cls)
+    if decoder is None:
+        decoder = _line_decoders[cls] = msgspec.json.Decoder(cls)
+    return _equal(decoder.decode_lines(b"\n".join(lines)), payloads)
+
+
+def _import_payloads_with_unknown(
+    payloads: list[object],
+    types: list[str],
+    streams: list[str],
+    versions: list[int],
+    registry: EventRegistry,
+    max_payload_bytes: int,
+) -> list[bytes] | None:
+    """:func:`_import_payloads` when some payloads are of types unknown where they were read: those are
+    kept byte for byte (checked one by one), the others encoded class by class."""
+    kinds = list(map(type, payloads))
+    lines_of: dict[type, Iterator[bytes]] = {}
+    for kind in dict.fromkeys(kinds):
+        mask = list(map(is_, kinds, repeat(kind)))
         if issubclass(kind, UnknownEvent):
+            rows = compress(range(len(payloads)), mask)
             encoded = [
                 _unknown_payload(
                     cast(UnknownEvent, payloads[row]),
@@ -560,35 +595,15 @@ def _import_payloads(
                 for row in rows
             ]
         else:
-            encoded_or_none = _encode_class(kind, of_kind, types_of_kind, registry, max_payload_bytes)
+            of_kind, types_of_kind = list(compress(payloads, mask)), list(compress(types, mask))
+            encoded_or_none = _import_payloads(
+                of_kind, types_of_kind, streams, versions, registry, max_payload_bytes
+            )
             if encoded_or_none is None:
                 return None
             encoded = encoded_or_none
-        if len(classes) == 1:
-            return encoded
         lines_of[kind] = iter(encoded)
     return list(map(next, map(lines_of.__getitem__, kinds)))  # back in import order
-
-
-def _encode_class(
-    kind: type, payloads: list[object], types: list[str], registry: EventRegistry, max_payload_bytes: int
-) -> list[bytes] | None:
-    """The JSON of payloads of one registered class, encoded and read back in one call each."""
-    name = registry.name_of(kind)
-    if types.count(name) != len(types):
-        return None
-    lines = _line_encoder.encode_lines(payloads)
-    cls = registry.event_class(name)
-    decoder = _line_decoders.get(cls)
-    if decoder is None:
-        decoder = _line_decoders[cls] = msgspec.json.Decoder(cls)
-    if not _equal(decoder.decode_lines(lines), payloads):
-        return None
-    encoded = lines.split(b"\n")  # JSON text holds no raw newline
-    encoded.pop()  # after the last newline
-    if len(encoded) != len(payloads) or max(map(len, encoded)) > max_payload_bytes:
-        return None
-    return encoded
 
 
 def _unknown_payload(
