@@ -484,11 +484,9 @@ def _import_columns(
         return None  # payloads are encoded here as the registry's own methods would
     if set(map(type, events)) != {StoredEvent}:
         return None
-    raw_streams = _column(events, "stream_id")
-    valid = {raw: StreamId(raw) for raw in dict.fromkeys(raw_streams)}
-    if any(sid != raw for raw, sid in valid.items()):
+    streams: list[str] = _column(events, "stream_id")
+    if any(StreamId(raw) != raw for raw in dict.fromkeys(streams)):
         return None  # trimmed stream ids: rare, left to the row-by-row check
-    streams: list[str] = list(map(valid.__getitem__, raw_streams))
     ids = _column(events, "event_id")
     if not all(issubclass(kind, uuid.UUID) for kind in set(map(type, ids))):
         return None
@@ -511,11 +509,19 @@ def _import_columns(
     if payloads is None:
         return None
     metadata = _column(events, "metadata")
-    distinct = dict(zip(map(id, metadata), metadata, strict=True))  # an export shares few Metadata objects
+    keys = list(map(id, metadata))
+    distinct = dict(zip(keys, metadata, strict=True))  # an export shares few Metadata objects, a history one
     encoded = {key: encode_metadata(meta, "") for key, meta in distinct.items()}
-    metadata_json = list(map(encoded.__getitem__, map(id, metadata)))
+    if len(encoded) == 1:
+        metadata_json = [encoded[keys[0]]] * len(keys)
+    else:
+        metadata_json = list(map(encoded.__getitem__, keys))
     recorded = _column(events, "recorded_at")
-    for at in dict(zip(map(id, recorded), recorded, strict=True)).values():
+    if all(map(is_, recorded, repeat(recorded[0]))):
+        moments: Iterable[object] = recorded[:1]
+    else:
+        moments = dict(zip(map(id, recorded), recorded, strict=True)).values()
+    for at in moments:
         if not isinstance(at, datetime) or at.tzinfo is not UTC:
             return None  # naive or another zone: refused or converted row by row
     tags = _column(events, "tags")

@@ -11,9 +11,9 @@ import threading
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import msgspec
@@ -136,13 +136,9 @@ class _Rows:
         """Every column but the positions, converted in bulk: per row, ids, timestamps, metadata and
         tags cost more than DuckDB's whole insert."""
         cut = slice(start, stop)
-        ids = self.event_ids[cut]
-        id_bytes = pa.py_buffer(b"".join(map(int.to_bytes, map(attrgetter("int"), ids), repeat(16))))
         return pa.Table.from_arrays(
             [
-                pa.ExtensionArray.from_storage(
-                    pa.uuid(), pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(ids), [None, id_bytes])
-                ),
+                _uuids(self.event_ids[cut]),
                 pa.array(self.streams[cut], pa.string()),
                 pa.array(self.versions[cut], pa.int64()),
                 pa.array(self.types[cut], pa.string()),
@@ -156,25 +152,49 @@ class _Rows:
         )
 
 
-def _shared_text(values: list[bytes]) -> pa.Array:
-    """Text of which most rows share a few objects (metadata: an export shares a few, an append one)
-    as a dictionary array: each distinct object converted once, each row an index."""
+_uuid_encoder = msgspec.msgpack.Encoder(uuid_format="bytes")
+
+#: A UUID in MessagePack with ``uuid_format="bytes"``: a 2-byte bin8 header, then its 16 bytes.
+_PACKED_UUID = 18
+
+
+def _uuids(ids: list[uuid.UUID]) -> pa.Array:
+    """UUIDs as an Arrow uuid array: msgspec packs their bytes in C (after an array header), numpy cuts
+    out each one's 16 bytes; per id in Python this costs more than the rest of the columns."""
+    packed = _uuid_encoder.encode(ids)
+    count = len(ids)
+    rows = np.frombuffer(packed, np.uint8, offset=len(packed) - _PACKED_UUID * count).reshape(
+        count, _PACKED_UUID
+    )
+    data = pa.py_buffer(rows[:, _PACKED_UUID - 16 :].tobytes())
+    return pa.ExtensionArray.from_storage(
+        pa.uuid(), pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), count, [None, data])
+    )
+
+
+def _codes(values: list[Any]) -> tuple[list[Any], pa.Array]:
+    """The distinct objects of ``values`` (by identity) and each row's index into them: the rows of an
+    append share one object (metadata, timestamp), an export's a few."""
+    if values and values.count(values[0]) == len(values):  # all equal to the first: one C-level pass
+        return values[:1], pa.array(np.zeros(len(values), np.int32))
     distinct = dict(zip(map(id, values), values, strict=True))
     code = {key: i for i, key in enumerate(distinct)}
-    return pa.DictionaryArray.from_arrays(
-        pa.array(list(map(code.__getitem__, map(id, values))), pa.int32()),
-        pa.array(list(distinct.values()), pa.string()),
-    )
+    return list(distinct.values()), pa.array(list(map(code.__getitem__, map(id, values))), pa.int32())
+
+
+def _shared_text(values: list[bytes]) -> pa.Array:
+    """Text of which most rows share a few objects (metadata) as a dictionary array: each distinct
+    object converted once."""
+    distinct, codes = _codes(values)
+    return pa.DictionaryArray.from_arrays(codes, pa.array(distinct, pa.string()))
 
 
 def _timestamps(stamps: list[datetime]) -> pa.Array:
-    """UTC timestamps as microseconds, each distinct object converted once (an append shares one, an
-    export a few; by id: hashing an aware datetime asks its zone for the offset)."""
-    distinct = dict(zip(map(id, stamps), stamps, strict=True))
-    micros = {key: _micros(at) for key, at in distinct.items()}
-    return pa.array(list(map(micros.__getitem__, map(id, stamps))), pa.int64()).view(
-        _ARROW_SCHEMA.field("recorded_at").type
-    )
+    """UTC timestamps as microseconds, each distinct object converted once (by identity: hashing an
+    aware datetime asks its zone for the offset; equal ones are the same instant)."""
+    distinct, codes = _codes(stamps)
+    micros = pa.array([_micros(at) for at in distinct], pa.int64())
+    return micros.take(codes).view(_ARROW_SCHEMA.field("recorded_at").type)
 
 
 def _tag_lists(tags: list[tuple[str, ...]]) -> pa.Array:
