@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import msgspec
@@ -23,6 +22,7 @@ import pyarrow as pa
 from ...core.errors import EventFileChanged
 from ...core.events import StoredEvent
 from .. import bulk
+from .._columns import shared, timestamp_micros, uuid_bytes
 from ..rules import ImportColumns, PreparedImport
 
 
@@ -46,19 +46,6 @@ _metadata_encoder = msgspec.json.Encoder()
 
 #: The StoredEvent fields of :class:`ImportColumns`, in its order.
 _IMPORT_FIELDS = ("event_id", "stream_id", "version", "event_type", "payload", "recorded_at", "tags")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _micros(at: datetime) -> int:
-    """Microseconds since the epoch, exactly (naive times are taken as UTC, as DuckDB would)."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return (at - _EPOCH) // _MICROSECOND
 
 
 class _Rows:
@@ -152,49 +139,24 @@ class _Rows:
         )
 
 
-_uuid_encoder = msgspec.msgpack.Encoder(uuid_format="bytes")
-
-#: A UUID in MessagePack with ``uuid_format="bytes"``: a 2-byte bin8 header, then its 16 bytes.
-_PACKED_UUID = 18
-
-
 def _uuids(ids: list[uuid.UUID]) -> pa.Array:
-    """UUIDs as an Arrow uuid array: msgspec packs their bytes in C (after an array header), numpy cuts
-    out each one's 16 bytes; per id in Python this costs more than the rest of the columns."""
-    packed = _uuid_encoder.encode(ids)
-    count = len(ids)
-    rows = np.frombuffer(packed, np.uint8, offset=len(packed) - _PACKED_UUID * count).reshape(
-        count, _PACKED_UUID
-    )
-    data = pa.py_buffer(rows[:, _PACKED_UUID - 16 :].tobytes())
+    """UUIDs as an Arrow uuid array."""
+    data = pa.py_buffer(uuid_bytes(ids).tobytes())
     return pa.ExtensionArray.from_storage(
-        pa.uuid(), pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), count, [None, data])
+        pa.uuid(), pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(ids), [None, data])
     )
-
-
-def _codes(values: list[Any]) -> tuple[list[Any], pa.Array]:
-    """The distinct objects of ``values`` (by identity) and each row's index into them: the rows of an
-    append share one object (metadata, timestamp), an export's a few."""
-    if values and values.count(values[0]) == len(values):  # all equal to the first: one C-level pass
-        return values[:1], pa.array(np.zeros(len(values), np.int32))
-    distinct = dict(zip(map(id, values), values, strict=True))
-    code = {key: i for i, key in enumerate(distinct)}
-    return list(distinct.values()), pa.array(list(map(code.__getitem__, map(id, values))), pa.int32())
 
 
 def _shared_text(values: list[bytes]) -> pa.Array:
     """Text of which most rows share a few objects (metadata) as a dictionary array: each distinct
     object converted once."""
-    distinct, codes = _codes(values)
-    return pa.DictionaryArray.from_arrays(codes, pa.array(distinct, pa.string()))
+    distinct, codes = shared(values)
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(distinct, pa.string()))
 
 
 def _timestamps(stamps: list[datetime]) -> pa.Array:
-    """UTC timestamps as microseconds, each distinct object converted once (by identity: hashing an
-    aware datetime asks its zone for the offset; equal ones are the same instant)."""
-    distinct, codes = _codes(stamps)
-    micros = pa.array([_micros(at) for at in distinct], pa.int64())
-    return micros.take(codes).view(_ARROW_SCHEMA.field("recorded_at").type)
+    """UTC timestamps, each distinct object converted once."""
+    return pa.array(timestamp_micros(stamps)).view(_ARROW_SCHEMA.field("recorded_at").type)
 
 
 def _tag_lists(tags: list[tuple[str, ...]]) -> pa.Array:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 from psycopg import sql
@@ -26,18 +26,8 @@ from ..rules import (
 from ._connection import _lock_timeout
 from ._reading import _ReadingMixin, lock_names, query_json
 
-_COPY_TYPES = [
-    "int8",
-    "text",
-    "int8",
-    "uuid",
-    "text",
-    "text",
-    "text",
-    "timestamptz",
-    "int4",
-    "text[]",
-]  # json travels as its text
+if TYPE_CHECKING:
+    from ._copy import CopyColumns
 
 
 def _tags_json(tags: list[tuple[str, ...]]) -> str | None:
@@ -170,7 +160,7 @@ class _WriterMixin(_ReadingMixin):
 
     def _import(self, events: Iterable[StoredEvent], progress: bool | None) -> int:
         columns, firsts = self._import_columns(events)
-        count = len(columns[0])
+        count = len(columns)
         if not count:
             return 0
         self._ready()
@@ -191,12 +181,9 @@ class _WriterMixin(_ReadingMixin):
                 assert row is not None
                 positions = row[0]
                 with conn.cursor().copy(copy_sql) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for i, values in enumerate(zip(positions, *columns, strict=True)):
-                        copy.write_row(values)
-                        if i % 10_000 == 9_999:
-                            bar.update(10_000)
-            bar.update(count % 10_000)
+                    for block, rows in columns.blocks(positions):
+                        copy.write(block)
+                        bar.update(rows)
         finally:
             bar.close()
         self._saw_head(positions[-1])
@@ -205,25 +192,29 @@ class _WriterMixin(_ReadingMixin):
         self._wake_listeners(firsts)
         return count
 
-    def _import_columns(self, events: Iterable[StoredEvent]) -> tuple[list[list[Any]], dict[str, int]]:
-        """Validate an import fully (:func:`.rules.prepare_import`) before anything is sent; the COPY
-        columns but positions (one C-level pass each), and each stream's first version."""
+    def _import_columns(self, events: Iterable[StoredEvent]) -> tuple[CopyColumns, dict[str, int]]:
+        """Validate an import fully (:func:`.rules.prepare_import`) before anything is sent; its COPY
+        columns (one C-level pass each), and each stream's first version."""
         from ..bulk import schema_versions
+        from ._copy import CopyColumns  # Arrow and numpy: loaded by the first import
 
         batch = prepare_import(events, self.registry, self.max_payload_bytes)
         stored = batch.events
-        columns = [list(map(attrgetter(name), stored)) for name in _IMPORT_FIELDS]
-        columns[4:4] = [list(map(bytes.decode, batch.payloads)), _decoded(batch.metadata)]
-        columns.append(schema_versions(list(map(attrgetter("payload"), stored))))
-        columns.append(list(map(list, map(attrgetter("tags"), stored))))
+        fields = [list(map(attrgetter(name), stored)) for name in _IMPORT_FIELDS]
+        streams, versions, event_ids, types, recorded, payloads, tags = fields
+        columns = CopyColumns(
+            streams,
+            versions,
+            event_ids,
+            types,
+            batch.payloads,
+            batch.metadata,
+            recorded,
+            schema_versions(payloads),
+            tags,
+        )
         return columns, batch.first_versions
 
 
-def _decoded(texts: list[bytes]) -> list[str]:
-    """JSON texts as str, each distinct object decoded once (an import's events share few metadata)."""
-    distinct = {id(text): text.decode() for text in {id(text): text for text in texts}.values()}
-    return list(map(distinct.__getitem__, map(id, texts)))
-
-
-#: The StoredEvent fields of a COPY row, in its order, before payload and metadata.
-_IMPORT_FIELDS = ("stream_id", "version", "event_id", "event_type", "recorded_at")
+#: The StoredEvent fields an import's COPY columns take.
+_IMPORT_FIELDS = ("stream_id", "version", "event_id", "event_type", "recorded_at", "payload", "tags")
