@@ -467,8 +467,8 @@ def _prepare_import_columns(
     """
     try:
         return _import_columns(events, registry, max_payload_bytes)
-    except (EventCoreError, TypeError, ValueError, OverflowError, msgspec.DecodeError):
-        return None
+    except (EventCoreError, TypeError, ValueError, OverflowError, RecursionError, msgspec.DecodeError):
+        return None  # RecursionError: a payload nested too deep for msgspec; the row check reports it
 
 
 def _column(events: list[StoredEvent], name: str) -> list[Any]:
