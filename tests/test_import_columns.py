@@ -178,3 +178,27 @@ def test_an_event_refused_before_the_input_fails_is_reported_as_row_by_row() -> 
     with pytest.raises(OSError, match="too early"):
         prepare_import(damaged(events), default_registry)
     assert prepare_import(iter(events), default_registry) == prepare_import(events, default_registry)
+
+
+@pytest.mark.parametrize(("start", "stop"), [(0, None), (0, 1), (7, 23), (39, 40)])
+def test_duckdb_import_columns_built_before_queueing_equal_those_built_at_insert(
+    start: int, stop: int | None
+) -> None:
+    """An import's Arrow columns are built by the importing thread (with its shared metadata objects and
+    timestamps converted once); the writer slices them. Any slice equals the table built from the lists."""
+    from eventcore_lab.stores.duckdb._batches import _Rows
+
+    events = [
+        msgspec.structs.replace(e, tags=("t-a", "t-b") if i % 5 == 0 else ()) for i, e in enumerate(history())
+    ]
+    prepared = prepare_import(events, default_registry)
+    built = _Rows.of_import(prepared)
+    built.positions = list(range(101, 101 + len(events)))
+    plain = _Rows.of_import(prepared)
+    plain.positions, plain.arrow = built.positions, None
+    assert built.arrow is not None
+    assert built.table(start, stop).to_pylist() == plain.table(start, stop).to_pylist()
+    rows = built.table(start, stop).to_pylist()
+    assert [r["event_id"] for r in rows] == [e.event_id for e in events[start:stop]]
+    assert [r["recorded_at"] for r in rows] == [e.recorded_at for e in events[start:stop]]
+    assert [tuple(r["tags"]) for r in rows] == [e.tags for e in events[start:stop]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import operator
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -42,6 +43,21 @@ class QueryIndex:
                 self._by_tag[tag] = array("q", (position,))
             else:
                 found.append(position)
+
+    def add_many(self, positions: Sequence[int], types: Sequence[str], tags: Sequence[Sequence[str]]) -> None:
+        """Index many events (columns, index for index; positions ascending, above those known).
+
+        An import: without tags, each type's positions go in with one C-level pass each."""
+        if any(tags):
+            for position, event_type, event_tags in zip(positions, types, tags, strict=True):
+                self.add(position, event_type, event_tags)
+            return
+        kinds = dict.fromkeys(types)
+        for kind in kinds:
+            run = positions
+            if len(kinds) > 1:
+                run = list(itertools.compress(positions, map(operator.eq, types, itertools.repeat(kind))))
+            self.add_positions(event_type=kind, positions=run)
 
     def add_positions(
         self, *, event_type: str | None = None, tag: str | None = None, positions: Iterable[int]

@@ -467,8 +467,8 @@ def _prepare_import_columns(
     """
     try:
         return _import_columns(events, registry, max_payload_bytes)
-    except (EventCoreError, TypeError, ValueError, OverflowError, msgspec.DecodeError):
-        return None
+    except (EventCoreError, TypeError, ValueError, OverflowError, RecursionError, msgspec.DecodeError):
+        return None  # RecursionError: a payload nested too deep for msgspec; the row check reports it
 
 
 def _column(events: list[StoredEvent], name: str) -> list[Any]:
@@ -484,11 +484,9 @@ def _import_columns(
         return None  # payloads are encoded here as the registry's own methods would
     if set(map(type, events)) != {StoredEvent}:
         return None
-    raw_streams = _column(events, "stream_id")
-    valid = {raw: StreamId(raw) for raw in dict.fromkeys(raw_streams)}
-    if any(sid != raw for raw, sid in valid.items()):
+    streams: list[str] = _column(events, "stream_id")
+    if any(StreamId(raw) != raw for raw in dict.fromkeys(streams)):
         return None  # trimmed stream ids: rare, left to the row-by-row check
-    streams: list[str] = list(map(valid.__getitem__, raw_streams))
     ids = _column(events, "event_id")
     if not all(issubclass(kind, uuid.UUID) for kind in set(map(type, ids))):
         return None
@@ -511,11 +509,19 @@ def _import_columns(
     if payloads is None:
         return None
     metadata = _column(events, "metadata")
-    distinct = dict(zip(map(id, metadata), metadata, strict=True))  # an export shares few Metadata objects
+    keys = list(map(id, metadata))
+    distinct = dict(zip(keys, metadata, strict=True))  # an export shares few Metadata objects, a history one
     encoded = {key: encode_metadata(meta, "") for key, meta in distinct.items()}
-    metadata_json = list(map(encoded.__getitem__, map(id, metadata)))
+    if len(encoded) == 1:
+        metadata_json = [encoded[keys[0]]] * len(keys)
+    else:
+        metadata_json = list(map(encoded.__getitem__, keys))
     recorded = _column(events, "recorded_at")
-    for at in dict(zip(map(id, recorded), recorded, strict=True)).values():
+    if all(map(is_, recorded, repeat(recorded[0]))):
+        moments: Iterable[object] = recorded[:1]
+    else:
+        moments = dict(zip(map(id, recorded), recorded, strict=True)).values()
+    for at in moments:
         if not isinstance(at, datetime) or at.tzinfo is not UTC:
             return None  # naive or another zone: refused or converted row by row
     tags = _column(events, "tags")
@@ -537,18 +543,53 @@ def _import_payloads(
     registry: EventRegistry,
     max_payload_bytes: int,
 ) -> list[bytes] | None:
-    """The payloads' JSON, class by class; None when one would be refused (see :func:`encode_payload`)."""
+    """The payloads' JSON, in one encoding pass, read back class by class; None when one would be
+    refused (see :func:`encode_payload`)."""
     kinds = list(map(type, payloads))
     classes = list(dict.fromkeys(kinds))
-    lines_of: dict[type, Iterator[bytes]] = {}
+    if any(issubclass(kind, UnknownEvent) for kind in classes):
+        return _import_payloads_with_unknown(payloads, types, streams, versions, registry, max_payload_bytes)
+    names = {kind: registry.name_of(kind) for kind in classes}
+    if list(map(names.__getitem__, kinds)) != types:
+        return None  # an event whose type is not its payload's registered name
+    encoded = _line_encoder.encode_lines(payloads).split(b"\n")  # JSON text holds no raw newline
+    encoded.pop()  # after the last newline
+    if len(encoded) != len(payloads) or max(map(len, encoded)) > max_payload_bytes:
+        return None
     for kind in classes:
-        rows: Iterable[int] = range(len(payloads))
-        of_kind, types_of_kind = payloads, types
+        of_kind, lines = payloads, encoded
         if len(classes) > 1:
             mask = list(map(is_, kinds, repeat(kind)))
-            rows = list(compress(rows, mask))
-            of_kind, types_of_kind = list(compress(payloads, mask)), list(compress(types, mask))
+            of_kind, lines = list(compress(payloads, mask)), list(compress(encoded, mask))
+        if not _reads_back(registry.event_class(names[kind]), of_kind, lines):
+            return None
+    return encoded
+
+
+def _reads_back(cls: type, payloads: list[object], lines: list[bytes]) -> bool:
+    """Whether the JSON ``lines`` of payloads of one registered class decode to equal payloads."""
+    decoder = _line_decoders.get(cls)
+    if decoder is None:
+        decoder = _line_decoders[cls] = msgspec.json.Decoder(cls)
+    return _equal(decoder.decode_lines(b"\n".join(lines)), payloads)
+
+
+def _import_payloads_with_unknown(
+    payloads: list[object],
+    types: list[str],
+    streams: list[str],
+    versions: list[int],
+    registry: EventRegistry,
+    max_payload_bytes: int,
+) -> list[bytes] | None:
+    """:func:`_import_payloads` when some payloads are of types unknown where they were read: those are
+    kept byte for byte (checked one by one), the others encoded class by class."""
+    kinds = list(map(type, payloads))
+    lines_of: dict[type, Iterator[bytes]] = {}
+    for kind in dict.fromkeys(kinds):
+        mask = list(map(is_, kinds, repeat(kind)))
         if issubclass(kind, UnknownEvent):
+            rows = compress(range(len(payloads)), mask)
             encoded = [
                 _unknown_payload(
                     cast(UnknownEvent, payloads[row]),
@@ -560,35 +601,15 @@ def _import_payloads(
                 for row in rows
             ]
         else:
-            encoded_or_none = _encode_class(kind, of_kind, types_of_kind, registry, max_payload_bytes)
+            of_kind, types_of_kind = list(compress(payloads, mask)), list(compress(types, mask))
+            encoded_or_none = _import_payloads(
+                of_kind, types_of_kind, streams, versions, registry, max_payload_bytes
+            )
             if encoded_or_none is None:
                 return None
             encoded = encoded_or_none
-        if len(classes) == 1:
-            return encoded
         lines_of[kind] = iter(encoded)
     return list(map(next, map(lines_of.__getitem__, kinds)))  # back in import order
-
-
-def _encode_class(
-    kind: type, payloads: list[object], types: list[str], registry: EventRegistry, max_payload_bytes: int
-) -> list[bytes] | None:
-    """The JSON of payloads of one registered class, encoded and read back in one call each."""
-    name = registry.name_of(kind)
-    if types.count(name) != len(types):
-        return None
-    lines = _line_encoder.encode_lines(payloads)
-    cls = registry.event_class(name)
-    decoder = _line_decoders.get(cls)
-    if decoder is None:
-        decoder = _line_decoders[cls] = msgspec.json.Decoder(cls)
-    if not _equal(decoder.decode_lines(lines), payloads):
-        return None
-    encoded = lines.split(b"\n")  # JSON text holds no raw newline
-    encoded.pop()  # after the last newline
-    if len(encoded) != len(payloads) or max(map(len, encoded)) > max_payload_bytes:
-        return None
-    return encoded
 
 
 def _unknown_payload(

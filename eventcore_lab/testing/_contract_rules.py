@@ -161,6 +161,65 @@ BAD_IMPORTS: dict[str, tuple[Callable[[], list[Any]], type[Exception]]] = {
     "too large": (lambda: [stored(payload=note("x" * (2 << 20)))], TooLong),
 }
 
+# Ways to spoil one event of a big, otherwise valid import (given the event and the import), with the
+# error every store raises. The import is refused as a whole and the error names the spoiled event.
+BAD_IN_A_BIG_IMPORT: dict[
+    str, tuple[Callable[[StoredEvent, list[StoredEvent]], StoredEvent], type[Exception]]
+] = {
+    "constraint": (
+        lambda e, _: msgspec.structs.replace(
+            e, event_type="eventcore.contract.Constrained", payload=Constrained(amount=-5)
+        ),
+        SerializationError,
+    ),
+    "nan": (
+        lambda e, _: msgspec.structs.replace(
+            e, event_type="eventcore.contract.Measured", payload=Measured(value=math.nan)
+        ),
+        SerializationError,
+    ),
+    "type/payload mismatch": (
+        lambda e, _: msgspec.structs.replace(e, event_type="eventcore.contract.Measured", payload=note("x")),
+        EventTypeMismatch,
+    ),
+    "duplicate event id": (
+        lambda e, events: msgspec.structs.replace(e, event_id=events[0].event_id),
+        InvalidFormat,
+    ),
+    "version gap": (lambda e, _: msgspec.structs.replace(e, version=e.version + 1), VersionConflict),
+    "naive recorded_at": (
+        lambda e, _: msgspec.structs.replace(e, recorded_at=datetime(2026, 1, 1)),
+        InvalidFormat,
+    ),
+    "nan in metadata": (
+        lambda e, _: msgspec.structs.replace(e, metadata=BAD_METADATA["nan"]()),
+        SerializationError,
+    ),
+    "too large": (lambda e, _: msgspec.structs.replace(e, payload=note("x" * (2 << 20))), TooLong),
+}
+
+
+def big_import(run: str, count: int = 3_000, streams: int = 30) -> list[StoredEvent]:
+    """A valid import of ``count`` events interleaved over ``streams`` streams (ids of equal length, so
+    that none is part of another), two payload classes, metadata shared by all."""
+    meta = Metadata(correlation_id=f"c-{run}")
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    events = []
+    for i in range(count):
+        payload: object = Measured(value=i / 4) if i % 7 == 3 else note(f"n{i}", number=i)
+        events.append(
+            stored(
+                stream_id=f"big-{run}-{i % streams:03d}",
+                version=i // streams + 1,
+                event_type="eventcore.contract.Measured" if i % 7 == 3 else "eventcore.contract.Note",
+                payload=payload,
+                metadata=meta,
+                recorded_at=at,
+            )
+        )
+    return events
+
+
 BAD_FILES: dict[str, type[Exception]] = {
     "constraint": SerializationError,
     "type/payload mismatch": SerializationError,
@@ -278,6 +337,27 @@ class RulesContract:
             else:
                 raise AssertionError(f"import with {case} was not refused with {error.__name__}")
             assert_still_usable(store, before)
+
+    def test_a_bad_event_deep_in_a_big_import_is_named_and_nothing_is_written(
+        self, store: EventStore
+    ) -> None:
+        store.append([write("other", "x")])
+        for case, (spoil, error) in BAD_IN_A_BIG_IMPORT.items():
+            events = big_import(uuid.uuid4().hex[:8])
+            middle = len(events) // 2
+            target = events[middle]
+            events[middle] = spoil(target, events)
+            before = everything(store)
+            with pytest.raises(error) as raised:
+                store.import_events(events)
+            message = str(raised.value)
+            assert target.stream_id in message and f"version {target.version}" in message, (case, message)
+            assert_still_usable(store, before)
+        events = big_import(uuid.uuid4().hex[:8])
+        assert store.import_events(events) == len(events)  # the same import, unspoiled, goes in whole
+        assert [(e.event_id, e.version, e.payload) for e in everything(store)[-len(events) :]] == [
+            (e.event_id, e.version, e.payload) for e in events
+        ]
 
     def test_import_converts_times_to_utc_and_keeps_everything_else(self, store: EventStore) -> None:
         paris = timezone(timedelta(hours=2))

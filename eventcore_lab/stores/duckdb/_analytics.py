@@ -212,10 +212,10 @@ class _AnalyticsMixin(_WriterMixin, _ReadingMixin):
         items = events if isinstance(events, list | tuple) else list(events)
         with gc_paused(), bulk.progress_bar(total=len(items), desc="validate import", progress=show) as bar:
             batch = prepare_import(items, self.registry, self.max_payload_bytes)
+            if not batch.events:
+                return 0
+            rows = _Rows.of_import(batch)  # Arrow columns built here: the writer only inserts them
             bar.update(len(items))
-        if not batch.events:
-            return 0
-        rows = _Rows.of_import(batch)
         with self._lock:
             self._check_writable()
             check_follows(batch.first_versions, self._version_with_pending)

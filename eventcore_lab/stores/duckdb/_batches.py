@@ -10,18 +10,19 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-from itertools import repeat
+from datetime import datetime
 from operator import attrgetter
 from pathlib import Path
 
 import duckdb
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from ...core.errors import EventFileChanged
 from ...core.events import StoredEvent
 from .. import bulk
+from .._columns import shared, timestamp_micros, uuid_bytes
 from ..rules import ImportColumns, PreparedImport
 
 
@@ -47,23 +48,11 @@ _metadata_encoder = msgspec.json.Encoder()
 _IMPORT_FIELDS = ("event_id", "stream_id", "version", "event_type", "payload", "recorded_at", "tags")
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _micros(at: datetime) -> int:
-    """Microseconds since the epoch, exactly (naive times are taken as UTC, as DuckDB would)."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return (at - _EPOCH) // _MICROSECOND
-
-
 class _Rows:
-    """Column lists of events bound for the ``events`` table."""
+    """Column lists of events bound for the ``events`` table, and for an import its Arrow columns."""
 
     __slots__ = (
+        "arrow",
         "event_ids",
         "metadata",
         "payloads",
@@ -87,14 +76,17 @@ class _Rows:
         self.recorded: list[datetime] = []
         self.schema_versions: list[int] = []
         self.tags: list[tuple[str, ...]] = []
+        #: Every column but the positions as Arrow arrays, built before the rows are queued (an import's,
+        #: by the importing thread) so that the writer only adds positions; None: built when inserted.
+        self.arrow: pa.Table | None = None
 
     def __len__(self) -> int:
-        return len(self.positions)
+        return len(self.streams)
 
     @classmethod
     def of_import(cls, prepared: PreparedImport) -> _Rows:
         """The columns of a validated import (positions left to the writer): those validation built,
-        else one C-level pass over the events per field."""
+        else one C-level pass over the events per field; and their Arrow arrays."""
         rows = cls()
         columns = prepared.columns
         if columns is None:
@@ -109,41 +101,69 @@ class _Rows:
         rows.recorded = columns.recorded
         rows.schema_versions = bulk.schema_versions(columns.payloads)
         rows.tags = columns.tags
+        rows.arrow = rows._arrow_columns()
         return rows
 
     def extend(self, other: _Rows) -> None:
         for name in self.__slots__:
-            getattr(self, name).extend(getattr(other, name))
+            if name != "arrow":
+                getattr(self, name).extend(getattr(other, name))
+        self.arrow = None
 
     def table(self, start: int = 0, stop: int | None = None) -> pa.Table:
-        """The rows as Arrow columns, converting ids and timestamps in bulk (per row they cost more
-        than DuckDB's whole insert)."""
+        """Rows ``start`` to ``stop`` as an Arrow table with :data:`_ARROW_SCHEMA`."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        columns = (
+            self._arrow_columns(start, stop) if self.arrow is None else self.arrow.slice(start, stop - start)
+        )
+        positions = pa.array(self.positions[start:stop], pa.int64())
+        return columns.add_column(0, _ARROW_SCHEMA.field("position"), positions)
+
+    def _arrow_columns(self, start: int = 0, stop: int | None = None) -> pa.Table:
+        """Every column but the positions, converted in bulk: per row, ids, timestamps, metadata and
+        tags cost more than DuckDB's whole insert."""
         cut = slice(start, stop)
-        ids = self.event_ids[cut]
-        id_bytes = pa.py_buffer(b"".join(map(int.to_bytes, map(attrgetter("int"), ids), repeat(16))))
-        stamps = self.recorded[cut]
-        # an append shares one timestamp object, an export a few: convert each object once (by id:
-        # hashing an aware datetime asks its zone for the offset)
-        distinct = dict(zip(map(id, stamps), stamps, strict=True))
-        micros = {key: _micros(at) for key, at in distinct.items()}
-        recorded = pa.array(list(map(micros.__getitem__, map(id, stamps))), pa.int64())
         return pa.Table.from_arrays(
             [
-                pa.array(self.positions[cut], pa.int64()),
-                pa.ExtensionArray.from_storage(
-                    pa.uuid(), pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(ids), [None, id_bytes])
-                ),
+                _uuids(self.event_ids[cut]),
                 pa.array(self.streams[cut], pa.string()),
                 pa.array(self.versions[cut], pa.int64()),
                 pa.array(self.types[cut], pa.string()),
                 pa.array(self.payloads[cut], pa.string()),
-                pa.array(self.metadata[cut], pa.string()),
-                recorded.view(pa.timestamp("us", tz="UTC")),
+                _shared_text(self.metadata[cut]),
+                _timestamps(self.recorded[cut]),
                 pa.array(self.schema_versions[cut], pa.int32()),
-                pa.array(self.tags[cut], pa.list_(pa.string())),
+                _tag_lists(self.tags[cut]),
             ],
-            schema=_ARROW_SCHEMA,
+            names=_ARROW_SCHEMA.names[1:],
         )
+
+
+def _uuids(ids: list[uuid.UUID]) -> pa.Array:
+    """UUIDs as an Arrow uuid array."""
+    data = pa.py_buffer(uuid_bytes(ids).tobytes())
+    return pa.ExtensionArray.from_storage(
+        pa.uuid(), pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(ids), [None, data])
+    )
+
+
+def _shared_text(values: list[bytes]) -> pa.Array:
+    """Text of which most rows share a few objects (metadata) as a dictionary array: each distinct
+    object converted once."""
+    distinct, codes = shared(values)
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(distinct, pa.string()))
+
+
+def _timestamps(stamps: list[datetime]) -> pa.Array:
+    """UTC timestamps, each distinct object converted once."""
+    return pa.array(timestamp_micros(stamps)).view(_ARROW_SCHEMA.field("recorded_at").type)
+
+
+def _tag_lists(tags: list[tuple[str, ...]]) -> pa.Array:
+    """Each row's tags; rows without any (most) as a list array of empty lists, built without a loop."""
+    if any(tags):
+        return pa.array(tags, pa.list_(pa.string()))
+    return pa.ListArray.from_arrays(pa.array(np.zeros(len(tags) + 1, np.int32)), pa.array([], pa.string()))
 
 
 class _ParquetImport:

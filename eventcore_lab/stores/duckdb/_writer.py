@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable, Mapping
-from itertools import compress, repeat
-from operator import eq
 from typing import Any
 
 import duckdb
@@ -280,16 +278,7 @@ class _WriterMixin(_DuckDBBase):
                 index.add(event.position, event.event_type, event.tags)
             return
         rows = batch.rows
-        if any(rows.tags):
-            for position, event_type, tags in zip(rows.positions, rows.types, rows.tags, strict=True):
-                index.add(position, event_type, tags)
-        else:  # an untagged import: each type's positions in one C-level pass
-            kinds = dict.fromkeys(rows.types)
-            for kind in kinds:
-                positions = rows.positions
-                if len(kinds) > 1:
-                    positions = list(compress(positions, map(eq, rows.types, repeat(kind))))
-                index.add_positions(event_type=kind, positions=positions)
+        index.add_many(rows.positions, rows.types, rows.tags)
         if batch.staged is not None:  # a Parquet import: its rows are only in the file (and now DuckDB)
             first = batch.staged[1]
             cursor = self._con.cursor()  # not ``_db_lock``: it is never taken after ``_lock``

@@ -4,11 +4,13 @@ command's deadline when there is one) and COPY-based bulk import."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from operator import attrgetter
+from typing import TYPE_CHECKING
 
 import msgspec
 from psycopg import sql
 
+from ..._gc import gc_paused
 from ...core._deadline import remaining
 from ...core.errors import AppendConditionFailed, InvalidFormat
 from ...core.events import EventToWrite, ExpectedVersion, StoredEvent
@@ -24,18 +26,8 @@ from ..rules import (
 from ._connection import _lock_timeout
 from ._reading import _ReadingMixin, lock_names, query_json
 
-_COPY_TYPES = [
-    "int8",
-    "text",
-    "int8",
-    "uuid",
-    "text",
-    "text",
-    "text",
-    "timestamptz",
-    "int4",
-    "text[]",
-]  # json travels as its text
+if TYPE_CHECKING:
+    from ._copy import CopyColumns
 
 
 def _tags_json(tags: list[tuple[str, ...]]) -> str | None:
@@ -163,8 +155,13 @@ class _WriterMixin(_ReadingMixin):
             store.import_events(bulk.read_events("history.parquet"))
         """
         self._check_open()
-        rows, firsts = self._import_rows(events)
-        if not rows:
+        with gc_paused():  # 100,000s of new, acyclic objects: collections would rescan them all
+            return self._import(events, progress)
+
+    def _import(self, events: Iterable[StoredEvent], progress: bool | None) -> int:
+        columns, firsts = self._import_columns(events)
+        count = len(columns)
+        if not count:
             return 0
         self._ready()
         q = self._q
@@ -174,46 +171,50 @@ class _WriterMixin(_ReadingMixin):
         ).format(q)
         from ..bulk import progress_bar
 
-        bar = progress_bar(total=len(rows), desc="import", progress=progress)
+        bar = progress_bar(total=count, desc="import", progress=progress)
         try:
             with self._connection() as conn, conn.transaction():
                 row = conn.execute(
                     sql.SQL("SELECT {}.import_begin(%s::text[], %s::int8[], %s)").format(q),
-                    [list(firsts), list(firsts.values()), len(rows)],
+                    [list(firsts), list(firsts.values()), count],
                 ).fetchone()
                 assert row is not None
                 positions = row[0]
                 with conn.cursor().copy(copy_sql) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for i, values in enumerate(rows):
-                        copy.write_row((positions[i], *values))
-                        if i % 10_000 == 9_999:
-                            bar.update(10_000)
-            bar.update(len(rows) % 10_000)
+                    for block, rows in columns.blocks(positions):
+                        copy.write(block)
+                        bar.update(rows)
         finally:
             bar.close()
         self._saw_head(positions[-1])
         if self._cache is not None:
             self._cache.drop(firsts)
         self._wake_listeners(firsts)
-        return len(rows)
+        return count
 
-    def _import_rows(self, events: Iterable[StoredEvent]) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
-        """Validate an import fully (:func:`.rules.prepare_import`) before anything is sent; rows without
-        positions, and each stream's first version."""
+    def _import_columns(self, events: Iterable[StoredEvent]) -> tuple[CopyColumns, dict[str, int]]:
+        """Validate an import fully (:func:`.rules.prepare_import`) before anything is sent; its COPY
+        columns (one C-level pass each), and each stream's first version."""
+        from ..bulk import schema_versions
+        from ._copy import CopyColumns  # Arrow and numpy: loaded by the first import
+
         batch = prepare_import(events, self.registry, self.max_payload_bytes)
-        rows = [
-            (
-                e.stream_id,
-                e.version,
-                e.event_id,
-                e.event_type,
-                payload.decode(),
-                metadata.decode(),
-                e.recorded_at,
-                schema_version_of(e.payload),
-                list(e.tags),
-            )
-            for e, payload, metadata in zip(batch.events, batch.payloads, batch.metadata, strict=True)
-        ]
-        return rows, batch.first_versions
+        stored = batch.events
+        fields = [list(map(attrgetter(name), stored)) for name in _IMPORT_FIELDS]
+        streams, versions, event_ids, types, recorded, payloads, tags = fields
+        columns = CopyColumns(
+            streams,
+            versions,
+            event_ids,
+            types,
+            batch.payloads,
+            batch.metadata,
+            recorded,
+            schema_versions(payloads),
+            tags,
+        )
+        return columns, batch.first_versions
+
+
+#: The StoredEvent fields an import's COPY columns take.
+_IMPORT_FIELDS = ("stream_id", "version", "event_id", "event_type", "recorded_at", "payload", "tags")
