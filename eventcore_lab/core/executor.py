@@ -205,7 +205,7 @@ class Executor:
     ) -> ExecutionResult:
         """What driving ``_phases`` does, for a command on the plain path, in plain calls: the same
         phases, checks, retries and deadline checks (after every phase but the commit), without the
-        generator frames a resumable run needs (5-8% of an in-memory command's instructions)."""
+        generator frames a resumable run needs (about 5-7% of an in-memory command's instructions)."""
         started = time.perf_counter()
         attempt = 1
         while True:
