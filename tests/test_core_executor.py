@@ -30,7 +30,14 @@ from eventcore_lab import (
 from eventcore_lab.core.command import CommandContext
 from eventcore_lab.core.executor import Phase
 from eventcore_lab.errors import ConnectionFailed, MaxIterationsExceeded, StreamAccessDenied
-from eventcore_lab.examples.banking import Deposit, OpenAccount, TransferMoney, Withdraw, apply_to_accounts
+from eventcore_lab.examples.banking import (
+    Deposit,
+    MoneyDeposited,
+    OpenAccount,
+    TransferMoney,
+    Withdraw,
+    apply_to_accounts,
+)
 from eventcore_lab.examples.tasks import AssignTask, CompleteTask, CreateTask
 
 NO_WAIT = RetryConfig(max_attempts=20, initial_delay=0, max_delay=0, jitter=False)
@@ -446,3 +453,61 @@ def test_versions_gap_free_positions_increasing_and_no_overdraft(sequence: list[
     for sid in store.stream_ids():
         assert [e.version for e in store.read_stream(sid)] == list(range(1, store.stream_version(sid) + 1))
     assert all(balance >= 0 for balance in balances(store).values())
+
+
+class _Ignores:
+    """An observer that ignores everything: with one, a command runs on the observed (generator) path."""
+
+    def observe(self, observation: object) -> None:
+        pass
+
+
+class _RacedStore(MemoryStore):
+    """An open account "acc" (balance 5); before each of the next ``races`` appends, another writer
+    deposits 1 into it."""
+
+    def __init__(self, races: int) -> None:
+        super().__init__()
+        self.races = 0
+        Executor(self).execute(OpenAccount("acc", "ann", 5))
+        self.races = races
+
+    def append(self, events, expected=None):  # type: ignore[no-untyped-def]
+        if self.races:
+            self.races -= 1
+            super().append([emit("acc", MoneyDeposited(amount=1))])
+        return super().append(events, expected)
+
+
+@pytest.mark.parametrize("observed", [False, True], ids=["plain", "observed"])
+def test_the_plain_and_the_observed_path_retry_time_out_and_refuse_alike(observed: bool) -> None:
+    """A command with no observer runs without generators; every outcome must match the observed run."""
+    observers = [_Ignores()] if observed else []
+    slept: list[float] = []
+
+    store = _RacedStore(races=1)
+    result = Executor(store, retry=NO_WAIT, observers=observers).execute(Deposit("acc", 10))
+    assert result.attempts == 2  # the raced first attempt conflicted, the second committed
+    assert balances(store) == {"acc": 16}
+
+    store = _RacedStore(races=5)
+    twice = RetryConfig(max_attempts=2, initial_delay=0, max_delay=0, jitter=False)
+    with pytest.raises(ConcurrencyConflict) as conflict:
+        Executor(store, retry=twice, observers=observers).execute(Deposit("acc", 10))
+    assert conflict.value.attempts == 3
+
+    store = _RacedStore(races=1)
+    slow = RetryConfig(max_attempts=5, initial_delay=10, max_delay=10, jitter=False)
+    executor = Executor(store, retry=slow, timeout=1.0, sleep=slept.append, observers=observers)
+    with pytest.raises(Timeout, match=r"attempt 1, last phase backoff"):
+        executor.execute(Deposit("acc", 10))
+    assert slept == [] and balances(store) == {"acc": 6}
+
+    with pytest.raises(Timeout, match=r"attempt 1, last phase read"):
+        Executor(store, observers=observers).execute(Deposit("acc", 10), timeout=0.0)
+    with pytest.raises(ValidationFailed, match="positive") as refused:
+        Executor(store, observers=observers).execute(Deposit("acc", -1))
+    assert refused.value.attempts == 1
+    with pytest.raises(TypeError, match="expected a Command"):
+        Executor(store, observers=observers).execute("not a command")  # type: ignore[arg-type]
+    assert balances(store) == {"acc": 6}

@@ -91,12 +91,14 @@ class MemoryStore:
     ) -> list[StoredEvent]:
         check_open(self._closed, "the MemoryStore")
         prepared, checks = prepare_append(events, expected, self.registry, self.max_payload_bytes)
-        condition = check_condition(condition)
+        if condition is not None:  # most appends have none: two calls less
+            condition = check_condition(condition)
         version_of = self._version_of
         with self._lock:
             check_open(self._closed, "the MemoryStore")
             check_expected(checks, version_of)
-            check_condition_holds(condition, self._first_match)
+            if condition is not None:
+                check_condition_holds(condition, self._first_match)
             stored, _ = stamp_events(prepared, version_of, len(self._log) + 1, self._clock(), self._new_id)
             self._commit(stored)
         return stored

@@ -230,16 +230,14 @@ def encode_metadata(metadata: Metadata, where: str | _At) -> bytes:
     return data
 
 
-def _plain(value: object) -> bool:
-    return value is None or type(value) is str
-
-
 def _plain_metadata(metadata: Metadata) -> bool:
+    """Whether ``metadata`` holds strings and None only (one expression: it runs once per append)."""
+    causation, user = metadata.causation_id, metadata.user_id
     return (
         not metadata.custom
         and type(metadata.correlation_id) is str
-        and _plain(metadata.causation_id)
-        and _plain(metadata.user_id)
+        and (causation is None or type(causation) is str)
+        and (user is None or type(user) is str)
     )
 
 
