@@ -201,7 +201,7 @@ class EventRegistry:
             return event.raw
         try:
             return _encoder.encode(event)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:  # Recursion: nested too deep
             raise SerializationError(f"cannot serialize {type(event).__qualname__} event: {exc}") from exc
 
     def decode(self, type_name: str, data: bytes | str) -> Any:
@@ -247,7 +247,7 @@ class EventRegistry:
         else:
             try:
                 value = msgspec.to_builtins(event)
-            except (TypeError, ValueError, OverflowError) as exc:
+            except (TypeError, ValueError, OverflowError, RecursionError) as exc:
                 raise SerializationError(f"cannot serialize {type(event).__qualname__} event: {exc}") from exc
         if not isinstance(value, dict):
             name = type(event).__qualname__

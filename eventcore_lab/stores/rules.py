@@ -154,7 +154,12 @@ def encode_payload(
     ``where`` says which event this is in messages: a stream id (as "for stream ...") or a phrase.
     """
     event_type = registry.type_name(event)
-    data = registry.encode(event)
+    try:
+        data = registry.encode(event)
+    except SerializationError as exc:
+        raise SerializationError(
+            f"the {event_type} event {_place(where)} cannot be stored: {_unencodable(event)}"
+        ) from exc
     if len(data) > max_payload_bytes:
         raise TooLong(
             f"{event_type} payload {_place(where)} is {len(data)} bytes as JSON; "
@@ -254,6 +259,16 @@ def _fields(value: object) -> dict[str, Any] | None:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     return None
+
+
+def _unencodable(event: object) -> str:
+    """Name the first field JSON cannot encode (a lone surrogate, a value nested too deep...)."""
+    for name, value in (_fields(event) or {}).items():
+        try:
+            _metadata_encoder.encode(value)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            return f"field {name!r} cannot be encoded as JSON ({exc})"
+    return "it cannot be encoded as JSON"
 
 
 def _difference(original: object, back: object, path: str = "") -> str:

@@ -115,7 +115,18 @@ NOT_READABLE_BACK: dict[str, tuple[Callable[[], object], str]] = {
     "nested nan in Any": (lambda: Unserializable(value={"x": [1.0, math.nan]}), "value"),
     "decimal in Any": (lambda: Unserializable(value=Decimal("1.5")), "value"),
     "uuid in Any": (lambda: Unserializable(value=uuid.UUID(int=1)), "value"),
+    "nested too deep in Any": (lambda: Unserializable(value=nested(10_000)), "value"),
+    "lone surrogate in a string": (lambda: note("a\ud800"), "text"),
 }
+
+
+def nested(depth: int) -> list[Any]:
+    """A list inside a list... ``depth`` deep: deeper than JSON encoders recurse."""
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
 
 BAD_METADATA: dict[str, Callable[[], Metadata]] = {
     "nan": lambda: Metadata(correlation_id="c", custom={"x": math.nan}),
@@ -132,6 +143,14 @@ BAD_IMPORTS: dict[str, tuple[Callable[[], list[Any]], type[Exception]]] = {
     ),
     "nan": (
         lambda: [stored(event_type="eventcore.contract.Measured", payload=Measured(value=math.nan))],
+        SerializationError,
+    ),
+    "nested too deep": (
+        lambda: [
+            stored(
+                event_type="eventcore.contract.Unserializable", payload=Unserializable(value=nested(10_000))
+            )
+        ],
         SerializationError,
     ),
     "type/payload mismatch": (lambda: [stored(event_type="eventcore.contract.Measured")], EventTypeMismatch),
