@@ -42,7 +42,8 @@ _IMPORT_CHUNK = 200_000
 _SMALL_GROUP = 2_000
 
 
-#: The longest a writer waits for one more append while it gathers a group (see ``_gather``).
+#: The longest a writer waits for one more append while it gathers a group (see ``_gather``): after
+#: a slow commit (a large import), appenders are not held back by its length.
 _GATHER_MAX_SECONDS = 0.002
 
 
