@@ -8,7 +8,8 @@ store keeps what the write path needs in the process and talks to DuckDB in batc
 * concurrent appends are **group-committed**: each validated append joins a queue, a writer thread
   commits everything queued in one DuckDB transaction (one appender flush, or Arrow inserts for large
   groups) while the appenders wait, and every append returns only after its group has committed, so a
-  successful append is durable;
+  successful append is durable; the writer waits for the appenders of its last commit while they come
+  back quickly, so that busy clients share one commit instead of alternating between two;
 * recently read or written streams (an LRU bounded by ``cache_events``) and the newest events of the log
   (``tail_events``) are served from memory, so the executor and tailing subscribers rarely touch DuckDB;
 * every event's position is indexed in memory by tag and by event type (loaded on open, extended as

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -37,6 +38,11 @@ _IMPORT_CHUNK = 200_000
 
 #: Groups up to this many rows are inserted with one parameterised statement, larger ones through Arrow.
 _SMALL_GROUP = 2_000
+
+
+#: The longest a writer waits for one more append while it gathers a group (see ``_gather``): after
+#: a slow commit (a large import), appenders are not held back by its length.
+_GATHER_MAX_SECONDS = 0.002
 
 
 #: A writer thread without work for this long ends; the next append starts another.
@@ -137,13 +143,15 @@ class _WriterMixin(_DuckDBBase):
         """Commit everything queued in one transaction, again and again, until idle or closed.
 
         One thread does all commits, so that appenders keep deciding their next command while DuckDB
-        commits (it releases the GIL): everything queued meanwhile goes into the next commit. A
-        commit wakes only its own appenders (each waits on its batch), not every waiting thread.
-        Waiting for more appends before committing (bigger groups, less DuckDB CPU per append) was
-        measured slower: DuckDB and Python then stop overlapping. The thread ends after a second
-        without work (a store left open holds no idle thread); the next append starts a new one.
+        commits (it releases the GIL): everything queued meanwhile goes into the next commit, and so
+        do the last commit's appenders if they come back quickly (see :meth:`_gather`). A commit
+        wakes only its own appenders (each waits on its batch), not every waiting thread. The
+        thread ends after a second without work (a store left open holds no idle thread); the next
+        append starts a new one.
         """
         group: list[_Batch] = []
+        expected = 0  # appends queued when the last commit ended, plus that commit's own appenders
+        took = 0.0  # seconds the last commit took
         with self._lock:
             try:
                 while True:
@@ -151,14 +159,18 @@ class _WriterMixin(_DuckDBBase):
                         self._work.wait(_WRITER_IDLE_SECONDS)
                     if not self._queue:
                         return
+                    self._gather(expected, took)
                     group, self._queue = self._queue, []
                     self._in_flight = group  # searched by append conditions until published
                     self._committing = True
                     self._lock.release()
+                    started = time.perf_counter()
                     try:
                         error = self._commit_group(group)
                     finally:
+                        took = time.perf_counter() - started
                         self._lock.acquire()
+                    expected = len(self._queue) + len(group)
                     if error is None:
                         self._publish(group)
                     else:
@@ -174,6 +186,25 @@ class _WriterMixin(_DuckDBBase):
                 self._in_flight = []
                 self._committing = False
                 self._changed.notify_all()
+
+    def _gather(self, expected: int, took: float) -> None:
+        """Wait while the appenders of the last commit come back, as long as they come back quickly.
+
+        A DuckDB commit costs about as much CPU for one row as for thirty. Committing whatever is
+        queued the moment the last commit ends splits busy clients into two cohorts that alternate,
+        each waiting for the other's commit as well as its own, with half the clients per commit.
+        Waiting for the returning appenders pays when they are quicker than a commit: while each
+        arrives within ``took / expected`` (the last commit's time shared among the appends it is
+        expected to serve), keep waiting, up to ``expected`` queued appends; a late one ends the
+        wait (the cohorts then stay), so no wait is longer than the last commit. A lone client is
+        never kept waiting: it is the whole of ``expected``. Caller holds ``_lock``.
+        """
+        if len(self._queue) >= expected or took <= 0.0 or self._closed:
+            return
+        patience = min(took / expected, _GATHER_MAX_SECONDS)
+        while len(self._queue) < expected and not self._closed:
+            if not self._work.wait(patience):  # every queued append notifies
+                return
 
     def _commit_group(self, group: list[_Batch]) -> BaseException | None:
         """Write ``group`` in one DuckDB transaction; return the error instead of raising it.
