@@ -18,7 +18,7 @@ from typing import Any
 from eventcore_lab import MemoryStore
 from eventcore_lab.stores.bulk import write_parquet
 
-from . import baselines, ours, peer, replay
+from . import baselines, ours, peer, reads, replay
 from .harness import Sample
 
 OURS, PEER, BASELINE = "eventcore-lab", "eventsourcing", "baseline"
@@ -44,6 +44,7 @@ class Sizes:
     peer_bulk_events: int = 20_000
     replay_events: int = 1_000_000
     peer_replay_events: int = 100_000
+    pg_read_events: int = 100_000  # read_all_pages on PostgreSQL: the first events of the replay history
     rss_events: int = 1_000_000
 
     @classmethod
@@ -64,6 +65,7 @@ class Sizes:
             peer_bulk_events=200,
             replay_events=2000,
             peer_replay_events=500,
+            pg_read_events=1000,
             rss_events=2000,
         )
 
@@ -360,6 +362,8 @@ class ReplayFixture:
         self._memory: Any = None
         self._duckdb: Any = None
         self._peer: Any = None
+        self._postgres: Any = None
+        self._bare_duckdb: Path | None = None
         self._closers: list[Callable[[], None]] = []
         self.expected: dict[str, int] | None = None
 
@@ -382,6 +386,30 @@ class ReplayFixture:
             self._closers.append(store.close)
         return self._duckdb
 
+    def postgres(self) -> Any:
+        """A PostgreSQL store holding the first ``pg_read_events`` events of the history."""
+        if self._postgres is None:
+            from eventcore_lab.stores.postgres import PostgresStore
+
+            schema = self.b.schema()
+            name = schema.__enter__()
+            self._closers.append(lambda: schema.__exit__(None, None, None))
+            store = PostgresStore(self.b.dsn, schema=name)
+            store.import_events(self.memory().read_all(limit=self.s.pg_read_events))
+            self._postgres = store
+            self._closers.append(store.close)
+        return self._postgres
+
+    def bare_duckdb(self) -> Path:
+        """A bare DuckDB file holding the history in the DuckDB store's ``events`` table."""
+        if self._bare_duckdb is None:
+            parquet = self.b.workdir / f"replay-{uuid.uuid4().hex[:8]}.parquet"
+            write_parquet(self.memory().read_all(), parquet, progress=False)
+            self._bare_duckdb = self.b.workdir / f"bare-{uuid.uuid4().hex[:8]}.duckdb"
+            reads.duckdb_table(parquet, self._bare_duckdb)
+            parquet.unlink()
+        return self._bare_duckdb
+
     def peer(self) -> Any:
         if self._peer is None:
             context = peer.application("popo")
@@ -400,7 +428,7 @@ class ReplayFixture:
             raise AssertionError("replay paths disagree on the read model")
 
     def close(self) -> None:
-        for close in self._closers:
+        for close in reversed(self._closers):  # a store closes before its schema is dropped
             close()
 
 
@@ -448,6 +476,60 @@ def replay_cases(b: Backends, fixture: ReplayFixture) -> list[Case]:
             "events_frame(store) + pandas groupby, end to end",
         ),
     ]
+    note = f"read_all(after=, limit={reads.PAGE}) page after page: StoredEvents with decoded payloads"
+    cases.append(
+        Case(
+            "read_all_pages", OURS, "memory", "events/s", lambda tag: reads.read_pages(fixture.memory()), note
+        )
+    )
+    if "duckdb" in has:
+        cases += [
+            Case(
+                "read_all_pages",
+                OURS,
+                "duckdb",
+                "events/s",
+                lambda tag: reads.read_pages(fixture.duckdb()),
+                note,
+            ),
+            Case(
+                "read_all_pages",
+                BASELINE,
+                "duckdb",
+                "rows/s",
+                lambda tag: reads.duckdb_fetch_pages(fixture.bare_duckdb()),
+                "bare fetchall of the same rows as tuples, same pages",
+            ),
+        ]
+    if "postgres" in has:
+        cases += [
+            Case(
+                "read_all_pages",
+                OURS,
+                "postgres",
+                "events/s",
+                lambda tag: reads.read_pages(fixture.postgres()),
+                note,
+            ),
+            Case(
+                "read_all_pages",
+                BASELINE,
+                "postgres",
+                "rows/s",
+                lambda tag: reads.pg_fetch_pages(fixture.b.dsn, fixture.postgres().schema),
+                "bare psycopg fetchall of the same rows as tuples, same pages",
+            ),
+        ]
+    cases.append(
+        Case(
+            "read_all_pages",
+            PEER,
+            "popo",
+            "events/s",
+            lambda tag: reads.peer_read_pages(fixture.peer()),
+            "select_notifications pages + mapper.to_domain_event",
+        )
+    )
     if "duckdb" in has:
         cases.append(
             Case(

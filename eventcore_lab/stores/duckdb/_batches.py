@@ -34,6 +34,12 @@ def _sql_string(text: str) -> str:
 _COLUMNS = ", ".join(bulk.COLUMNS)
 #: The events table's columns in order: the bulk columns, the payload's schema version, the tags.
 _TABLE_COLUMNS = f"{_COLUMNS}, schema_version, tags"
+#: The events table's columns as the read path fetches them: ids as 16 bytes and times as epoch
+#: microseconds, which Arrow hands over as buffers (see ``stores._decoding.events_from_arrow``).
+_READ_COLUMNS = (
+    "position, event_id::blob, stream_id, version, event_type, payload, metadata, epoch_us(recorded_at), "
+    "schema_version, tags"
+)
 
 
 # The bulk file schema, except that event ids go into DuckDB as native UUIDs rather than text.

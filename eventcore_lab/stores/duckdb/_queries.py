@@ -22,7 +22,7 @@ from ...core.events import StoredEvent
 from ...core.query import Query
 from ..base import QueryRead
 from ..rules import check_limit, check_position, check_query
-from ._batches import _TABLE_COLUMNS
+from ._batches import _READ_COLUMNS
 from ._index import index_from_file
 from ._reading import _ReadingMixin
 
@@ -77,15 +77,12 @@ class _QueryMixin(_ReadingMixin):
     def _fetch_positions(self, positions: Sequence[int]) -> list[StoredEvent]:
         """The events at ``positions`` (ascending, all at or below the published head), from DuckDB."""
         # the range lets DuckDB skip blocks; the list picks positions within it
-        sql = f"select {_TABLE_COLUMNS} from events where position between ? and ? "
+        sql = f"select {_READ_COLUMNS} from events where position between ? and ? "
         params: list[Any] = [positions[0], positions[-1]]
         if positions[-1] - positions[0] + 1 != len(positions):  # not every position in the range
             sql += "and position in (select unnest(?::bigint[])) "
             params.append(list(positions))
-        with self._db_lock:
-            self._check_open()
-            rows = self._con.execute(sql + "order by position", params).fetchall()
-        return self._decode(rows)
+        return self._read_events(sql + "order by position", params)
 
     def _load_index(self) -> None:
         """Index every stored event by tag and type (on open, before any append; sorted in parallel)."""

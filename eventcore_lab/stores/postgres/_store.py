@@ -34,7 +34,7 @@ from ._connection import (
     _describe,
 )
 from ._migrations import _SCHEMA_NAME, MIGRATIONS
-from ._reading import _COLUMNS
+from ._reading import _READ_COLUMNS, read_columns
 from ._writer import _WriterMixin
 
 
@@ -117,16 +117,16 @@ class PostgresStore(_WriterMixin, _ColumnarMixin):
             "%s::text[], %s::text[], %s::int8[], %s::int4[], %s::jsonb, %s::jsonb, %s::text[], %s::bool[])"
         )
         self._sql_read_all = (
-            f"SELECT {_COLUMNS} FROM {t}.events WHERE position > %s ORDER BY position LIMIT %s"
+            f"SELECT {_READ_COLUMNS} FROM {t}.events WHERE position > %s ORDER BY position LIMIT %s"
         )
         self._sql_read_stream = (
-            f"SELECT {_COLUMNS} FROM {t}.events WHERE stream_id = %s AND version > %s ORDER BY version"
+            f"SELECT {_READ_COLUMNS} FROM {t}.events WHERE stream_id = %s AND version > %s ORDER BY version"
         )
         self._sql_read_streams = (
-            f"SELECT {_COLUMNS} FROM {t}.events WHERE stream_id = ANY(%s::text[]) ORDER BY position"
+            f"SELECT {_READ_COLUMNS} FROM {t}.events WHERE stream_id = ANY(%s::text[]) ORDER BY position"
         )
         self._sql_read_after = (  # streams after given versions (0: whole), in one statement
-            f"SELECT {', '.join('e.' + c for c in _COLUMNS.split(', '))} "
+            f"SELECT {read_columns('e')} "
             f"FROM unnest(%s::text[], %s::int8[]) AS w(stream_id, after) "
             f"JOIN {t}.events e ON e.stream_id = w.stream_id AND e.version > w.after ORDER BY e.position"
         )
