@@ -51,10 +51,12 @@ def duckdb_table(parquet: Path, database: Path) -> None:
 
     with duckdb.connect(str(database)) as con:
         con.execute(
-            "create table events as select position, event_id::uuid as event_id, stream_id, version, "
-            "event_type, payload::json as payload, metadata::json as metadata, recorded_at, "
-            f"schema_version, tags from read_parquet('{parquet}') order by position"
+            "create table events (position bigint primary key, event_id uuid not null, stream_id varchar "
+            "not null, version bigint not null, event_type varchar not null, payload json not null, "
+            "metadata json not null, recorded_at timestamptz not null, schema_version integer not null, "
+            "tags varchar[] not null)"
         )
+        con.execute(f"insert into events select {_COLUMNS} from read_parquet('{parquet}') order by position")
 
 
 def duckdb_fetch_pages(database: Path, page: int = PAGE) -> Sample:

@@ -63,6 +63,8 @@ def test_memory_and_peer_workloads_are_all_present(quick: dict) -> None:
         "replay_per_event/eventcore-lab/memory",
         "replay_per_event/eventsourcing/popo",
         "replay_vectorised/eventcore-lab/memory",
+        "read_all_pages/eventcore-lab/memory",
+        "read_all_pages/eventsourcing/popo",
     ):
         assert key in cases
 
@@ -76,8 +78,9 @@ def test_available_durable_stores_ran_every_workload(quick: dict) -> None:
         if available[backend] != "ok":
             continue
         ran_any = True
-        for workload in (*COMMAND_WORKLOADS, "bulk_import"):
+        for workload in (*COMMAND_WORKLOADS, "bulk_import", "read_all_pages"):
             assert f"{workload}/eventcore-lab/{backend}" in cases
+        assert f"read_all_pages/baseline/{backend}" in cases
     assert ran_any or available["duckdb"] != "ok"
     if available["postgres"] == "ok":
         assert "single_stream_update/baseline/postgres" in cases

@@ -109,6 +109,8 @@ class _ReadingMixin(_NotifyMixin):
         times as datetimes) as StoredEvents, decoded a column at a time."""
         if not rows:
             return []
+        ids: Sequence[Any]
+        recorded: Sequence[Any]
         ids, streams, versions, positions, types, payloads, metadata, recorded, schemas, tags = zip(
             *rows, strict=True
         )
