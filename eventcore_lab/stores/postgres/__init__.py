@@ -21,7 +21,7 @@ one-row INSERT is about 35). The per-stream checks and numbering are plain plpgs
 than one more query, since an append names few streams. Since migration 6 the store calls
 ``append_events_within`` for every append (lock timeout NULL without a deadline: one plpgsql call, no
 wrapper), hashes the lock names it sends inside the lock statement, and skips the tags subquery for
-untagged events: about 110 -> 90 µs of server CPU per two-event create in a server-side loop
+untagged events: 0.68-0.88x of migration 5's server CPU per two-event create in a server-side loop
 (``python -m benchmarks.pg_append``, which also splits a command's time into client and server CPU).
 
 **Positions safe for tailers.** Positions come from a sequence, drawn in the order writers ask, which

@@ -18,9 +18,9 @@
 -- EXCLUSIVE keys of a condition are taken when a condition is present (the client names them then).
 --
 -- Measured (server CPU per call of a two-event create, plpgsql procedure loop committing each call,
--- on a loaded 2-core machine): migration 5 about 100-110 us, this one 90 (a bare one-row INSERT 7-10).
--- Of migration 5's, the lock_keys call was about 20 us (the largest cost after the INSERT, about 35),
--- the shared type/tag keys themselves about 10. plan_cache_mode stays forced to generic plans: without
+-- on a loaded 2-core machine): this function costs 0.68-0.88 times migration 5's (six paired runs of
+-- 10,000 calls, medians 120 against 158 us; a bare one-row INSERT 8). Of migration 5's, the lock_keys
+-- call was about 20 us (the largest cost after the INSERT, about 35), the shared type/tag keys about 10. plan_cache_mode stays forced to generic plans: without
 -- it this body costs 1.6-1.8 times as much (array parameters make custom plans, re-planned each call).
 
 CREATE OR REPLACE FUNCTION __SCHEMA__.append_events_within(
