@@ -102,10 +102,8 @@ class _WriterMixin(_ReadingMixin):
         epoch = cache.epoch if cache is not None else 0
         try:
             budget = remaining()
-            if budget is None:
-                [row] = self._run(self._sql_append, params)
-            else:
-                [row] = self._run(self._sql_append_within, (_lock_timeout(budget), *params))
+            timeout = None if budget is None else _lock_timeout(budget)
+            [row] = self._run(self._sql_append, (timeout, *params))
         except AppendConditionFailed as failed:  # nothing written: the cache is still right
             assert condition is not None
             raise AppendConditionFailed(
