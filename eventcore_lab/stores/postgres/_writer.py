@@ -24,6 +24,7 @@ from ..rules import (
     prepare_import,
 )
 from ._connection import _lock_timeout
+from ._import_indexes import indexes_built_after
 from ._reading import _ReadingMixin, lock_names, query_json
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ class _WriterMixin(_ReadingMixin):
                 ).fetchone()
                 assert row is not None
                 positions = row[0]
-                with conn.cursor().copy(copy_sql) as copy:
+                with indexes_built_after(conn, self.schema), conn.cursor().copy(copy_sql) as copy:
                     for block, rows in columns.blocks(positions):
                         copy.write(block)
                         bar.update(rows)
