@@ -1,10 +1,12 @@
-"""An import into an empty store builds the events table's secondary indexes once, after its COPY.
+"""An import into an empty store builds the events table's indexes once, after its COPY.
 
 Kept up to date row by row, the secondary indexes (unique (stream_id, version), (event_type, position),
 category, GIN tags) cost the server about three times the COPY itself (100,000 events: 0.95 s with
-them, 0.25 s without them plus 0.29 s to build them afterwards). So an import into an empty table
-drops them inside its transaction and builds them, from the definitions the catalog holds, after the
-rows are in: a failed import rolls this DDL back with the rows, leaving the store exactly as it was.
+them, 0.25 s without them plus 0.29 s to build them afterwards); even the primary key, whose positions
+ascend, costs more kept than built (COPY with it 0.37-0.56 s; without it and then built, 0.32-0.38 s).
+So an import into an empty table drops them inside its transaction and builds them, from the
+definitions the catalog holds, after the rows are in: a failed import rolls this DDL back with the
+rows, leaving the store exactly as it was.
 
 Taken only when it is safe and pays: the table is empty (no reader loses access to existing events,
 and building beats maintaining), the role owns it (DDL needs that), no foreign key points at it, and
@@ -42,22 +44,22 @@ SELECT pg_has_role(t.relowner, 'USAGE')
   FROM pg_class t WHERE t.oid = %s::regclass
 """
 
-# Every index but the primary key's (positions ascend in an import: appending to it is cheap), with the
-# constraint it backs, if any, and the definitions that rebuild either.
+# Every index, with the constraint it backs if any (primary key first), and the definitions that rebuild
+# either.
 _DEFINITIONS = """
 SELECT x.relname, c.conname, pg_get_indexdef(i.indexrelid), pg_get_constraintdef(c.oid)
   FROM pg_index i
   JOIN pg_class x ON x.oid = i.indexrelid
   LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
- WHERE i.indrelid = %s::regclass AND NOT i.indisprimary
- ORDER BY c.conname IS NULL, x.relname
+ WHERE i.indrelid = %s::regclass
+ ORDER BY NOT i.indisprimary, c.conname IS NULL, x.relname
 """
 
 
 @contextmanager
 def indexes_built_after(conn: Any, schema: str) -> Iterator[None]:
     """Inside an import's transaction, after its '*' lock: the body's rows go into the events table
-    without its secondary indexes, which are built when the body returns, when the table is empty
+    without its indexes, which are built when the body returns, when the table is empty
     (see the module docstring); otherwise the body runs with the indexes as they are."""
     table = sql.Identifier(schema, "events")
     name = table.as_string(conn)
