@@ -99,10 +99,11 @@ def test_a_failure_on_the_server_after_the_indexes_went_leaves_the_store_as_befo
     assert pg_store.stream_version("imp-0") == 30
 
 
-def test_a_hardened_store_keeps_its_indexes_for_its_insert_guard(
+def test_a_store_with_an_insert_trigger_keeps_its_indexes(
     pg_store: PostgresStore, pg_url: str, pg_schema: str
 ) -> None:
-    """An INSERT trigger may look rows up through the indexes (the insert guard does): no fast path."""
+    """An INSERT trigger may look rows up through the indexes (a hardened store's insert guard does):
+    no fast path."""
     pg_store.head()
     table = sql.Identifier(pg_schema, "events")
     function = sql.Identifier(pg_schema, f"count_{uuid.uuid4().hex[:8]}")
