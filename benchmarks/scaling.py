@@ -257,12 +257,14 @@ def plot(curves: dict[str, dict[str, dict[int, float]]], out: Path) -> list[Path
     import matplotlib.pyplot as plt
 
     files = []
-    titles = {
-        "clients": ("commands/s against concurrent clients", "clients (threads)"),
-        "stream": ("a command against the length of its stream", "events in the stream"),
-        "log": ("a command against the size of the log", "events in the log"),
+    titles = {  # name: title, x label, y label
+        "clients": ("commands/s against concurrent clients", "clients (threads)", "commands/s"),
+        "stream": ("a command against the length of its stream", "events in the stream", "commands/s"),
+        "log": ("a command against the size of the log", "events in the log", "commands/s"),
+        "log_fill": ("filling the log through the bulk path", "events in the log", "events/s"),
+        "log_bytes": ("the space the log takes", "events in the log", "bytes"),
     }
-    for name, (title, xlabel) in titles.items():
+    for name, (title, xlabel, ylabel) in titles.items():
         series = curves.get(name, {})
         if not series:
             continue
@@ -275,7 +277,7 @@ def plot(curves: dict[str, dict[str, dict[int, float]]], out: Path) -> list[Path
             ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("commands/s")
+        ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()
