@@ -88,14 +88,14 @@ def stream_curve(b: Backends, backend: str, lengths: list[int]) -> dict[int, flo
 def log_curve(
     b: Backends, backend: str, sizes: list[int], commands: int = 300, budget_s: float = 30.0
 ) -> dict[str, dict[int, float]]:
-    """Per log size: commands/s of ``Credit`` on 10-event streams spread over the log (each command
-    on another stream, in random order, so the reads touch the whole log's indexes and pages, not one
-    hot stream that grows as it is measured), the fill rate (events/s) and the bytes the log takes
-    (process RSS growth in memory, the file for DuckDB, the table and its indexes for PostgreSQL).
-    At most ``commands`` commands, fewer (at least 20) when they take longer than ``budget_s``. A
-    memory-store size is left out when, at the bytes per event of the previous size, it would leave
-    less than ``MEMORY_HEADROOM`` of the machine's available memory."""
-    out: dict[str, dict[int, float]] = {"log": {}, "log_fill": {}, "log_bytes": {}}
+    """Per log size: commands/s and median latency (ms) of ``Credit`` on 10-event streams spread over
+    the log (each command on another stream, in random order, so the reads touch the whole log's
+    indexes and pages, not one hot stream that grows as it is measured), the fill rate (events/s) and
+    the bytes the log takes (process RSS growth in memory, the file for DuckDB, the table and its
+    indexes for PostgreSQL). At most ``commands`` commands, fewer (at least 20) when they take longer
+    than ``budget_s``. A memory-store size is left out when, at the bytes per event of the previous
+    size, it would leave less than ``MEMORY_HEADROOM`` of the machine's available memory."""
+    out: dict[str, dict[int, float]] = {"log": {}, "log_p50_ms": {}, "log_fill": {}, "log_bytes": {}}
     deque(log_blocks(10, "warmup"), maxlen=0)  # modules loaded before the first RSS reading
     for size in sizes:
         if backend == "memory" and out["log_bytes"]:
@@ -123,6 +123,7 @@ def log_curve(
             size / filled,
             footprint,
         )
+        out["log_p50_ms"][size] = percentile(sample.latencies, 50) * 1e3
         log(
             f"{backend} log of {size:,} events: {sample.rate:,.1f} commands/s "
             f"(p50 {percentile(sample.latencies, 50) * 1e3:.2f} ms); filled in {filled:,.1f} s "

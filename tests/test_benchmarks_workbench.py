@@ -47,6 +47,7 @@ def test_scaling_quick_draws_every_curve(tmp_path: Path, pg_url: str) -> None:
         == set(curves["log"])
         == set(curves["log_fill"])
         == set(curves["log_bytes"])
+        == set(curves["log_p50_ms"])
         == stores
     )
     assert all(set(curves["log"][store]) == {"1000", "2000"} for store in stores)
