@@ -26,6 +26,8 @@ def test_workbench_quick_measures_every_part(tmp_path: Path, pg_url: str) -> Non
     result = json.loads(out.read_text())
     assert set(result["simulator_commands_per_s"]) == {"memory", "memory + chaos"}
     assert all(rate > 0 for rate in result["simulator_commands_per_s"].values())
+    assert set(result["simulator_direct_commands_per_s"]) == {"memory", "memory + chaos"}
+    assert all(rate > 0 for rate in result["simulator_direct_commands_per_s"].values())
     assert result["drawing"]["timeline_svg_s"] > 0
     assert set(result["widgets"]) == {
         "explorer_open_s",
