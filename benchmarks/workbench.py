@@ -10,6 +10,7 @@ a browser. PostgreSQL is found like the main runner finds it; without it that ro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -51,27 +52,54 @@ def timed(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
-def simulator(commands: int, repeats: int) -> dict[str, float]:
+def simulator(commands: int, repeats: int) -> dict[str, dict[str, float]]:
     """Simulated commands per second of the deterministic scheduler, in memory, plain and through the
-    chaos store (its defaults: 10% failures, 20% injected conflicts, latency in virtual time)."""
+    chaos store (its defaults: 10% failures, 20% injected conflicts, latency in virtual time); beside
+    each, the same commands run directly (``Executor.execute``, client after client, no scheduler),
+    which is what the simulator adds to."""
     from eventcore_lab import RetryConfig
     from eventcore_lab.simulation import banking_workload, simulate
     from eventcore_lab.stores.chaos import ChaosStore
     from eventcore_lab.stores.memory import MemoryStore
 
-    out = {}
+    simulated, direct = {}, {}
     for name, make in (
         ("memory", MemoryStore),
-        ("memory + chaos", lambda: ChaosStore(MemoryStore(), seed=1)),
+        ("memory + chaos", lambda: ChaosStore(MemoryStore(), seed=1, sleep=lambda _s: None)),
     ):
         retry = RetryConfig(max_attempts=10, initial_delay=0.001, max_delay=0.02)
         workload = banking_workload(accounts=1000, clients=50, commands=commands, seed=1)
         warm = banking_workload(accounts=20, clients=5, commands=50, seed=1)
         simulate(warm, make(), retry=retry)  # imports, warm-up
         seconds = timed(lambda w=workload, m=make, r=retry: simulate(w, m(), retry=r), repeats)
-        out[name] = commands / seconds
-        log(f"simulator {name}: {out[name]:,.0f} commands/s")
-    return out
+        simulated[name] = commands / seconds
+        seconds = timed(lambda w=workload, m=make, r=retry: _run_directly(w, m(), r), repeats)
+        direct[name] = commands / seconds
+        log(
+            f"simulator {name}: {simulated[name]:,.0f} commands/s; the same commands run directly "
+            f"{direct[name]:,.0f}/s (simulated / direct {simulated[name] / direct[name]:.2f}x)"
+        )
+    return {"simulated": simulated, "direct": direct}
+
+
+def _run_directly(workload: Any, store: Any, retry: Any) -> None:
+    """The workload's setup and commands through ``Executor.execute``, one client's next command after
+    another's: the executor's and the domain's share of a simulation, without its scheduler."""
+    import random
+
+    from eventcore_lab.core.errors import EventCoreError
+    from eventcore_lab.core.events import Metadata
+    from eventcore_lab.core.executor import Executor
+
+    executor = Executor(store, retry=retry, timeout=None, rng=random.Random(1), sleep=lambda _s: None)
+    for command in workload.setup:
+        executor.execute(command, metadata=Metadata(correlation_id="setup"))
+    streams = [workload.stream_for(c) for c in range(workload.clients)]
+    for index in range(workload.commands):
+        client = index % workload.clients
+        _op, command, _think = next(streams[client])
+        with contextlib.suppress(EventCoreError):  # refused or gave up: the simulator counts it too
+            executor.execute(command, metadata=Metadata(correlation_id=f"c{client}-{index}"))
 
 
 def drawing(events: int, repeats: int) -> dict[str, float]:
@@ -204,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.only.split(",")
     result: dict[str, Any] = {"sizes": {k: v for k, v in vars(args).items() if k != "json"}}
     if "simulator" in parts:
-        result["simulator_commands_per_s"] = simulator(args.simulated, args.repeats)
+        rates = simulator(args.simulated, args.repeats)
+        result["simulator_commands_per_s"] = rates["simulated"]
+        result["simulator_direct_commands_per_s"] = rates["direct"]
     if "drawing" in parts:
         result["drawing"] = drawing(args.draw_events, args.repeats)
     if "explorer" in parts or "slider" in parts:

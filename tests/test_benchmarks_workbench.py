@@ -26,6 +26,8 @@ def test_workbench_quick_measures_every_part(tmp_path: Path, pg_url: str) -> Non
     result = json.loads(out.read_text())
     assert set(result["simulator_commands_per_s"]) == {"memory", "memory + chaos"}
     assert all(rate > 0 for rate in result["simulator_commands_per_s"].values())
+    assert set(result["simulator_direct_commands_per_s"]) == {"memory", "memory + chaos"}
+    assert all(rate > 0 for rate in result["simulator_direct_commands_per_s"].values())
     assert result["drawing"]["timeline_svg_s"] > 0
     assert set(result["widgets"]) == {
         "explorer_open_s",
@@ -40,14 +42,43 @@ def test_workbench_quick_measures_every_part(tmp_path: Path, pg_url: str) -> Non
     assert result["frame"]["events_frame_pg_events_per_s"] > 0
 
 
-def test_scaling_quick_draws_the_three_curves(tmp_path: Path, pg_url: str) -> None:
+def test_scaling_quick_draws_every_curve(tmp_path: Path, pg_url: str) -> None:
     assert scaling.main(["--quick", "--out", str(tmp_path)]) == 0
     curves = json.loads((tmp_path / "scaling.json").read_text())
     assert set(curves["clients"]) == {"duckdb", "postgres"}
-    assert set(curves["stream"]) == set(curves["log"]) == {"memory", "duckdb", "postgres"}
+    stores = {"memory", "duckdb", "postgres"}
+    assert (
+        set(curves["stream"])
+        == set(curves["log"])
+        == set(curves["log_fill"])
+        == set(curves["log_bytes"])
+        == set(curves["log_p50_ms"])
+        == stores
+    )
+    assert all(set(curves["log"][store]) == {"1000", "2000"} for store in stores)
     assert all(rate > 0 for kind in curves.values() for points in kind.values() for rate in points.values())
-    for name in ("clients", "stream", "log"):
+    for name in ("clients", "stream", "log", "log_fill", "log_bytes"):
         assert (tmp_path / f"scaling-{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # one curve re-run alone replaces only its own points
+    assert scaling.main(["--quick", "--only", "stream", "--backends", "memory", "--out", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "scaling.json").read_text())
+    assert set(again["stream"]) == {"memory"} and again["log"] == curves["log"]
+
+
+def test_log_blocks_are_a_valid_log_of_ten_event_streams() -> None:
+    from eventcore_lab import MemoryStore
+    from eventcore_lab.stores import bulk
+
+    blocks = list(scaling.log_blocks(2 * scaling.BLOCK_STREAMS * scaling.STREAM_EVENTS + 30, "t"))
+    assert [b.num_rows for b in blocks] == [scaling.BLOCK_STREAMS * scaling.STREAM_EVENTS] * 2 + [30]
+    store = MemoryStore()
+    for block in blocks:
+        assert block.schema == bulk.ARROW_SCHEMA
+        store.import_events(list(bulk.arrow_to_events(block, store.registry)))  # versions follow on
+    stream = store.read_stream(scaling.log_stream("t", scaling.BLOCK_STREAMS + 1))
+    assert [e.event_type for e in stream] == ["BenchOpened"] + ["BenchCredited"] * 9
+    assert [e.version for e in stream] == list(range(1, 11))
+    assert store.head() == 2 * scaling.BLOCK_STREAMS * scaling.STREAM_EVENTS + 30
 
 
 def test_large_duckdb_store_in_the_explorer_and_the_slider(tmp_path: Path) -> None:

@@ -375,7 +375,7 @@ def test_events_frame_has_envelope_and_payload_columns() -> None:
     assert str(frame["recorded_at"].dtype).startswith("datetime64")
     assert frame.loc[3, "active_tasks"] == 1
     events = store.read_all()
-    assert frame["event_id"].tolist() == [e.event_id for e in events]
+    assert frame["event_id"].tolist() == [str(e.event_id) for e in events]
     assert frame.loc[0, "recorded_at"] == pd.Timestamp(events[0].recorded_at)
 
 

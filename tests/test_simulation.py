@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 from collections import Counter
@@ -144,6 +145,47 @@ def test_same_seed_same_frame_and_history_different_seed_differs() -> None:
     assert events_a != events_c
     assert not {e.event_id for e in events_a} & {e.event_id for e in events_c}, "the seed picks the ids"
     assert a.summary()["conflicts"] > 0  # the interleaving really produced contention
+
+
+def _what_was_stored(store: object) -> list[tuple[object, ...]]:
+    """Every stored event but its id and time (a store passed in keeps its own clock and ids)."""
+    return [
+        (e.stream_id, e.version, e.position, e.event_type, e.payload, e.metadata)
+        for e in store.read_all()  # type: ignore[attr-defined]
+    ]
+
+
+@pytest.mark.parametrize("chaos", [False, True], ids=["memory", "chaos"])
+def test_same_seed_same_run_on_a_store_passed_in_with_and_without_chaos(chaos: bool) -> None:
+    # long enough (1,200 commands) for the scheduler's periodic garbage collections to happen mid-run
+    def run() -> tuple[object, object]:
+        store = ChaosStore(MemoryStore(), seed=4) if chaos else MemoryStore()
+        workload = banking_workload(accounts=100, clients=50, commands=1200, seed=11)
+        return simulate(workload, store, retry=FAST_RETRY), store
+
+    (first, store_a), (second, store_b) = run(), run()
+    assert first.frame.equals(second.frame)  # type: ignore[attr-defined]
+    assert first.summary().equals(second.summary())  # type: ignore[attr-defined]
+    assert _what_was_stored(store_a) == _what_was_stored(store_b)
+    if chaos:
+        assert store_a.stats == store_b.stats  # type: ignore[attr-defined]
+        assert store_a.stats.failures > 0 and store_a.stats.conflicts > 0  # type: ignore[attr-defined]
+    assert first.summary()["conflicts"] > 0  # type: ignore[attr-defined]
+    assert gc.isenabled()  # the collector paused for the run is running again
+
+
+def test_the_collector_runs_again_after_a_failed_run() -> None:
+    made = itertools.count()
+
+    def broken(draw: Draw) -> banking.Deposit:
+        if next(made) == 10:  # mid-run: the first three are made before the clients start
+            raise RuntimeError("a maker failed")
+        return banking.Deposit(draw.key(), 1)
+
+    workload = Workload(mix=[Op("d", broken)], keys=Uniform(["account-1"]), clients=3, commands=50)
+    with pytest.raises(RuntimeError, match="a maker failed"):
+        simulate(workload)
+    assert gc.isenabled()
 
 
 def test_default_store_records_virtual_time_and_repeatable_v7_ids() -> None:

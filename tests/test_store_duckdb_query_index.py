@@ -1,6 +1,7 @@
-"""The DuckDB store's in-memory query index agrees with SQL over the events table: after appends, after
+"""The DuckDB store's in-memory index agrees with SQL over the events table: after appends, after
 reopening the file (the index is loaded from it) and after imports (``import_events``, ``import_file``
-from Parquet, read by DuckDB itself, and from JSON lines), for query reads and append conditions."""
+from Parquet, read by DuckDB itself, and from JSON lines), for query reads, append conditions and
+reads of streams the store has not cached (found by their positions in the index)."""
 
 from __future__ import annotations
 
@@ -79,15 +80,32 @@ def _assert_index_agrees(store: DuckDBStore) -> None:
                 assert store.append([], condition=condition) == []
 
 
+def _assert_streams_agree(store: DuckDBStore) -> None:
+    """Every stream, read one by one and all at once, holds the events SQL finds for it."""
+    frame = store.sql("select stream_id, position from events order by position")
+    expected: dict[str, list[int]] = {}
+    for sid, position in zip(frame["stream_id"], frame["position"], strict=True):
+        expected.setdefault(str(sid), []).append(int(position))
+    assert len(expected) > 1
+    for sid, positions in expected.items():
+        assert [e.position for e in store.read_stream(sid)] == positions, sid
+    together = store.read_streams(list(expected))
+    assert [e.position for e in together.events] == sorted(p for run in expected.values() for p in run)
+    assert together.versions == {sid: len(run) for sid, run in expected.items()}
+
+
 def test_the_index_agrees_with_sql_after_appends_and_after_reopening(tmp_path: Path) -> None:
     path = tmp_path / "events.duckdb"
     with DuckDBStore(path, tail_events=5, cache_events=3) as store:  # old events come from DuckDB
         _append(store, 1, 120)
         _assert_index_agrees(store)
+        _assert_streams_agree(store)
     with DuckDBStore(path, tail_events=5, cache_events=3) as again:  # index loaded from the file
         _assert_index_agrees(again)
+        _assert_streams_agree(again)
         _append(again, 2, 40)
         _assert_index_agrees(again)
+        _assert_streams_agree(again)
 
 
 @pytest.mark.parametrize("how", ["import_events", "parquet", "jsonl"])
@@ -106,8 +124,35 @@ def test_the_index_agrees_with_sql_after_an_import(tmp_path: Path, how: str) -> 
             assert target.import_file(file) == 90
         assert target.head() == 120
         _assert_index_agrees(target)
+        _assert_streams_agree(target)
         _append(target, 5, 20)
         _assert_index_agrees(target)
+        _assert_streams_agree(target)
+
+
+@pytest.mark.parametrize("how", ["import_events", "parquet"])
+def test_streams_of_a_large_import_are_found_by_position(tmp_path: Path, how: str) -> None:
+    """An import large enough to be indexed by stream in bulk (Arrow) rather than row by row: every
+    stream reads back whole, in the same store and after reopening."""
+    rng = random.Random(7)
+    with DuckDBStore(tmp_path / "source.duckdb") as source:
+        for start in range(0, 6_000, 500):
+            source.append(
+                [EventToWrite(f"big-{rng.randrange(300)}", note(f"n{start + i}")) for i in range(500)]
+            )
+        exported = source.read_all()
+        if how == "parquet":
+            assert source.export_events(tmp_path / "events.parquet") == 6_000
+    path = tmp_path / "target.duckdb"
+    with DuckDBStore(path, cache_events=0) as target:
+        _append(target, 8, 30)
+        if how == "parquet":
+            assert target.import_file(tmp_path / "events.parquet") == 6_000
+        else:
+            assert target.import_events(exported) == 6_000
+        _assert_streams_agree(target)
+    with DuckDBStore(path, cache_events=0) as again:
+        _assert_streams_agree(again)
 
 
 def test_an_untagged_import_of_several_types_is_indexed_by_type(tmp_path: Path) -> None:

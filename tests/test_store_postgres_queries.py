@@ -16,7 +16,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from eventcore_lab.core.errors import AppendConditionFailed
+from eventcore_lab import ExpectedVersion
+from eventcore_lab.core.errors import AppendConditionFailed, VersionConflict
 from eventcore_lab.core.query import AppendCondition, Query, QueryItem
 from eventcore_lab.stores.postgres import PostgresStore
 from eventcore_lab.stores.postgres._migrations import MIGRATIONS
@@ -193,6 +194,42 @@ def test_an_older_schema_is_upgraded_and_its_events_read_without_tags(pg_url: st
         assert old.payload.text == "v3" and old.tags == ()
         [new] = store.append([tagged("new", "v4", "course:7")])
         assert store.read_query(COURSE_7).events == [new]
+
+
+def test_a_version_5_schema_is_upgraded_in_place_and_keeps_every_check(pg_url: str, pg_schema: str) -> None:
+    """Migration 6 rewrites the append function: a schema at version 5 holding tagged events (appended
+    by a version-5 library, as it called the function) upgrades, and its append still numbers after
+    them, refuses a wrong version, and refuses a condition a matching event breaks."""
+    with PostgresStore(pg_url, schema=pg_schema) as old:
+        assert old.migrate(up_to=5) == 5
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL(
+                    "SELECT * FROM {}.append_events_within('5s', %s::text[], %s::uuid[], %s::text[], "
+                    "%s::text[], %s::text[], '{{old}}', '{{no_stream}}', '{{NULL}}', '{{1}}', %s::jsonb, "
+                    "NULL, '{{yeventcore.contract.Note,tcourse:7,*}}', '{{f,f,f}}')"
+                ).format(sql.Identifier(pg_schema)),
+                [
+                    ["old"],
+                    [uuid.uuid4()],
+                    ["eventcore.contract.Note"],
+                    ['{"text": "v5"}'],
+                    ['{"correlation_id": "c"}'],
+                    json.dumps([["course:7"]]),
+                ],
+            )
+    with PostgresStore(pg_url, schema=pg_schema) as store:
+        assert store.migrate() == MIGRATIONS[-1][0] >= 6
+        [old] = store.read_query(COURSE_7).events
+        assert (old.stream_id, old.version, old.position, old.tags) == ("old", 1, 1, ("course:7",))
+        with pytest.raises(VersionConflict):
+            store.append([write("old", "again")], {"old": ExpectedVersion.NO_STREAM})
+        with pytest.raises(AppendConditionFailed) as failed:
+            store.append([tagged("new", "late", "course:7")], condition=AppendCondition(COURSE_7, 0))
+        assert failed.value.position == 1
+        [new] = store.append([tagged("new", "v6", "course:7")], condition=AppendCondition(COURSE_7, 1))
+        assert (new.version, new.position) == (1, 2)
+        assert [e.position for e in store.read_query(COURSE_7).events] == [1, 2]
 
 
 def _plan(conn: psycopg.Connection[Any], schema: str, where: str) -> str:

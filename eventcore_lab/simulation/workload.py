@@ -215,16 +215,20 @@ class ClientStream:
         ops = workload.ops
         self._ops = ops
         self._cumulative = list(itertools.accumulate(op.weight for op in ops))
+        # fixed for the workload (it is frozen): computed once, not per command
+        self._think = workload.think_range
+        self._total_weight = self._cumulative[-1]
+        self._last_op = len(ops) - 1
 
     def __iter__(self) -> Iterator[tuple[str, Command[Any], float]]:
         return self
 
     def __next__(self) -> tuple[str, Command[Any], float]:
         rng = self.rng
-        low, high = self.workload.think_range
+        low, high = self._think
         think = low if low == high else rng.uniform(low, high)
-        index = bisect.bisect_right(self._cumulative, rng.random() * self._cumulative[-1])
-        op = self._ops[min(index, len(self._ops) - 1)]
+        index = bisect.bisect_right(self._cumulative, rng.random() * self._total_weight)
+        op = self._ops[min(index, self._last_op)]
         command = op.make(self.draw)
         if not isinstance(command, Command):
             raise InvalidFormat(f"op {op.name!r} made {command!r}, not a Command")

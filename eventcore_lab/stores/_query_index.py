@@ -22,13 +22,16 @@ _EMPTY = array("q")
 
 
 class QueryIndex:
-    """Ascending positions per tag and per event type (``array('q')``: 8 bytes a position)."""
+    """Ascending positions per tag and per event type (``array('q')``: 8 bytes a position), and per
+    stream where the store has no faster way to find a stream's events (DuckDB: without it, reading a
+    stream it has not cached scans the whole table)."""
 
-    __slots__ = ("_by_tag", "_by_type")
+    __slots__ = ("_by_stream", "_by_tag", "_by_type")
 
     def __init__(self) -> None:
         self._by_tag: dict[str, array[int]] = {}
         self._by_type: dict[str, array[int]] = {}
+        self._by_stream: dict[str, array[int]] = {}
 
     def add(self, position: int, event_type: str, tags: Iterable[str]) -> None:
         """Index one event; positions must come in ascending order (the log's)."""
@@ -60,12 +63,38 @@ class QueryIndex:
             self.add_positions(event_type=kind, positions=run)
 
     def add_positions(
-        self, *, event_type: str | None = None, tag: str | None = None, positions: Iterable[int]
+        self,
+        *,
+        event_type: str | None = None,
+        tag: str | None = None,
+        stream_id: str | None = None,
+        positions: Iterable[int],
     ) -> None:
-        """Index many events of one type or one tag at once (positions ascending, above those known)."""
-        index, key = (self._by_type, event_type) if tag is None else (self._by_tag, tag)
+        """Index many events of one type, tag or stream at once (positions ascending, above those known)."""
+        index, key = (
+            (self._by_stream, stream_id)
+            if stream_id is not None
+            else (self._by_type, event_type)
+            if tag is None
+            else (self._by_tag, tag)
+        )
         assert key is not None
         index.setdefault(key, array("q")).extend(positions)
+
+    def add_streams(self, positions: Iterable[int], streams: Iterable[str]) -> None:
+        """Index events by stream (positions ascending, above those known)."""
+        by_stream = self._by_stream
+        for position, stream_id in zip(positions, streams, strict=True):
+            found = by_stream.get(stream_id)
+            if found is None:
+                by_stream[stream_id] = array("q", (position,))
+            else:
+                found.append(position)
+
+    def stream_positions(self, stream_ids: Iterable[str], head: int) -> list[int]:
+        """The positions up to ``head`` of the events of ``stream_ids``, ascending."""
+        runs = [_between(self._by_stream.get(sid, _EMPTY), 0, head) for sid in stream_ids]
+        return list(runs[0] if len(runs) == 1 else heapq.merge(*runs))
 
     def matching(self, query: Query, after: int, head: int) -> Iterator[int]:
         """Positions in (after, head] of events matching ``query``, ascending, each once."""

@@ -127,14 +127,17 @@ class ChaosStore:
     def _draw(self, *, can_conflict: bool, can_fail: bool = True) -> tuple[Exception | None, bool]:
         """Draw this call's latency and fault; always the same number of draws, so runs replay exactly."""
         with self._lock:
-            rng = self._rng
-            delay = rng.uniform(*self.latency) if self.latency else 0.0
-            fail_roll, kind_roll, conflict_roll = rng.random(), rng.random(), rng.random()
-            self.stats.calls += 1
-            self.stats.latency += delay
+            draw = self._rng.random
+            latency = self.latency
+            # what rng.uniform(low, high) computes, without its call (this runs on every store call)
+            delay = latency[0] + (latency[1] - latency[0]) * draw() if latency else 0.0
+            fail_roll, kind_roll, conflict_roll = draw(), draw(), draw()
+            stats = self.stats
+            stats.calls += 1
+            stats.latency += delay
             error: Exception | None = None
             if can_fail and fail_roll < self.failure_probability:
-                self.stats.failures += 1
+                stats.failures += 1
                 if kind_roll < 0.5:
                     error = ConnectionFailed("injected by ChaosStore: the connection dropped")
                 else:
@@ -143,7 +146,7 @@ class ChaosStore:
                     )
             conflict = error is None and can_conflict and conflict_roll < self.conflict_probability
             if conflict:
-                self.stats.conflicts += 1
+                stats.conflicts += 1
         if delay:
             self.sleep(delay)
         return error, conflict

@@ -58,6 +58,7 @@ class _DuckDBBase:
     _tail: list[StoredEvent]
     _tail_start: int
     _index: QueryIndex  # tag/type -> positions up to the published head (see ._queries)
+    _streams_indexed: int  # the index's stream -> positions is complete up to here (see ._reading)
 
     def _check_open(self) -> None:
         check_open(self._closed, f"the DuckDBStore {self.path}")

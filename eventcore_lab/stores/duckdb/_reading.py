@@ -23,6 +23,7 @@ from ..rules import (
 )
 from ._base import _DuckDBBase
 from ._batches import _READ_COLUMNS
+from ._index import index_from_file
 
 
 def _by_position(event: StoredEvent) -> int:
@@ -94,11 +95,15 @@ class _ReadingMixin(_DuckDBBase):
         return found
 
     def _fetch_streams(self, ids: Sequence[str], head: int) -> dict[str, tuple[StoredEvent, ...]]:
-        """Read whole streams from DuckDB, as of position ``head``."""
+        """Read whole streams from DuckDB, as of position ``head``: by their positions, which the index
+        keeps, so DuckDB looks them up by primary key instead of scanning every row for the stream ids."""
+        positions = self._stream_positions(ids, head)
+        if not positions:
+            return {sid: () for sid in ids}
         rows = self._read_events(
-            f"select {_READ_COLUMNS} from events where stream_id in (select unnest(?)) "
-            "and position <= ? order by position",
-            [list(ids), head],
+            f"select {_READ_COLUMNS} from events where position between ? and ? "
+            "and position in (select unnest(?::bigint[])) order by position",
+            [positions[0], positions[-1], positions],
         )
         result: dict[str, list[StoredEvent]] = {sid: [] for sid in ids}
         for event in rows:
@@ -112,6 +117,23 @@ class _ReadingMixin(_DuckDBBase):
             self._check_open()
             table = self._con.sql(query, params=params).to_arrow_table()
         return events_from_arrow(table, self.registry)
+
+    def _stream_positions(self, ids: Sequence[str], head: int) -> list[int]:
+        """The positions up to ``head`` of the events of streams ``ids``, ascending.
+
+        The index learns streams lazily: opening a file or importing does not pay for it (a pass over
+        the log), only the first read of a stream not cached does, once; after that, each append is
+        indexed as it is published. Caller holds no lock.
+        """
+        with self._lock:
+            if self._streams_indexed < head:
+                cursor = self._con.cursor()  # not ``_db_lock``: it is never taken after ``_lock``
+                try:
+                    index_from_file(cursor, self._index, self._streams_indexed, self._head, by=("stream_id",))
+                finally:
+                    cursor.close()
+                self._streams_indexed = self._head
+            return self._index.stream_positions(ids, head)
 
     def read_all(
         self,

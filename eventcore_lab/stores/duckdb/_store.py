@@ -117,6 +117,7 @@ class DuckDBStore(_ConnectionMixin, _QueryMixin, _AnalyticsMixin):
         self._tail = []
         self._tail_start = 1
         self._index = QueryIndex()
+        self._streams_indexed = 0
         self._load()
         self._load_index()
 

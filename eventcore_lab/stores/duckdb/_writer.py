@@ -307,7 +307,11 @@ class _WriterMixin(_DuckDBBase):
         if batch.events is not None:
             for event in batch.events:
                 index.add(event.position, event.event_type, event.tags)
+            if batch.events and self._streams_indexed == batch.events[0].position - 1:  # else: see below
+                index.add_streams((e.position for e in batch.events), (e.stream_id for e in batch.events))
+                self._streams_indexed = batch.end
             return
+        # imports leave streams to ``_stream_positions``, which indexes them from the file when needed
         rows = batch.rows
         index.add_many(rows.positions, rows.types, rows.tags)
         if batch.staged is not None:  # a Parquet import: its rows are only in the file (and now DuckDB)

@@ -37,7 +37,6 @@ class _PostgresBase:
     _sql_read_stream: str
     _sql_read_streams: str
     _sql_read_after: str
-    _sql_append_within: str
     _sql_read_within: str
     _sql_read_query: str
     _sql_version: str

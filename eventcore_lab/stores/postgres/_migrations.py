@@ -29,6 +29,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (3, "_schema_3.sql"),
     (4, "_schema_4.sql"),
     (5, "_schema_5.sql"),
+    (6, "_schema_6.sql"),
 )
 
 

@@ -112,10 +112,6 @@ class PostgresStore(_WriterMixin, _ColumnarMixin):
         # Hot queries as plain strings (psycopg caches their parsing; Composed objects are re-rendered on
         # every call). The schema name was validated above, so quoting it by hand is safe.
         t = f'"{schema}"'
-        self._sql_append = (
-            f"SELECT * FROM {t}.append_events(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::int8[], %s::int4[], %s::jsonb, %s::jsonb, %s::text[], %s::bool[])"
-        )
         self._sql_read_all = (
             f"SELECT {_READ_COLUMNS} FROM {t}.events WHERE position > %s ORDER BY position LIMIT %s"
         )
@@ -130,10 +126,10 @@ class PostgresStore(_WriterMixin, _ColumnarMixin):
             f"FROM unnest(%s::text[], %s::int8[]) AS w(stream_id, after) "
             f"JOIN {t}.events e ON e.stream_id = w.stream_id AND e.version > w.after ORDER BY e.position"
         )
-        self._sql_append_within = (
-            f"SELECT * FROM {t}.append_events_within(%s, %s::text[], %s::uuid[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::text[], %s::int8[], %s::int4[], %s::jsonb, %s::jsonb, %s::text[], "
-            "%s::bool[])"
+        self._sql_append = (  # the lock timeout first (NULL: none; see migration 6)
+            f"SELECT * FROM {t}.append_events_within(%s::text, %s::text[], %s::uuid[], %s::text[], "
+            "%s::text[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::int4[], %s::jsonb, %s::jsonb, "
+            "%s::text[], %s::bool[])"
         )
         self._sql_read_query = (
             f"SELECT * FROM {t}.read_query(%s::text, %s::jsonb, %s::int8, %s::int8, %s::text[], %s::bool[])"

