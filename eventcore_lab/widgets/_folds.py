@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 #: events between two kept states: a state is folded from the nearest kept one before it, reading and
-#: folding at most this many events (about 25 ms from DuckDB on a quiet machine)
+#: folding at most this many events (one page of the log: about 10 ms from DuckDB at a million events)
 CHECKPOINT_EVENTS = 1_000
 
 #: ``read(after, limit)``: at most ``limit`` events with a position above ``after``, in position order
