@@ -12,8 +12,6 @@ import enum
 import uuid
 from datetime import date, datetime, time
 from decimal import Decimal
-from itertools import repeat
-from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -21,6 +19,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ..stores._columns import uuid_bytes
 
 _PLAIN = (int, float, str, bool, type(None), datetime, date, time, uuid.UUID, Decimal)
 _KEEP = (datetime, date, time, uuid.UUID, Decimal)
@@ -178,15 +178,11 @@ def id_strings(column: Any) -> np.ndarray[Any, Any]:
 
 
 def uuid_strings(ids: list[uuid.UUID]) -> np.ndarray[Any, Any]:
-    """``uuid.UUID`` objects as :func:`id_strings` makes them (their bytes gathered by C-level maps)."""
-    packed = b"".join(map(_TO_BYTES, map(_UUID_INT, ids), repeat(16), repeat("big")))
+    """``uuid.UUID`` objects as :func:`id_strings` makes them (their bytes gathered by msgspec, in C)."""
+    packed = uuid_bytes(ids).tobytes()
     return id_strings(
         pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(ids), [None, pa.py_buffer(packed)])
     )
-
-
-_TO_BYTES: Any = int.to_bytes  # typed Any: map() passes length and byte order positionally
-_UUID_INT = attrgetter("int")
 
 
 def _payload_column(column: Any) -> pd.Series:

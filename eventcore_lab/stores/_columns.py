@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -23,7 +23,7 @@ def micros(at: datetime) -> int:
     """Microseconds since the Unix epoch, exactly (naive times are taken as UTC, as DuckDB would)."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    return (at - _EPOCH) // _MICROSECOND
+    return (at - EPOCH) // _MICROSECOND
 
 
 _uuid_encoder = msgspec.msgpack.Encoder(uuid_format="bytes")

@@ -13,10 +13,10 @@ use :func:`gc_paused`): with a large heap, its passes cost more than the decodin
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Hashable, Sequence
+from datetime import datetime, timedelta
 from itertools import compress
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
@@ -26,10 +26,12 @@ import pyarrow.compute as pc
 from .._gc import gc_paused
 from ..core.events import Metadata, StoredEvent
 from ..core.registry import EventRegistry
+from ._columns import EPOCH
 
 _metadata_decoder = msgspec.json.Decoder(Metadata)
 _uuid_decoder = msgspec.msgpack.Decoder(list[uuid.UUID])
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 def uuids(raw: bytes | memoryview, count: int) -> list[uuid.UUID]:
@@ -44,25 +46,22 @@ def uuids(raw: bytes | memoryview, count: int) -> list[uuid.UUID]:
 
 def datetimes(micros: Sequence[int]) -> list[datetime]:
     """UTC datetimes from microseconds since the Unix epoch, each distinct value converted once."""
-    made: dict[int, datetime] = {}
-    out = []
-    for value in micros:
-        at = made.get(value)
-        if at is None:
-            at = made[value] = _EPOCH + timedelta(microseconds=value)
-        out.append(at)
-    return out
+    return _each_once(micros, lambda value: EPOCH + timedelta(microseconds=value))
 
 
 def metadata(documents: Sequence[str | bytes]) -> list[Metadata]:
     """Metadata from JSON documents; equal documents (one append's events) share one decoded object."""
-    made: dict[str | bytes, Metadata] = {}
+    return _each_once(documents, _metadata_decoder.decode)
+
+
+def _each_once(values: Sequence[K], make: Callable[[K], V]) -> list[V]:
+    """``make(value)`` for each of ``values``, made once per distinct value and shared by its repeats."""
+    made: dict[K, V] = {}
     out = []
-    decode = _metadata_decoder.decode
-    for document in documents:
-        found = made.get(document)
+    for value in values:
+        found = made.get(value)
         if found is None:
-            found = made[document] = decode(document)
+            found = made[value] = make(value)
         out.append(found)
     return out
 

@@ -71,13 +71,13 @@ class QueryIndex:
         positions: Iterable[int],
     ) -> None:
         """Index many events of one type, tag or stream at once (positions ascending, above those known)."""
-        index, key = (
-            (self._by_stream, stream_id)
-            if stream_id is not None
-            else (self._by_type, event_type)
-            if tag is None
-            else (self._by_tag, tag)
-        )
+        key: str | None
+        if stream_id is not None:
+            index, key = self._by_stream, stream_id
+        elif tag is not None:
+            index, key = self._by_tag, tag
+        else:
+            index, key = self._by_type, event_type
         assert key is not None
         index.setdefault(key, array("q")).extend(positions)
 

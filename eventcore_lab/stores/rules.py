@@ -56,7 +56,7 @@ MAX_PAYLOAD_BYTES = 1 << 20
 #: Longest event type name a store keeps.
 MAX_EVENT_TYPE_LENGTH = 255
 
-_metadata_encoder = msgspec.json.Encoder()
+_json_encoder = msgspec.json.Encoder()
 _metadata_decoder = msgspec.json.Decoder(Metadata)
 
 
@@ -221,7 +221,7 @@ def encode_metadata(metadata: Metadata, where: str | _At) -> bytes:
     if type(metadata) is not Metadata:
         raise InvalidFormat(f"metadata must be a Metadata, got {type(metadata).__name__}")
     try:
-        data = _metadata_encoder.encode(metadata)
+        data = _json_encoder.encode(metadata)
         if _plain_metadata(metadata):
             return data  # strings and None only: they encode exactly or not at all
         back = _metadata_decoder.decode(data)
@@ -265,7 +265,7 @@ def _unencodable(event: object) -> str:
     """Name the first field JSON cannot encode (a lone surrogate, a value nested too deep...)."""
     for name, value in (_fields(event) or {}).items():
         try:
-            _metadata_encoder.encode(value)
+            _json_encoder.encode(value)
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             return f"field {name!r} cannot be encoded as JSON ({exc})"
     return "it cannot be encoded as JSON"
@@ -544,7 +544,6 @@ def _import_columns(
     return PreparedImport(list(events), payloads, metadata_json, first, last, columns)
 
 
-_line_encoder = msgspec.json.Encoder()
 _line_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 
 
@@ -565,7 +564,7 @@ def _import_payloads(
     names = {kind: registry.name_of(kind) for kind in classes}
     if list(map(names.__getitem__, kinds)) != types:
         return None  # an event whose type is not its payload's registered name
-    encoded = _line_encoder.encode_lines(payloads).split(b"\n")  # JSON text holds no raw newline
+    encoded = _json_encoder.encode_lines(payloads).split(b"\n")  # JSON text holds no raw newline
     encoded.pop()  # after the last newline
     if len(encoded) != len(payloads) or max(map(len, encoded)) > max_payload_bytes:
         return None
